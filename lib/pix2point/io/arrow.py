@@ -1,0 +1,55 @@
+"""Conversions between numpy arrays and the Arrow column types of pix2point's Parquet contracts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def fixed_list_column(values: np.ndarray) -> pa.FixedSizeListArray:
+    """[N, K] array -> fixed_size_list<K> column, so a row holds one small vector (xyz, pose, intrinsics)."""
+    values = np.ascontiguousarray(values)
+    width = int(np.prod(values.shape[1:]))
+    return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), width)
+
+
+def fixed_list_to_numpy(column: pa.ChunkedArray | pa.Array, shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of fixed_list_column: returns [N, *shape]."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    flat = column.flatten().to_numpy(zero_copy_only=False)
+    return flat.reshape((len(column), *shape))
+
+
+def tensor_column(values: np.ndarray) -> pa.ExtensionArray:
+    """[N, *shape] array -> Arrow fixed_shape_tensor column (shape kept in the type, readable by plain pyarrow)."""
+    return pa.FixedShapeTensorArray.from_numpy_ndarray(np.ascontiguousarray(values))
+
+
+def tensor_column_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    return column.to_numpy_ndarray()
+
+
+def with_metadata(table: pa.Table, metadata: dict[str, Any]) -> pa.Table:
+    """Attach metadata to the schema; values that are not strings are stored as JSON."""
+    encoded = {key: value if isinstance(value, str) else json.dumps(value) for key, value in metadata.items()}
+    merged = {**(table.schema.metadata or {}), **{k.encode(): v.encode() for k, v in encoded.items()}}
+    return table.replace_schema_metadata(merged)
+
+
+def read_metadata(path: Path | str) -> dict[str, str]:
+    """Schema metadata of a Parquet file, as str -> str (Arrow's own ARROW:schema entry left out)."""
+    raw = pq.read_schema(path).metadata or {}
+    return {k.decode(): v.decode() for k, v in raw.items() if not k.startswith(b"ARROW:")}
+
+
+def write_table(table: pa.Table, path: Path, row_group_size: int | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, row_group_size=row_group_size, compression="zstd")

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Installs everything pix2point needs into a virtual environment, skipping what is already there.
+# Used by `make run`, `make test`, CI and docker/Dockerfile.cpu so that they cannot drift apart.
+set -euo pipefail
+
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+ME_VERSION=0.5.4
+
+log() { printf '[install] %s\n' "$*"; }
+
+ensure_openblas() {
+  if [ -e /usr/include/x86_64-linux-gnu/cblas.h ] || [ -e /usr/include/cblas.h ] || dpkg -s libopenblas-dev >/dev/null 2>&1; then
+    return
+  fi
+  log "installing libopenblas-dev (MinkowskiEngine links against BLAS)"
+  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libopenblas-dev >/dev/null
+}
+
+ensure_venv() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating $VENV"
+    "$PYTHON" -m venv "$VENV"
+  fi
+}
+
+has_module() { "$VENV/bin/python" -c "import $1" >/dev/null 2>&1; }
+
+ensure_torch() {
+  has_module torch && return
+  log "installing $TORCH_SPEC"
+  "$VENV/bin/pip" install -q "$TORCH_SPEC" numpy setuptools wheel ninja
+}
+
+# MinkowskiEngine 0.5.4 predates Python 3.10: it imports Sequence from `collections`.
+patch_minkowski_imports() {
+  local pkg
+  pkg=$("$VENV/bin/python" - <<'PY'
+import importlib.util, os
+spec = importlib.util.find_spec("MinkowskiEngine")
+print(os.path.dirname(spec.origin) if spec else "")
+PY
+)
+  [ -n "$pkg" ] || { echo "MinkowskiEngine is not installed in $VENV" >&2; exit 1; }
+  grep -rl --include='*.py' 'from collections import Sequence' "$pkg" | while read -r f; do
+    sed -i 's/from collections import Sequence/from collections.abc import Sequence/' "$f"
+  done
+}
+
+ensure_minkowski() {
+  has_module MinkowskiEngine && return
+  if ! "$VENV/bin/pip" show minkowskiengine >/dev/null 2>&1; then
+    log "building MinkowskiEngine $ME_VERSION (first time ~10 min; pip caches the wheel afterwards)"
+    # stdlib distutils: numpy.distutils crashes under setuptools' bundled distutils.
+    SETUPTOOLS_USE_DISTUTILS=stdlib MAX_JOBS=${MAX_JOBS:-2} \
+      "$VENV/bin/pip" install -q --no-build-isolation "minkowskiengine==$ME_VERSION"
+  fi
+  patch_minkowski_imports
+  has_module MinkowskiEngine || { echo "MinkowskiEngine installed but does not import" >&2; "$VENV/bin/python" -c "import MinkowskiEngine"; exit 1; }
+}
+
+ensure_package() {
+  local extras=${1:-}
+  local stamp="$VENV/.pix2point-installed$extras"
+  if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then return; fi
+  log "installing pix2point$extras and its dependencies"
+  "$VENV/bin/pip" install -q -e ".$extras"
+  touch "$stamp"
+}
+
+main() {
+  ensure_openblas
+  ensure_venv
+  ensure_torch
+  ensure_minkowski
+  if [ -f pyproject.toml ]; then ensure_package "${1:-}"; fi
+}
+
+main "$@"

@@ -1,0 +1,20 @@
+"""Shared fixtures: one Ray runtime per test session (worker start-up costs ~15 s)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local ray.init() may otherwise turn on token auth
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+
+
+@pytest.fixture(scope="session")
+def ray_runtime():
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -35,19 +35,26 @@ ensure_torch() {
   "$VENV/bin/pip" install -q "$TORCH_SPEC" numpy setuptools wheel ninja
 }
 
-# MinkowskiEngine 0.5.4 predates Python 3.10: it imports Sequence from `collections`.
+# MinkowskiEngine 0.5.4 predates Python 3.10: it imports Sequence from `collections` (5 files, Python only).
 patch_minkowski_imports() {
-  local pkg
-  pkg=$("$VENV/bin/python" - <<'PY'
-import importlib.util, os
+  "$VENV/bin/python" - <<'PY'
+import importlib.util, pathlib, re
 spec = importlib.util.find_spec("MinkowskiEngine")
-print(os.path.dirname(spec.origin) if spec else "")
+if spec is None:
+    raise SystemExit("MinkowskiEngine is not installed")
+pattern = re.compile(r"^from collections import (.+)$", re.MULTILINE)
+def split_abc(match):
+    names = [name.strip() for name in match.group(1).split(",")]
+    abc = [n for n in names if n == "Sequence"]
+    rest = [n for n in names if n != "Sequence"]
+    lines = ([f"from collections.abc import {', '.join(abc)}"] if abc else []) + ([f"from collections import {', '.join(rest)}"] if rest else [])
+    return "\n".join(lines)
+for path in pathlib.Path(spec.origin).parent.rglob("*.py"):
+    text = path.read_text()
+    patched = pattern.sub(split_abc, text)
+    if patched != text:
+        path.write_text(patched)
 PY
-)
-  [ -n "$pkg" ] || { echo "MinkowskiEngine is not installed in $VENV" >&2; exit 1; }
-  grep -rl --include='*.py' 'from collections import Sequence' "$pkg" | while read -r f; do
-    sed -i 's/from collections import Sequence/from collections.abc import Sequence/' "$f"
-  done
 }
 
 ensure_minkowski() {

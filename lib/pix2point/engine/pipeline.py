@@ -1,0 +1,158 @@
+"""pipeline.yaml -> validated stages: profiles and `--set` overrides merged, params checked by each stage's model.
+
+    stages:
+      <name>:
+        module: stages.<name>     # a module with `Params` and `run(params, inputs, out)`
+        inputs: [<stage>, ...]    # upstream stages whose artefacts `run` receives
+        params: {...}             # the default profile
+    profiles:
+      <profile>: {<stage>: {<param>: value}}   # deep-merged over the defaults
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pydantic
+import yaml
+
+from pix2point.engine.errors import PipelineError
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    module: ModuleType
+    inputs: tuple[str, ...]
+    params: pydantic.BaseModel
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    path: Path
+    profile: str | None
+    stages: dict[str, Stage]  # in dependency order
+
+    def upstream_closure(self, targets: list[str]) -> list[str]:
+        """`targets` and everything they need, in dependency order."""
+        needed: set[str] = set()
+        pending = list(targets)
+        while pending:
+            name = pending.pop()
+            if name not in needed:
+                needed.add(name)
+                pending.extend(self.stages[name].inputs)
+        return [name for name in self.stages if name in needed]
+
+
+def load_pipeline(path: Path, profile: str | None = None, overrides: list[str] = ()) -> Pipeline:
+    document = _read_yaml(path)
+    stage_entries = document.get("stages")
+    if not isinstance(stage_entries, dict) or not stage_entries:
+        raise PipelineError(f"{path}: no `stages:` mapping")
+    raw_params = {name: copy.deepcopy(entry.get("params") or {}) for name, entry in stage_entries.items()}
+    if profile is not None:
+        _merge_profile(raw_params, document.get("profiles") or {}, profile, path)
+    for override in overrides:
+        _apply_override(raw_params, override)
+    order = _dependency_order(stage_entries, path)
+    stages = {name: _build_stage(name, stage_entries[name], raw_params[name], path) for name in order}
+    return Pipeline(path=path, profile=profile, stages=stages)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise PipelineError(f"pipeline file not found: {path}")
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise PipelineError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(document, dict):
+        raise PipelineError(f"{path}: expected a mapping at the top level")
+    return document
+
+
+def _merge_profile(raw_params: dict, profiles: dict, profile: str, path: Path) -> None:
+    if profile not in profiles:
+        raise PipelineError(f"{path}: unknown profile {profile!r}; profiles: {', '.join(sorted(profiles)) or 'none'}")
+    for stage, params in (profiles[profile] or {}).items():
+        if stage not in raw_params:
+            raise PipelineError(f"{path}: profile {profile!r} names unknown stage {stage!r}")
+        _deep_merge(raw_params[stage], params or {})
+
+
+def _deep_merge(base: dict, update: dict) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+
+
+def _apply_override(raw_params: dict, override: str) -> None:
+    """`stage.key[.subkey]=value`, value parsed as YAML (so 3 is an int, [1, 2] a list, null None)."""
+    dotted, separator, text = override.partition("=")
+    parts = dotted.strip().split(".")
+    if not separator or len(parts) < 2 or not all(parts):
+        raise PipelineError(f"--set {override!r}: expected stage.key=value")
+    stage, *keys = parts
+    if stage not in raw_params:
+        raise PipelineError(f"--set {override!r}: unknown stage {stage!r}; stages: {', '.join(raw_params)}")
+    target = raw_params[stage]
+    for key in keys[:-1]:
+        target = target.setdefault(key, {})
+        if not isinstance(target, dict):
+            raise PipelineError(f"--set {override!r}: {stage}.{key} is not a mapping")
+    try:
+        target[keys[-1]] = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise PipelineError(f"--set {override!r}: value is not valid YAML: {error}") from error
+
+
+def _dependency_order(stage_entries: dict, path: Path) -> list[str]:
+    graph = {}
+    for name, entry in stage_entries.items():
+        inputs = entry.get("inputs") or []
+        for upstream in inputs:
+            if upstream not in stage_entries:
+                raise PipelineError(f"{path}: stage {name!r} has unknown input {upstream!r}")
+        graph[name] = inputs
+    try:
+        return list(TopologicalSorter(graph).static_order())
+    except CycleError as error:
+        raise PipelineError(f"{path}: stages form a cycle: {' -> '.join(error.args[1])}") from error
+
+
+def _build_stage(name: str, entry: dict, raw_params: dict, path: Path) -> Stage:
+    unknown = set(entry) - {"module", "inputs", "params"}
+    if unknown:
+        raise PipelineError(f"{path}: stage {name!r} has unknown keys {sorted(unknown)}")
+    if "module" not in entry:
+        raise PipelineError(f"{path}: stage {name!r} names no module")
+    try:
+        module = importlib.import_module(entry["module"])
+    except ImportError as error:
+        raise PipelineError(f"{path}: stage {name!r}: cannot import module {entry['module']!r}: {error}") from error
+    if not hasattr(module, "Params") or not hasattr(module, "run"):
+        raise PipelineError(f"{path}: module {entry['module']!r} of stage {name!r} lacks `Params` or `run`")
+    return Stage(name=name, module=module, inputs=tuple(entry.get("inputs") or ()), params=validate_params(name, module.Params, raw_params))
+
+
+def validate_params(stage: str, model: type[pydantic.BaseModel], raw_params: dict) -> pydantic.BaseModel:
+    try:
+        return model.model_validate(raw_params)
+    except pydantic.ValidationError as error:
+        raise PipelineError("\n".join(_describe(stage, issue) for issue in error.errors())) from None
+
+
+def _describe(stage: str, issue: dict) -> str:
+    key = ".".join(str(part) for part in issue["loc"])
+    if issue["type"] == "extra_forbidden":
+        return f"stage {stage!r}: unknown param {key!r}"
+    return f"stage {stage!r}: param {key!r}: {issue['msg']} (got {issue.get('input')!r})"

@@ -1,0 +1,125 @@
+"""Runs a pipeline's stages in dependency order, reusing every artefact whose key is unchanged."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+import pix2point
+from pix2point.engine.artefacts import ArtefactStore
+from pix2point.engine.errors import PipelineError
+from pix2point.engine.keys import code_fingerprint, stage_key
+from pix2point.engine.pipeline import Pipeline, Stage
+
+log = logging.getLogger(__name__)
+
+StageState = Literal["cached", "stale", "missing"]
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    stage: str
+    key: str
+    status: Literal["cached", "ran"]
+    seconds: float
+    path: Path
+
+
+def compute_keys(pipeline: Pipeline) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for name, stage in pipeline.stages.items():
+        keys[name] = stage_key(
+            name,
+            stage.params.model_dump(mode="json"),
+            {upstream: keys[upstream] for upstream in stage.inputs},
+            code_fingerprint(stage.module.__name__),
+        )
+    return keys
+
+
+def stage_states(pipeline: Pipeline, store: ArtefactStore) -> dict[str, tuple[str, StageState]]:
+    """Each stage's key and whether its artefact is cached, stale (only other keys exist) or missing."""
+    states = {}
+    for name, key in compute_keys(pipeline).items():
+        if store.is_complete(name, key):
+            states[name] = (key, "cached")
+        else:
+            states[name] = (key, "stale" if store.complete_keys(name) else "missing")
+    return states
+
+
+def select_stages(pipeline: Pipeline, targets: list[str], only: str | None) -> list[str]:
+    for name in [*targets, *([only] if only else [])]:
+        if name not in pipeline.stages:
+            raise PipelineError(f"unknown stage {name!r}; stages: {', '.join(pipeline.stages)}")
+    if only and targets:
+        raise PipelineError("--only takes one stage; leave out the other stage names")
+    if only:
+        return [only]
+    return pipeline.upstream_closure(targets) if targets else list(pipeline.stages)
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    store: ArtefactStore,
+    targets: list[str] = (),
+    only: str | None = None,
+    force: bool = False,
+    before_first_run: Callable[[], None] = lambda: None,
+) -> list[StageOutcome]:
+    """Run the selected stages; `before_first_run` is called once, only if some stage must run (starts Ray)."""
+    selected = select_stages(pipeline, list(targets), only)
+    keys = compute_keys(pipeline)
+    if only:
+        _require_built_inputs(pipeline.stages[only], keys, store)
+    outcomes: list[StageOutcome] = []
+    started = False
+    for name in selected:
+        key = keys[name]
+        if store.is_complete(name, key) and not force:
+            outcomes.append(StageOutcome(name, key, "cached", 0.0, store.path(name, key)))
+            continue
+        if not started:
+            before_first_run()
+            started = True
+        outcomes.append(_run_stage(pipeline, pipeline.stages[name], keys, store))
+    return outcomes
+
+
+def _require_built_inputs(stage: Stage, keys: dict[str, str], store: ArtefactStore) -> None:
+    for upstream in stage.inputs:
+        if not store.is_complete(upstream, keys[upstream]):
+            raise PipelineError(
+                f"--only {stage.name}: its input stage {upstream!r} is not built for the current params "
+                f"(key {keys[upstream]}); run `pix2point run {upstream}` first, or leave out --only"
+            )
+
+
+def _run_stage(pipeline: Pipeline, stage: Stage, keys: dict[str, str], store: ArtefactStore) -> StageOutcome:
+    key = keys[stage.name]
+    inputs = {upstream: store.path(upstream, keys[upstream]) for upstream in stage.inputs}
+    log.info("stage %s (key %s): running", stage.name, key)
+    started = time.perf_counter()
+    with store.writing(stage.name, key) as temporary:
+        metrics = stage.module.run(stage.params, inputs, temporary) or {}
+        seconds = time.perf_counter() - started
+        manifest = {
+            "stage": stage.name,
+            "key": key,
+            "module": stage.module.__name__,
+            "params": stage.params.model_dump(mode="json"),
+            "inputs": {upstream: keys[upstream] for upstream in stage.inputs},
+            "code_fingerprint": code_fingerprint(stage.module.__name__),
+            "profile": pipeline.profile,
+            "metrics": metrics,
+            "seconds": round(seconds, 3),
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "pix2point_version": pix2point.__version__,
+        }
+        path = store.commit(temporary, stage.name, key, manifest)
+    return StageOutcome(stage.name, key, "ran", seconds, path)

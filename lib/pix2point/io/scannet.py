@@ -1,0 +1,160 @@
+"""Reader for ScanNet exported scenes (the layout of ScanNet's SensReader export plus the scan meshes).
+
+    <root>/<scene>/color/<i>.jpg                      RGB frames
+    <root>/<scene>/depth/<i>.png                      uint16 depth, metres * depth_scale, 0 = no measurement
+    <root>/<scene>/pose/<i>.txt                       4x4 camera-to-world (ScanNet marks lost tracking with -inf)
+    <root>/<scene>/intrinsic/intrinsic_color.txt      4x4, K in the top-left 3x3
+    <root>/<scene>/intrinsic/intrinsic_depth.txt
+    <root>/<scene>/<scene>_vh_clean_2.ply             the scan: vertices x, y, z, red, green, blue
+    <root>/<scene>/<scene>_vh_clean_2.labels.ply      optional: the same vertices with an NYU40 `label`
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from plyfile import PlyData
+
+from pix2point.io.scenes_table import IGNORE_LABEL, SCANNET20_NYU40_IDS, Frame, ScenePoints
+
+log = logging.getLogger(__name__)
+
+
+class SceneReadError(ValueError):
+    """A scene cannot be read at all; the message names the file."""
+
+
+@dataclass(frozen=True)
+class SceneFrames:
+    frames: list[Frame]
+    skipped: Counter  # reason -> count
+
+
+def list_scenes(root: Path) -> list[str]:
+    if not root.is_dir():
+        raise SceneReadError(f"ScanNet root is not a directory: {root}")
+    scenes = sorted(entry.name for entry in root.iterdir() if (entry / "color").is_dir())
+    if not scenes:
+        raise SceneReadError(f"no scenes (directories with a color/ folder) under {root}")
+    return scenes
+
+
+def read_matrix(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """A whitespace-separated matrix file; SceneReadError naming the file if absent or malformed."""
+    if not path.is_file():
+        raise SceneReadError(f"missing file: {path}")
+    try:
+        values = np.loadtxt(path, dtype=np.float64)
+    except ValueError as error:
+        raise SceneReadError(f"{path}: not a numeric matrix ({error})") from error
+    if values.shape != shape:
+        raise SceneReadError(f"{path}: expected a {shape[0]}x{shape[1]} matrix, found shape {values.shape}")
+    return values
+
+
+def read_intrinsics(path: Path) -> np.ndarray:
+    matrix = read_matrix(path, (4, 4))[:3, :3]
+    if not np.all(np.isfinite(matrix)) or matrix[0, 0] <= 0 or matrix[1, 1] <= 0:
+        raise SceneReadError(f"{path}: intrinsics need finite, positive focal lengths, found {matrix.tolist()}")
+    return matrix
+
+
+def read_scan(scene_dir: Path) -> ScenePoints:
+    """The scan's vertices with ScanNet-20 labels (IGNORE_LABEL for other classes or no labels file)."""
+    scan_path = scene_dir / f"{scene_dir.name}_vh_clean_2.ply"
+    vertices = _read_ply_vertices(scan_path, ("x", "y", "z", "red", "green", "blue"))
+    xyz = np.stack([vertices["x"], vertices["y"], vertices["z"]], axis=1).astype(np.float32)
+    rgb = np.stack([vertices["red"], vertices["green"], vertices["blue"]], axis=1).astype(np.uint8)
+    labels_path = scene_dir / f"{scene_dir.name}_vh_clean_2.labels.ply"
+    if labels_path.is_file():
+        nyu40 = _read_ply_vertices(labels_path, ("label",))["label"]
+        if len(nyu40) != len(xyz):
+            raise SceneReadError(f"{labels_path}: {len(nyu40)} labelled vertices but the scan has {len(xyz)}")
+        label = nyu40_to_scannet20(nyu40)
+    else:
+        log.warning("no labels file %s: all points of %s are unlabelled", labels_path, scene_dir.name)
+        label = np.full(len(xyz), IGNORE_LABEL, np.int16)
+    if not np.all(np.isfinite(xyz)):
+        raise SceneReadError(f"{scan_path}: vertex coordinates contain NaN or inf")
+    return ScenePoints(xyz=xyz, rgb=rgb, label=label)
+
+
+def nyu40_to_scannet20(nyu40: np.ndarray) -> np.ndarray:
+    lookup = np.full(256, IGNORE_LABEL, np.int16)
+    lookup[list(SCANNET20_NYU40_IDS)] = np.arange(len(SCANNET20_NYU40_IDS), dtype=np.int16)
+    ids = np.asarray(nyu40, np.int64)
+    return np.where((ids >= 0) & (ids < 256), lookup[np.clip(ids, 0, 255)], IGNORE_LABEL).astype(np.int16)
+
+
+def _read_ply_vertices(path: Path, properties: tuple[str, ...]) -> np.ndarray:
+    if not path.is_file():
+        raise SceneReadError(f"missing scan file: {path}")
+    try:
+        vertices = PlyData.read(str(path))["vertex"].data
+    except Exception as error:  # plyfile raises several types for truncated or malformed files
+        raise SceneReadError(f"{path}: unreadable PLY ({type(error).__name__}: {error})") from error
+    missing = [name for name in properties if name not in vertices.dtype.names]
+    if missing:
+        raise SceneReadError(f"{path}: vertex element lacks properties {missing}")
+    return vertices
+
+
+def read_scene_frames(root: Path, scene: str, depth_scale: float, frame_step: int = 1) -> SceneFrames:
+    """Every `frame_step`-th frame of a scene that is usable; the others are skipped, logged and counted.
+
+    Image paths in the result are relative to `root`.
+    """
+    scene_dir = root / scene
+    color_intrinsics = read_intrinsics(scene_dir / "intrinsic" / "intrinsic_color.txt")
+    depth_intrinsics = read_intrinsics(scene_dir / "intrinsic" / "intrinsic_depth.txt")
+    frames, skipped = [], Counter()
+    for frame_id in frame_ids(scene_dir)[::frame_step]:
+        frame, reason = _read_frame(root, scene, frame_id, color_intrinsics, depth_intrinsics, depth_scale)
+        if frame is None:
+            skipped[reason] += 1
+        else:
+            frames.append(frame)
+    if not frames:
+        raise SceneReadError(f"{scene_dir}: no usable frame (skipped: {dict(skipped)})")
+    return SceneFrames(frames=frames, skipped=skipped)
+
+
+def frame_ids(scene_dir: Path) -> list[int]:
+    ids = [int(path.stem) for path in (scene_dir / "color").glob("*.jpg") if path.stem.isdigit()]
+    return sorted(ids)
+
+
+def _read_frame(root, scene, frame_id, color_intrinsics, depth_intrinsics, depth_scale) -> tuple[Frame | None, str]:
+    color_path = Path(scene) / "color" / f"{frame_id}.jpg"
+    depth_path = Path(scene) / "depth" / f"{frame_id}.png"
+    pose_path = root / scene / "pose" / f"{frame_id}.txt"
+
+    def skip(reason: str, path: Path) -> tuple[None, str]:
+        log.warning("skipping frame %s/%d: %s (%s)", scene, frame_id, reason.replace("_", " "), path)
+        return None, reason
+
+    try:
+        pose = read_matrix(pose_path, (4, 4))
+    except SceneReadError:
+        return skip("missing_or_malformed_pose", pose_path)
+    if not np.all(np.isfinite(pose)):
+        return skip("nonfinite_pose", pose_path)
+    color = cv2.imread(str(root / color_path), cv2.IMREAD_COLOR)
+    if color is None:
+        return skip("unreadable_color", root / color_path)
+    depth = cv2.imread(str(root / depth_path), cv2.IMREAD_UNCHANGED)
+    if depth is None or depth.dtype != np.uint16 or depth.ndim != 2:
+        return skip("unreadable_depth", root / depth_path)
+    if not depth.any():
+        return skip("zero_depth", root / depth_path)
+    frame = Frame(
+        scene=scene, frame=frame_id, color_path=color_path, depth_path=depth_path, pose=pose,
+        color_intrinsics=color_intrinsics, color_size=(color.shape[1], color.shape[0]),
+        depth_intrinsics=depth_intrinsics, depth_size=(depth.shape[1], depth.shape[0]), depth_scale=depth_scale,
+    )
+    return frame, ""

@@ -1,0 +1,113 @@
+"""A toy two-stage pipeline, written per test into its own importable package, to exercise the engine."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+NUMBERS_STAGE = '''
+"""Writes 0..count-1; optionally fails or sleeps after writing, to test interrupted runs."""
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    count: int = 5
+    fail_after_write: bool = False
+    sleep_after_write: float = 0.0
+
+
+def run(params: Params, inputs: dict, out: Path) -> dict:
+    pq.write_table(pa.table({"n": list(range(params.count))}), out / "numbers.parquet")
+    if params.sleep_after_write:
+        (out / "started").touch()
+        time.sleep(params.sleep_after_write)
+    if params.fail_after_write:
+        raise RuntimeError("numbers stage failed on purpose")
+    return {"rows": params.count}
+'''
+
+TOTAL_STAGE = '''
+"""Sums the numbers artefact, times a scale."""
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict
+
+from {package} import helper
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scale: int = 1
+
+
+def run(params: Params, inputs: dict, out: Path) -> dict:
+    numbers = pq.read_table(inputs["numbers"] / "numbers.parquet")["n"].to_pylist()
+    total = helper.scaled_sum(numbers, params.scale)
+    (out / "total.txt").write_text(str(total))
+    return {{"total": total}}
+'''
+
+HELPER = '''
+def scaled_sum(values, scale):
+    return sum(values) * scale
+'''
+
+PIPELINE = '''
+stages:
+  numbers:
+    module: {package}.numbers
+    params: {{count: 5}}
+  total:
+    module: {package}.total
+    inputs: [numbers]
+    params: {{scale: 1}}
+profiles:
+  small:
+    numbers: {{count: 2}}
+'''
+
+
+class ToyProject:
+    def __init__(self, root: Path):
+        self.package = f"toy_stages_{uuid.uuid4().hex[:8]}"
+        self.root = root
+        self.package_dir = root / self.package
+        self.package_dir.mkdir(parents=True)
+        (self.package_dir / "__init__.py").write_text("")
+        (self.package_dir / "numbers.py").write_text(NUMBERS_STAGE)
+        (self.package_dir / "total.py").write_text(TOTAL_STAGE.format(package=self.package))
+        (self.package_dir / "helper.py").write_text(HELPER)
+        self.pipeline = root / "pipeline.yaml"
+        self.pipeline.write_text(textwrap.dedent(PIPELINE.format(package=self.package)))
+        self.artefacts = root / "artefacts"
+
+    def edit_helper(self, source: str) -> None:
+        """Change code a stage imports; the engine must see it on the next key computation."""
+        from pix2point.engine import keys
+
+        (self.package_dir / "helper.py").write_text(source)
+        keys.code_fingerprint.cache_clear()
+        keys._source_path.cache_clear()
+        importlib.invalidate_caches()
+        importlib.reload(importlib.import_module(f"{self.package}.helper"))
+
+
+@pytest.fixture
+def toy(tmp_path: Path, monkeypatch) -> ToyProject:
+    project = ToyProject(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield project
+    for name in [name for name in sys.modules if name.startswith(project.package)]:
+        del sys.modules[name]

@@ -1,0 +1,63 @@
+from pathlib import Path
+
+import pytest
+
+from pix2point.engine.errors import PipelineError
+from pix2point.engine.pipeline import load_pipeline
+
+
+def test_defaults_profile_and_overrides_merge_in_order(toy):
+    assert load_pipeline(toy.pipeline).stages["numbers"].params.count == 5
+    assert load_pipeline(toy.pipeline, "small").stages["numbers"].params.count == 2
+    pipeline = load_pipeline(toy.pipeline, "small", ["numbers.count=7", "total.scale=3"])
+    assert pipeline.stages["numbers"].params.count == 7
+    assert pipeline.stages["total"].params.scale == 3
+    assert list(pipeline.stages) == ["numbers", "total"]
+
+
+def test_unknown_param_names_stage_and_key(toy):
+    with pytest.raises(PipelineError, match=r"stage 'total': unknown param 'scael'"):
+        load_pipeline(toy.pipeline, overrides=["total.scael=2"])
+
+
+def test_ill_typed_param_names_stage_and_key(toy):
+    with pytest.raises(PipelineError, match=r"stage 'numbers': param 'count'.*integer.*'many'"):
+        load_pipeline(toy.pipeline, overrides=["numbers.count=many"])
+
+
+def test_unknown_profile_lists_the_known_ones(toy):
+    with pytest.raises(PipelineError, match=r"unknown profile 'huge'; profiles: small"):
+        load_pipeline(toy.pipeline, "huge")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("nostage.count=1", "unknown stage 'nostage'"),
+    ("numbers=1", "expected stage.key=value"),
+    ("numbers.count", "expected stage.key=value"),
+])
+def test_malformed_overrides_are_errors(toy, override, message):
+    with pytest.raises(PipelineError, match=message):
+        load_pipeline(toy.pipeline, overrides=[override])
+
+
+def test_missing_pipeline_file_is_named(tmp_path: Path):
+    with pytest.raises(PipelineError, match="pipeline file not found: .*nope.yaml"):
+        load_pipeline(tmp_path / "nope.yaml")
+
+
+def test_unknown_input_and_cycles_are_errors(toy):
+    toy.pipeline.write_text(toy.pipeline.read_text().replace("inputs: [numbers]", "inputs: [nothing]"))
+    with pytest.raises(PipelineError, match="stage 'total' has unknown input 'nothing'"):
+        load_pipeline(toy.pipeline)
+    toy.pipeline.write_text(
+        f"stages:\n  a: {{module: {toy.package}.numbers, inputs: [b]}}\n  b: {{module: {toy.package}.numbers, inputs: [a]}}\n"
+    )
+    with pytest.raises(PipelineError, match="cycle"):
+        load_pipeline(toy.pipeline)
+
+
+def test_the_project_pipeline_and_its_profiles_validate():
+    root = Path(__file__).resolve().parents[2]
+    for profile in (None, "smoke", "scannet"):
+        pipeline = load_pipeline(root / "pipeline.yaml", profile)
+        assert list(pipeline.stages)[:3] == ["scenes", "features2d", "pairs"]

@@ -56,11 +56,15 @@ class SceneSummary:
 
 def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
     started = time.perf_counter()
-    rule = DepthAgreement(params.depth_tolerance, params.depth_tolerance_relative, params.max_depth)
+    rule = depth_agreement(params)
     jobs = [SceneJob(scene, tuple(frames)) for scene, frames in kept_frames(inputs["features2d"]).items()]
     summaries = map_tasks(pair_scene, jobs, desc="pairs", num_cpus=params.num_cpus,
                           scenes_dir=inputs["scenes"], pairs_dir=out, rule=rule)
     return summarise(summaries, time.perf_counter() - started)
+
+
+def depth_agreement(params: Params) -> DepthAgreement:
+    return DepthAgreement(params.depth_tolerance, params.depth_tolerance_relative, params.max_depth)
 
 
 def pair_scene(job: SceneJob, *, scenes_dir: Path, pairs_dir: Path, rule: DepthAgreement) -> SceneSummary:

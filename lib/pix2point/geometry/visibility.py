@@ -39,12 +39,10 @@ class DepthAgreement:
     relative_tolerance: float  # share of the measured depth
     max_depth: float  # metres
 
-    def in_range(self, point_depth: np.ndarray) -> np.ndarray:
-        return (point_depth > 0) & (point_depth <= self.max_depth)
-
     def agrees(self, point_depth: np.ndarray, measured_depth: np.ndarray) -> np.ndarray:
         allowed = self.tolerance + self.relative_tolerance * measured_depth
-        return (measured_depth > 0) & (np.abs(point_depth - measured_depth) <= allowed)
+        in_range = (point_depth > 0) & (point_depth <= self.max_depth)
+        return in_range & (measured_depth > 0) & (np.abs(point_depth - measured_depth) <= allowed)
 
 
 def pixels_inside(coordinates: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -52,21 +50,24 @@ def pixels_inside(coordinates: np.ndarray, size: tuple[int, int]) -> tuple[np.nd
 
     Non-finite coordinates count as outside.
     """
-    nearest = np.floor(coordinates + 0.5)
-    inside = np.all((nearest >= 0) & (nearest < np.asarray(size)), axis=1)
-    return inside, nearest[inside].astype(np.int64)
+    # Column by column: reductions over a trailing axis of 2 cost several times more in numpy.
+    cols, rows = np.floor(coordinates[:, 0] + 0.5), np.floor(coordinates[:, 1] + 0.5)
+    inside = (cols >= 0) & (cols < size[0]) & (rows >= 0) & (rows < size[1])
+    return inside, np.stack([cols[inside], rows[inside]], axis=1).astype(np.int64)
 
 
 def seen_in_depth(points_camera: np.ndarray, depth_m: np.ndarray, depth_intrinsics: np.ndarray,
                   rule: DepthAgreement) -> np.ndarray:
     """Indices into `points_camera` [N, 3] of the points the depth image [H, W] (metres) confirms."""
-    candidates = np.flatnonzero(rule.in_range(points_camera[:, 2]))
-    coordinates, point_depth = project(points_camera[candidates], depth_intrinsics)
+    # Projecting every point and testing depth afterwards beats selecting points in front first: the
+    # image bounds discard most points in one pass, and the rule rejects those behind the camera
+    # (which project through the centre onto mirrored pixels).
+    coordinates, point_depth = project(points_camera, depth_intrinsics)
     height, width = depth_m.shape
     inside, pixels = pixels_inside(coordinates, (width, height))
+    candidates = np.flatnonzero(inside)
     measured = depth_m[pixels[:, 1], pixels[:, 0]]
-    agrees = rule.agrees(point_depth[inside], measured)
-    return candidates[inside][agrees]
+    return candidates[rule.agrees(point_depth[candidates], measured)]
 
 
 def frame_correspondences(points_world: np.ndarray, frame: Frame, depth_m: np.ndarray,

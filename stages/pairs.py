@@ -23,7 +23,7 @@ from pix2point.geometry.visibility import (
     frame_correspondences,
 )
 from pix2point.io.features_table import kept_frames
-from pix2point.io.pairs_table import ScenePairs, concatenate_pairs, write_scene_pairs
+from pix2point.io.pairs_table import ScenePairs, ScenePairsWriter
 from pix2point.io.scenes_table import FRAMES_FILE, Frame, read_frames, read_points
 from pix2point.parallel import map_tasks
 
@@ -68,17 +68,21 @@ def depth_agreement(params: Params) -> DepthAgreement:
 
 
 def pair_scene(job: SceneJob, *, scenes_dir: Path, pairs_dir: Path, rule: DepthAgreement) -> SceneSummary:
-    """Write pairs/<scene>.parquet for one scene and return its counts."""
+    """Write pairs/<scene>.parquet for one scene, frame by frame, and return its counts."""
     xyz = read_points(scenes_dir, job.scene).xyz
-    per_frame = [frame_pairs(xyz, frame, rule) for frame in kept_frame_rows(scenes_dir, job)]
-    pairs = concatenate_pairs(per_frame)
-    write_scene_pairs(pairs_dir, job.scene, pairs, shard_metadata(rule))
+    frames = kept_frame_rows(scenes_dir, job)
     seen = np.zeros(len(xyz), bool)
-    seen[pairs.point_index] = True
+    pairs_per_frame = []
+    with ScenePairsWriter(pairs_dir, job.scene, shard_metadata(rule)) as writer:
+        for frame in frames:
+            pairs = frame_pairs(xyz, frame, rule)
+            writer.write(pairs)
+            seen[pairs.point_index] = True
+            pairs_per_frame.append(len(pairs))
     return SceneSummary(
-        frames=len(per_frame),
-        frames_without_pairs=sum(len(part) == 0 for part in per_frame),
-        pairs=len(pairs),
+        frames=len(frames),
+        frames_without_pairs=pairs_per_frame.count(0),
+        pairs=sum(pairs_per_frame),
         points=len(xyz),
         unseen_points=int(len(xyz) - np.count_nonzero(seen)),
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -92,7 +96,7 @@ def kept_frame_rows(scenes_dir: Path, job: SceneJob) -> list[Frame]:
     if missing:
         raise ValueError(f"features2d keeps frames {missing[:10]} of scene {job.scene!r}, "
                          f"which {scenes_dir / FRAMES_FILE} does not list")
-    return [by_id[frame_id] for frame_id in sorted(job.frames)]
+    return [by_id[frame_id] for frame_id in sorted(set(job.frames))]
 
 
 def frame_pairs(xyz: np.ndarray, frame: Frame, rule: DepthAgreement) -> ScenePairs:

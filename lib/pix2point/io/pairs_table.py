@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pix2point.io.arrow import read_metadata, with_metadata, write_table
+from pix2point.io.arrow import read_metadata, with_metadata
 
 PAIRS_DIR = "pairs"
 # Readers load a scene's pairs whole; row groups of this size keep its column chunks a few MB each.
@@ -50,17 +50,6 @@ class ScenePairs:
         return len(self.frame)
 
 
-def concatenate_pairs(parts: list[ScenePairs]) -> ScenePairs:
-    """One ScenePairs of `parts` in order; no parts gives no rows."""
-    if not parts:
-        return ScenePairs(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros((0, 2), np.int16))
-    return ScenePairs(
-        frame=np.concatenate([part.frame for part in parts]),
-        point_index=np.concatenate([part.point_index for part in parts]),
-        pixel=np.concatenate([part.pixel for part in parts]),
-    )
-
-
 def pairs_path(pairs_dir: Path, scene: str) -> Path:
     return pairs_dir / PAIRS_DIR / f"{scene}.parquet"
 
@@ -69,11 +58,11 @@ def pairs_scenes(pairs_dir: Path) -> list[str]:
     return sorted(path.stem for path in (pairs_dir / PAIRS_DIR).glob("*.parquet"))
 
 
-def pairs_table(pairs: ScenePairs, metadata: dict[str, Any]) -> pa.Table:
+def pairs_table(pairs: ScenePairs) -> pa.Table:
     """Arrow table of `pairs`; pixel coordinates beyond int16 are an error, not a silent wrap-around."""
     if len(pairs) and np.abs(pairs.pixel).max() > np.iinfo(np.int16).max:
         raise ValueError(f"pixel coordinate {np.abs(pairs.pixel).max()} does not fit the int16 u, v columns")
-    table = pa.Table.from_pydict(
+    return pa.Table.from_pydict(
         {
             "frame": pa.array(pairs.frame.astype(np.int32)),
             "point_index": pa.array(pairs.point_index.astype(np.int32)),
@@ -82,17 +71,60 @@ def pairs_table(pairs: ScenePairs, metadata: dict[str, Any]) -> pa.Table:
         },
         schema=PAIRS_SCHEMA,
     )
-    return with_metadata(table, metadata)
+
+
+class ScenePairsWriter:
+    """Streams one scene's shard: pairs arrive frame by frame and leave in row groups of ROW_GROUP_SIZE
+    rows, so memory stays bounded however many frames a scene keeps.
+
+    The shard is written under a temporary name and renamed when the block ends without error, so a
+    shard that exists is whole; on an error the temporary file is removed. The temporary name does
+    not end in .parquet, so pairs_scenes never lists it.
+    """
+
+    def __init__(self, pairs_dir: Path, scene: str, metadata: dict[str, Any]):
+        self.path = pairs_path(pairs_dir, scene)
+        self._temporary = self.path.with_name(f".{self.path.name}.tmp")
+        self._schema = with_metadata(PAIRS_SCHEMA.empty_table(), metadata).schema
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._writer: pq.ParquetWriter | None = None
+
+    def __enter__(self) -> ScenePairsWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = pq.ParquetWriter(self._temporary, self._schema, compression="zstd")
+        return self
+
+    def write(self, pairs: ScenePairs) -> None:
+        self._pending.append(pairs_table(pairs))
+        self._pending_rows += len(pairs)
+        if self._pending_rows >= ROW_GROUP_SIZE:
+            self._flush(whole_row_groups_only=True)
+
+    def __exit__(self, error_type, error, traceback) -> None:
+        try:
+            if error_type is None:
+                self._flush(whole_row_groups_only=False)
+        finally:
+            self._writer.close()
+            if error_type is None:
+                os.replace(self._temporary, self.path)
+            else:
+                self._temporary.unlink(missing_ok=True)
+
+    def _flush(self, whole_row_groups_only: bool) -> None:
+        table = pa.concat_tables(self._pending) if self._pending else PAIRS_SCHEMA.empty_table()
+        ready = len(table) // ROW_GROUP_SIZE * ROW_GROUP_SIZE if whole_row_groups_only else len(table)
+        if ready:
+            self._writer.write_table(table.slice(0, ready), row_group_size=ROW_GROUP_SIZE)
+        self._pending, self._pending_rows = [table.slice(ready)], len(table) - ready
 
 
 def write_scene_pairs(pairs_dir: Path, scene: str, pairs: ScenePairs, metadata: dict[str, Any]) -> Path:
-    """Write one scene's shard under a temporary name, then rename it, so a shard that exists is whole."""
-    path = pairs_path(pairs_dir, scene)
-    # The temporary name does not end in .parquet, so pairs_scenes never lists a half-written shard.
-    temporary = path.with_name(f".{path.name}.tmp")
-    write_table(pairs_table(pairs, metadata), temporary, row_group_size=ROW_GROUP_SIZE)
-    os.replace(temporary, path)
-    return path
+    """Write one scene's whole shard at once (see ScenePairsWriter)."""
+    with ScenePairsWriter(pairs_dir, scene, metadata) as writer:
+        writer.write(pairs)
+    return writer.path
 
 
 def read_scene_pairs(pairs_dir: Path, scene: str) -> ScenePairs:

@@ -11,12 +11,15 @@ A color pixel (u, v) of a W x H color image lies at feature cell
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from types import TracebackType
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pix2point.io.arrow import read_metadata, tensor_column_to_numpy
+from pix2point.io.arrow import read_metadata, tensor_column, tensor_column_to_numpy, with_metadata
 
 FEATURES_DIR = "features"
 
@@ -54,3 +57,64 @@ def _maybe_json(value: str) -> object:
         return json.loads(value)
     except json.JSONDecodeError:
         return value
+
+
+def features_schema(shape: tuple[int, int, int], metadata: dict[str, object]) -> pa.Schema:
+    """Schema of a shard whose feature maps are [C, H, W] = `shape`, with the module docstring's metadata."""
+    schema = pa.schema([
+        pa.field("scene", pa.string(), nullable=False),
+        pa.field("frame", pa.int32(), nullable=False),
+        pa.field("features", pa.fixed_shape_tensor(pa.float16(), shape), nullable=False),
+    ])
+    return with_metadata(schema.empty_table(), metadata).schema
+
+
+class FeatureShardWriter:
+    """Writes one scene's shard, `row_group_size` frames per Parquet row group, so a shard never has to fit in
+    memory whole. It writes to a temporary name and renames on a clean exit (and deletes it on an error), so
+    a shard under its real name is always complete."""
+
+    def __init__(self, features_dir: Path, scene: str, schema: pa.Schema, row_group_size: int) -> None:
+        self.scene = scene
+        self.schema = schema
+        self.row_group_size = row_group_size
+        self.path = shard_path(features_dir, scene)
+        self.temporary_path = self.path.with_name(f".{self.path.name}.partial")
+        self._frames: list[np.ndarray] = []
+        self._features: list[np.ndarray] = []
+        self._writer: pq.ParquetWriter | None = None
+
+    def __enter__(self) -> FeatureShardWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = pq.ParquetWriter(self.temporary_path, self.schema, compression="zstd")
+        return self
+
+    def write(self, frames: np.ndarray, features: np.ndarray) -> None:
+        """Add [N] frame ids and their [N, C, H, W] feature maps (converted to float16)."""
+        self._frames.append(np.asarray(frames, np.int32))
+        self._features.append(np.asarray(features, np.float16))
+        while self._buffered_rows() >= self.row_group_size:
+            self._write_row_group(self.row_group_size)
+
+    def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        assert self._writer is not None
+        if error_type is None and self._buffered_rows():
+            self._write_row_group(self._buffered_rows())
+        self._writer.close()
+        if error_type is None:
+            os.replace(self.temporary_path, self.path)
+        else:
+            self.temporary_path.unlink(missing_ok=True)
+
+    def _buffered_rows(self) -> int:
+        return sum(len(frames) for frames in self._frames)
+
+    def _write_row_group(self, rows: int) -> None:
+        frames, features = np.concatenate(self._frames), np.concatenate(self._features)
+        self._frames, self._features = [frames[rows:]], [features[rows:]]
+        table = pa.Table.from_arrays(
+            [pa.array([self.scene] * rows, pa.string()), pa.array(frames[:rows]), tensor_column(features[:rows])],
+            schema=self.schema,
+        )
+        self._writer.write_table(table, row_group_size=rows)

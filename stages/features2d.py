@@ -1,0 +1,212 @@
+"""Stage `features2d`: feature maps of a frozen 2D teacher for the kept frames of every scene.
+
+The artefact is described in pix2point/io/features_table.py. Work fans out as `num_workers` Ray tasks, each
+loading the teacher once for a group of scenes; each task streams back one progress item per batch, so the
+driver shows a single bar over all frames. Inside a task, background threads decode and resize the next
+batches while the teacher runs on the current one.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import groupby
+from pathlib import Path
+
+import numpy as np
+import ray
+import torch
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from tqdm import tqdm
+
+from pix2point.io.features_table import FeatureShardWriter, features_schema
+from pix2point.io.images import normalise_images, prefetched_image_batches
+from pix2point.io.scenes_table import Frame, read_frames
+from pix2point.models.teachers import Teacher, TeacherLayer, TeacherName, build_teacher, teacher_layer
+from pix2point.parallel import cluster_cpus
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    teacher: TeacherName = "efficientnet_lite0"
+    teacher_weights: Path | None = None  # needed by the ResNets: a torchvision state dict or a MoCo v2 checkpoint
+    layer: str | None = None  # unset: the teacher's default (efficientnet_lite0: stage5, ResNets: layer4)
+    image_size: tuple[PositiveInt, PositiveInt] = (320, 240)  # (width, height) each color image is resized to
+    frame_step: int = Field(1, ge=1)  # keep every k-th frame of each scene, counted in frame order
+    batch_size: int = Field(16, ge=1)
+    row_group_size: int = Field(64, ge=1)  # frames per Parquet row group
+    num_workers: int = Field(1, ge=1)  # Ray tasks, each loading the teacher once
+    cpus_per_worker: int | None = Field(None, ge=1)  # unset: the CPUs of the largest node shared among the workers
+    gpus_per_worker: float = Field(0, ge=0)  # > 0: the teacher runs on the task's GPU
+
+    @model_validator(mode="after")
+    def _check_layer_and_size(self) -> Params:
+        layer = teacher_layer(self.teacher, self.layer)
+        if any(side % layer.stride for side in self.image_size):
+            raise ValueError(
+                f"image_size {list(self.image_size)} must be multiples of the stride {layer.stride} "
+                f"of {self.teacher} layer {layer.name}"
+            )
+        if self.teacher != "efficientnet_lite0" and self.teacher_weights is None:
+            raise ValueError(f"teacher {self.teacher} needs teacher_weights (a torchvision or MoCo v2 checkpoint)")
+        return self
+
+
+@dataclass(frozen=True)
+class FrameBatch:
+    scene: str
+    frames: np.ndarray  # [B] frame ids
+    color_paths: list[Path]
+
+
+@dataclass(frozen=True)
+class BatchDone:
+    frames: int
+
+
+@dataclass(frozen=True)
+class WorkerDone:
+    frames: int
+    seconds: float  # from the teacher being ready to the last shard written
+    max_rss_mb: float  # peak resident memory of the task's process
+
+
+def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
+    started = time.perf_counter()
+    batches = plan_batches(read_frames(inputs["scenes"]), params.frame_step, params.batch_size)
+    groups = group_scenes(batches, params.num_workers)
+    cpus = params.cpus_per_worker or _default_cpus_per_worker(len(groups))
+    _check_gpus(params.gpus_per_worker)
+    task = ray.remote(num_cpus=cpus, num_gpus=params.gpus_per_worker, max_retries=0)(extract_features)
+    streams = [task.remote(group, params, out, cpus) for group in groups]
+    reports = follow_streams(streams, total_frames=frame_count(batches))
+    seconds = time.perf_counter() - started
+    frames = sum(report.frames for report in reports)
+    return {
+        "frames": frames,
+        "scenes": len({batch.scene for batch in batches}),
+        "seconds": round(seconds, 3),
+        "frames_per_second": round(frames / seconds, 2),
+        "feature_shape": list(feature_shape(teacher_layer(params.teacher, params.layer), params.image_size)),
+        "workers": len(groups),
+        "cpus_per_worker": cpus,
+        "worker_seconds": round(max((report.seconds for report in reports), default=0.0), 3),
+        "worker_max_rss_mb": round(max((report.max_rss_mb for report in reports), default=0.0), 1),
+    }
+
+
+def plan_batches(frames: list[Frame], frame_step: int, batch_size: int) -> list[FrameBatch]:
+    """Every `frame_step`-th frame of each scene in frame order, cut into batches that never span two scenes."""
+    batches = []
+    by_scene = sorted(frames, key=lambda frame: (frame.scene, frame.frame))
+    for scene, scene_frames in groupby(by_scene, key=lambda frame: frame.scene):
+        kept = list(scene_frames)[::frame_step]
+        for start in range(0, len(kept), batch_size):
+            chunk = kept[start:start + batch_size]
+            batches.append(FrameBatch(scene, np.array([f.frame for f in chunk], np.int32), [f.color_path for f in chunk]))
+    return batches
+
+
+def group_scenes(batches: list[FrameBatch], num_groups: int) -> list[list[FrameBatch]]:
+    """Whole scenes dealt to at most `num_groups` groups, largest scene first to the lightest group."""
+    scenes: dict[str, list[FrameBatch]] = {}
+    for batch in batches:
+        scenes.setdefault(batch.scene, []).append(batch)
+    groups: list[list[FrameBatch]] = [[] for _ in range(min(num_groups, len(scenes)))]
+    loads = [0] * len(groups)
+    for scene_batches in sorted(scenes.values(), key=frame_count, reverse=True):
+        lightest = loads.index(min(loads))
+        groups[lightest].extend(scene_batches)
+        loads[lightest] += frame_count(scene_batches)
+    return groups
+
+
+def frame_count(batches: list[FrameBatch]) -> int:
+    return sum(len(batch.frames) for batch in batches)
+
+
+def extract_features(batches: list[FrameBatch], params: Params, out: Path,
+                     cpus: int) -> Iterator[BatchDone | WorkerDone]:
+    """The Ray task: teacher features of `batches` written as one shard per scene; yields progress."""
+    torch.set_num_threads(cpus)
+    device = torch.device("cuda" if params.gpus_per_worker > 0 else "cpu")
+    teacher = build_teacher(params.teacher, params.layer, params.teacher_weights).to(device)
+    shape = feature_shape(teacher_layer(params.teacher, params.layer), params.image_size)
+    schema = features_schema(shape, shard_metadata(teacher, params))
+    started = time.perf_counter()
+    # On a GPU the forward pass is quick and decoding is the bottleneck, so it gets all the task's CPUs.
+    decode_threads = cpus if device.type == "cuda" else 1
+    images = prefetched_image_batches((batch.color_paths for batch in batches), params.image_size, decode_threads)
+    for scene, scene_batches in groupby(zip(batches, images), key=lambda pair: pair[0].scene):
+        with FeatureShardWriter(out, scene, schema, params.row_group_size) as shard:
+            for batch, pixels in scene_batches:
+                shard.write(batch.frames, teacher_features(teacher, pixels, device))
+                yield BatchDone(len(batch.frames))
+    yield WorkerDone(
+        frames=frame_count(batches),
+        seconds=time.perf_counter() - started,
+        max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )
+
+
+def teacher_features(teacher: Teacher, pixels: np.ndarray, device: torch.device) -> np.ndarray:
+    """[B, H, W, 3] uint8 RGB -> [B, C, H / stride, W / stride] float16 teacher features."""
+    with torch.inference_mode():
+        images = torch.from_numpy(pixels).to(device, non_blocking=True)
+        return teacher(normalise_images(images, teacher.mean, teacher.std)).half().cpu().numpy()
+
+
+def shard_metadata(teacher: Teacher, params: Params) -> dict[str, object]:
+    width, height = params.image_size
+    return {
+        "teacher": teacher.name, "layer": teacher.layer, "stride": teacher.stride, "channels": teacher.channels,
+        "input_width": width, "input_height": height, "mean": list(teacher.mean), "std": list(teacher.std),
+        "frame_step": params.frame_step,
+    }
+
+
+def follow_streams(streams: list[ray.ObjectRefGenerator], total_frames: int) -> list[WorkerDone]:
+    """Drive a progress bar from the tasks' progress items; returns each task's final report.
+
+    A failing task cancels the others and raises its error (a RayTaskError that is also the original type)."""
+    reports = []
+    pending = list(streams)
+    try:
+        with tqdm(total=total_frames, desc="features2d", unit="frame") as progress:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                for stream in ready:
+                    item = next(stream, None)
+                    if item is None:
+                        continue
+                    update = ray.get(item)
+                    if isinstance(update, WorkerDone):
+                        reports.append(update)
+                    else:
+                        progress.update(update.frames)
+                    pending.append(stream)
+    except BaseException:
+        for stream in streams:
+            ray.cancel(stream)
+        raise
+    return reports
+
+
+def feature_shape(layer: TeacherLayer, image_size: tuple[int, int]) -> tuple[int, int, int]:
+    width, height = image_size
+    return layer.channels, height // layer.stride, width // layer.stride
+
+
+def _default_cpus_per_worker(workers: int) -> int:
+    # The cluster's CPUs shared among the workers, but never more than one node has: such a task would wait for ever.
+    largest_node = max(int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node["Alive"])
+    return max(1, min(largest_node, cluster_cpus() // max(workers, 1)))
+
+
+def _check_gpus(gpus_per_worker: float) -> None:
+    available = ray.cluster_resources().get("GPU", 0)
+    if gpus_per_worker > available:
+        raise ValueError(f"gpus_per_worker={gpus_per_worker} but the Ray cluster has {available} GPUs")

@@ -1,0 +1,80 @@
+"""Points -> voxels -> one MinkowskiEngine batch, keeping the way back from every point to its feature row.
+
+The invariant the training loop relies on: for a batch built by `collate_sparse` and the tensor
+`batch.sparse_tensor()`, row `batch.feature_rows(tensor, b, i)` of that tensor, and of any network
+output that keeps its coordinate map (Res16UNet's output does), belongs to the voxel containing point i
+of sample b. It goes through the tensor's `inverse_mapping`, so it holds even if MinkowskiEngine orders
+its rows differently from the collated input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import MinkowskiEngine as ME
+import torch
+
+
+@dataclass(frozen=True)
+class VoxelizedPoints:
+    coordinates: torch.Tensor  # [V, 3] int32: floor(xyz / voxel_size) of each occupied voxel, no repeats
+    representative_point: torch.Tensor  # [V] int64: the point whose input features stand for the voxel
+    point_to_voxel: torch.Tensor  # [N] int64: row of `coordinates` of the voxel holding each point
+
+    def voxel_features(self, point_features: torch.Tensor) -> torch.Tensor:
+        """[N, C] per-point input features -> [V, C], each voxel taking its representative point's."""
+        return point_features[self.representative_point]
+
+
+def voxelize(xyz: torch.Tensor, voxel_size: float) -> VoxelizedPoints:
+    """Quantise [N, 3] metric points to a grid of `voxel_size`; a voxel is represented by one of its points."""
+    if xyz.ndim != 2 or xyz.shape[1] != 3 or not xyz.is_floating_point():
+        raise ValueError(f"voxelize expects [N, 3] float points, got {tuple(xyz.shape)} {xyz.dtype}")
+    if not voxel_size > 0:
+        raise ValueError(f"voxel_size must be positive, got {voxel_size}")
+    if not torch.isfinite(xyz).all():
+        raise ValueError("voxelize got non-finite point coordinates")
+    coordinates, representative, inverse = ME.utils.sparse_quantize(
+        xyz, return_index=True, return_inverse=True, quantization_size=voxel_size)
+    return VoxelizedPoints(coordinates.int(), representative.long(), inverse.long())
+
+
+@dataclass(frozen=True)
+class SparseBatch:
+    coordinates: torch.Tensor  # [V, 4] int32: (sample, x, y, z), MinkowskiEngine's batched layout
+    features: torch.Tensor  # [V, C]
+    voxel_offsets: torch.Tensor  # [B + 1] int64: sample b owns rows voxel_offsets[b]:voxel_offsets[b + 1]
+    point_rows: torch.Tensor  # [sum of N_b] int64: the collated row of each point, samples one after another
+    point_offsets: torch.Tensor  # [B + 1] int64: sample b's points start at point_offsets[b] in point_rows
+
+    def sparse_tensor(self) -> ME.SparseTensor:
+        return ME.SparseTensor(self.features, self.coordinates)
+
+    def feature_rows(self, tensor: ME.SparseTensor, sample_index: torch.Tensor,
+                     point_index: torch.Tensor) -> torch.Tensor:
+        """Rows of `tensor` (built by `sparse_tensor()`) holding the voxels of points (sample_index, point_index)."""
+        if len(tensor.inverse_mapping) != len(self.coordinates):
+            raise ValueError(f"the tensor has {len(tensor.inverse_mapping)} input rows, this batch "
+                             f"{len(self.coordinates)}: it was not built from this batch")
+        collated_rows = self.point_rows[self.point_offsets[sample_index] + point_index]
+        return tensor.inverse_mapping.long()[collated_rows]
+
+
+def collate_sparse(samples: Sequence[tuple[VoxelizedPoints, torch.Tensor]]) -> SparseBatch:
+    """Batch (voxelised sample, its [V, C] voxel features) pairs; sample b gets batch index b."""
+    voxels = [voxelized for voxelized, _ in samples]
+    for index, (voxelized, voxel_features) in enumerate(samples):
+        if len(voxel_features) != len(voxelized.coordinates):
+            raise ValueError(f"sample {index}: {len(voxel_features)} feature rows for "
+                             f"{len(voxelized.coordinates)} voxels")
+    coordinates, features = ME.utils.sparse_collate([v.coordinates for v in voxels],
+                                                    [voxel_features for _, voxel_features in samples])
+    voxel_offsets = _offsets([len(v.coordinates) for v in voxels])
+    point_rows = torch.cat([v.point_to_voxel + start for v, start in zip(voxels, voxel_offsets[:-1])])
+    return SparseBatch(coordinates, features, voxel_offsets, point_rows,
+                       _offsets([len(v.point_to_voxel) for v in voxels]))
+
+
+def _offsets(counts: list[int]) -> torch.Tensor:
+    return torch.cumsum(torch.tensor([0, *counts], dtype=torch.long), dim=0)

@@ -18,6 +18,9 @@ from pix2point.io.scenes_table import (
     frames_table,
     points_path,
     points_table,
+    read_frames,
+    read_points,
+    scene_names,
 )
 
 SCENE = "scene0000_00"
@@ -65,10 +68,11 @@ def write_wall_depth(scenes_dir: Path, frame_id: int) -> None:
     cv2.imwrite(str(path), np.full(DEPTH_SIZE[::-1], WALL_Y * 1000, np.uint16))
 
 
-def write_features(features_dir: Path, frames: list[int]) -> None:
-    table = {"scene": [SCENE] * len(frames), "frame": frames,
+def write_features(features_dir: Path, frames: list[int], scene: str = SCENE) -> None:
+    """A features2d shard that keeps `frames` (kept_frames reads only the frame ids)."""
+    table = {"scene": [scene] * len(frames), "frame": pa.array(frames, pa.int32()),
              "features": tensor_column(np.zeros((len(frames), 4, 2, 3), np.float16))}
-    write_table(pa.table(table), shard_path(features_dir, SCENE))
+    write_table(pa.table(table), shard_path(features_dir, scene))
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +130,24 @@ def test_stage_rejects_a_kept_frame_the_scenes_artefact_lacks(ray_runtime, tiny_
     write_features(tmp_path / "features2d", [0, 99])
     with pytest.raises(ValueError, match=r"frames \[99\] of scene 'scene0000_00'"):
         stages.pairs.run(stages.pairs.Params(), {**tiny_inputs, "features2d": tmp_path / "features2d"}, tmp_path / "out")
+
+
+def test_stage_pairs_every_kept_frame_of_synthetic_rooms(ray_runtime, tiny_scenes, tmp_path):
+    kept = {scene: sorted({f.frame for f in read_frames(tiny_scenes, [scene])})[::2] for scene in scene_names(tiny_scenes)}
+    for scene, frames in kept.items():
+        write_features(tmp_path / "features2d", frames, scene)
+
+    metrics = stages.pairs.run(stages.pairs.Params(), {"scenes": tiny_scenes, "features2d": tmp_path / "features2d"},
+                               tmp_path / "pairs")
+
+    assert metrics["frames"] == sum(map(len, kept.values())) and metrics["frames_without_pairs"] == 0
+    assert 0 < metrics["unseen_point_share"] < 1
+    for scene, frames in kept.items():
+        pairs = read_scene_pairs(tmp_path / "pairs", scene)
+        color_width, color_height = read_frames(tiny_scenes, [scene])[0].color_size
+        assert sorted(set(pairs.frame.tolist())) == frames
+        assert pairs.point_index.max() < len(read_points(tiny_scenes, scene).xyz)
+        assert pairs.pixel.min() >= 0 and pairs.pixel[:, 0].max() < color_width and pairs.pixel[:, 1].max() < color_height
 
 
 def depth_frame(path: Path) -> Frame:

@@ -52,6 +52,9 @@ class Params(BaseModel):
             )
         if self.teacher != "efficientnet_lite0" and self.teacher_weights is None:
             raise ValueError(f"teacher {self.teacher} needs teacher_weights (a torchvision or MoCo v2 checkpoint)")
+        if self.teacher_weights is not None and not self.teacher_weights.is_absolute():
+            # Ray tasks run from a copy of the working directory, where a relative path means something else.
+            raise ValueError(f"teacher_weights must be an absolute path: {self.teacher_weights}")
         return self
 
 

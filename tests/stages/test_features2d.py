@@ -126,3 +126,8 @@ def test_image_size_must_be_a_multiple_of_the_stride():
 def test_resnet_teacher_needs_a_weights_file():
     with pytest.raises(pydantic.ValidationError, match="resnet50 needs teacher_weights"):
         features2d.Params(teacher="resnet50", image_size=(640, 480))
+
+
+def test_teacher_weights_path_must_be_absolute():
+    with pytest.raises(pydantic.ValidationError, match="teacher_weights must be an absolute path"):
+        features2d.Params(teacher="resnet18", teacher_weights="weights/resnet18.pth", image_size=(640, 480))

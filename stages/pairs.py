@@ -7,6 +7,7 @@ visibility test is pix2point.geometry.visibility, the output contract pix2point.
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import time
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ class SceneSummary:
     pairs: int
     points: int
     unseen_points: int
-    peak_rss_mb: float  # of the Ray worker process over its life so far (workers are reused)
+    peak_rss_mb: float  # of the task (see reset_peak_rss)
 
 
 def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
@@ -69,6 +70,7 @@ def depth_agreement(params: Params) -> DepthAgreement:
 
 def pair_scene(job: SceneJob, *, scenes_dir: Path, pairs_dir: Path, rule: DepthAgreement) -> SceneSummary:
     """Write pairs/<scene>.parquet for one scene, frame by frame, and return its counts."""
+    reset_peak_rss()
     xyz = read_points(scenes_dir, job.scene).xyz
     frames = kept_frame_rows(scenes_dir, job)
     seen = np.zeros(len(xyz), bool)
@@ -87,6 +89,14 @@ def pair_scene(job: SceneJob, *, scenes_dir: Path, pairs_dir: Path, rule: DepthA
         unseen_points=int(len(xyz) - np.count_nonzero(seen)),
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     )
+
+
+def reset_peak_rss() -> None:
+    """Restart this process's peak-RSS count (Linux: /proc/self/clear_refs), so that a reused Ray worker
+    reports this task's peak, not that of an earlier task (a teacher's, say). Where that file cannot
+    be written the figure stays the worker's lifetime peak: an upper bound."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
 
 
 def kept_frame_rows(scenes_dir: Path, job: SceneJob) -> list[Frame]:

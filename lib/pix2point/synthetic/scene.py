@@ -1,0 +1,58 @@
+"""Public entry point: write one procedural indoor scene as an exported ScanNet scene."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pix2point.synthetic import scannet_writer
+from pix2point.synthetic.cameras import camera_path, color_camera, depth_camera
+from pix2point.synthetic.layout import generate_layout
+from pix2point.synthetic.render import render_color, render_depth
+from pix2point.synthetic.scan import sample_scan
+
+DEPTH_NOISE_PER_METRE = 0.0015  # standard deviation of depth noise grows with depth, < 1 cm in a room
+
+
+@dataclass(frozen=True)
+class SyntheticSceneConfig:
+    frames: int = 30  # RGB-D frames along the camera path
+    color_size: tuple[int, int] = (320, 240)  # (width, height)
+    depth_size: tuple[int, int] = (224, 168)  # differs from color, as in ScanNet (1296x968 vs 640x480)
+    points: int = 60_000  # points sampled on the surfaces for the scan PLY
+    depth_scale: float = 1000.0  # png value = metres * depth_scale
+
+    def __post_init__(self) -> None:
+        if self.frames < 1 or self.points < 1 or self.depth_scale <= 0:
+            raise ValueError(f"frames, points and depth_scale must be positive: {self}")
+        if min(*self.color_size, *self.depth_size) < 2:
+            raise ValueError(f"image sizes must be at least 2x2: {self}")
+
+
+def noisy_depth(depth_m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    noise = rng.normal(0.0, 1.0, depth_m.shape) * DEPTH_NOISE_PER_METRE * depth_m
+    return np.where(depth_m > 0, depth_m + noise, 0.0)
+
+
+def write_synthetic_scene(root: Path, scene: str, seed: int, config: SyntheticSceneConfig) -> Path:
+    """Write <root>/<scene>/ (see scannet_writer for the layout) and return it; deterministic in (seed, config).
+
+    The room layout depends on the seed alone, so scenes written with other image sizes, frame or
+    point counts show the same room.
+    """
+    scene_dir = Path(root) / scene
+    scene_dir.mkdir(parents=True, exist_ok=False)
+    layout_rng, path_rng, noise_rng, scan_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
+    layout = generate_layout(layout_rng)
+    color, depth = color_camera(config.color_size), depth_camera(config.depth_size)
+    for frame, pose in enumerate(camera_path(layout.room_size, config.frames, path_rng)):
+        scannet_writer.write_color(scene_dir, frame, render_color(layout, color, pose))
+        depth_m = noisy_depth(render_depth(layout, depth, pose), noise_rng)
+        scannet_writer.write_depth(scene_dir, frame, depth_m, config.depth_scale)
+        scannet_writer.write_pose(scene_dir, frame, pose)
+    scannet_writer.write_intrinsics(scene_dir, color.intrinsics, depth.intrinsics)
+    scan = sample_scan(layout, config.points, scan_rng)
+    scannet_writer.write_scan(scene_dir, scene, scan.xyz, scan.rgb, scan.label, scan.label_rgb)
+    return scene_dir

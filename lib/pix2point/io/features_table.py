@@ -6,6 +6,8 @@ Schema metadata: teacher, layer, stride, channels, input_width, input_height (th
 was resized to before the teacher), mean, std (the teacher's input normalisation), frame_step.
 A color pixel (u, v) of a W x H color image lies at feature cell
 (u * input_width / W / stride, v * input_height / H / stride).
+
+Shards are written by FeatureShardWriter: row group by row group, under a temporary name until complete.
 """
 
 from __future__ import annotations

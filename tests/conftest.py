@@ -18,3 +18,16 @@ def ray_runtime():
         ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+TINY_SYNTHETIC = {"num_scenes": 2, "frames": 4, "color_size": (96, 72), "depth_size": (64, 48), "points": 4000}
+
+
+@pytest.fixture(scope="session")
+def tiny_scenes(ray_runtime, tmp_path_factory):
+    """A scenes artefact of two tiny synthetic scenes (one train, one val), built once per session."""
+    from stages import scenes
+
+    out = tmp_path_factory.mktemp("tiny_scenes")
+    scenes.run(scenes.Params(synthetic=scenes.SyntheticParams(**TINY_SYNTHETIC), val_fraction=0.5), {}, out)
+    return out

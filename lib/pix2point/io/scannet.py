@@ -125,8 +125,11 @@ def read_scene_frames(root: Path, scene: str, depth_scale: float, frame_step: in
 
 
 def frame_ids(scene_dir: Path) -> list[int]:
-    ids = [int(path.stem) for path in (scene_dir / "color").glob("*.jpg") if path.stem.isdigit()]
-    return sorted(ids)
+    """Ids found in any of color/, depth/ and pose/, so a frame missing one of its files is reported, not unseen."""
+    found = set()
+    for folder, suffix in (("color", ".jpg"), ("depth", ".png"), ("pose", ".txt")):
+        found.update(int(path.stem) for path in (scene_dir / folder).glob(f"*{suffix}") if path.stem.isdigit())
+    return sorted(found)
 
 
 def _read_frame(root, scene, frame_id, color_intrinsics, depth_intrinsics, depth_scale) -> tuple[Frame | None, str]:
@@ -138,10 +141,13 @@ def _read_frame(root, scene, frame_id, color_intrinsics, depth_intrinsics, depth
         log.warning("skipping frame %s/%d: %s (%s)", scene, frame_id, reason.replace("_", " "), path)
         return None, reason
 
+    for kind, path in (("pose", pose_path), ("color", root / color_path), ("depth", root / depth_path)):
+        if not path.is_file():
+            return skip(f"missing_{kind}", path)
     try:
         pose = read_matrix(pose_path, (4, 4))
     except SceneReadError:
-        return skip("missing_or_malformed_pose", pose_path)
+        return skip("malformed_pose", pose_path)
     if not np.all(np.isfinite(pose)):
         return skip("nonfinite_pose", pose_path)
     color = cv2.imread(str(root / color_path), cv2.IMREAD_COLOR)

@@ -115,3 +115,24 @@ def test_cli_exit_codes_and_messages(toy, capsys):
     assert "cached" in output and "missing" in output
     manifest = json.loads(next(toy.artefacts.glob(f"numbers/*/{MANIFEST}")).read_text())
     assert manifest["stage"] == "numbers" and manifest["metrics"] == {"rows": 5}
+
+
+def test_a_stage_that_takes_scratch_keeps_it_across_failed_attempts_until_complete(toy):
+    stage_file = toy.package_dir / "numbers.py"
+    stage_file.write_text(stage_file.read_text().replace(
+        "def run(params: Params, inputs: dict, out: Path) -> dict:",
+        "def run(params: Params, inputs: dict, out: Path, scratch: Path) -> dict:\n"
+        "    counter = scratch / 'attempts'\n"
+        "    counter.write_text(str(int(counter.read_text()) + 1 if counter.exists() else 1))\n"
+        "    (out / 'attempts.txt').write_text(counter.read_text())\n"
+        "    if int(counter.read_text()) == 1:\n"
+        "        raise RuntimeError('first attempt fails')",
+    ))
+    with pytest.raises(RuntimeError, match="first attempt fails"):
+        run(toy, targets=["numbers"])
+    assert [p.read_text() for p in toy.artefacts.glob("numbers/.scratch-*/attempts")] == ["1"]
+    assert run(toy, targets=["numbers"]) == {"numbers": "ran"}
+    store = ArtefactStore(toy.artefacts)
+    (key,) = store.complete_keys("numbers")
+    assert (store.path("numbers", key) / "attempts.txt").read_text() == "2"
+    assert not list(toy.artefacts.glob("numbers/.scratch-*"))

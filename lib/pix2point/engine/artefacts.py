@@ -22,6 +22,7 @@ import yaml
 MANIFEST = "_manifest.json"
 CONFIG = "config.yaml"
 _TEMP_PREFIX = ".tmp-"
+_SCRATCH_PREFIX = ".scratch-"
 
 
 class ArtefactStore:
@@ -70,6 +71,15 @@ class ArtefactStore:
         else:
             temporary.rename(final)
         return final
+
+    def scratch(self, stage: str, key: str) -> Path:
+        """A working directory for one key that survives killed runs (checkpoints to resume from)."""
+        path = self.root / stage / f"{_SCRATCH_PREFIX}{key}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def remove_scratch(self, stage: str, key: str) -> None:
+        shutil.rmtree(self.root / stage / f"{_SCRATCH_PREFIX}{key}", ignore_errors=True)
 
     def _remove_abandoned_temporaries(self, stage: str) -> None:
         """Temporary directories of runs on this host whose process is gone (killed runs)."""

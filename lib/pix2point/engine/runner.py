@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -106,7 +107,7 @@ def _run_stage(pipeline: Pipeline, stage: Stage, keys: dict[str, str], store: Ar
     log.info("stage %s (key %s): running", stage.name, key)
     started = time.perf_counter()
     with store.writing(stage.name, key) as temporary:
-        metrics = stage.module.run(stage.params, inputs, temporary) or {}
+        metrics = _call_stage(stage, inputs, temporary, store, key) or {}
         seconds = time.perf_counter() - started
         manifest = {
             "stage": stage.name,
@@ -122,4 +123,13 @@ def _run_stage(pipeline: Pipeline, stage: Stage, keys: dict[str, str], store: Ar
             "pix2point_version": pix2point.__version__,
         }
         path = store.commit(temporary, stage.name, key, manifest)
+    store.remove_scratch(stage.name, key)
     return StageOutcome(stage.name, key, "ran", seconds, path)
+
+
+def _call_stage(stage: Stage, inputs: dict[str, Path], out: Path, store: ArtefactStore, key: str) -> dict:
+    """`run(params, inputs, out)`; a stage whose `run` also takes `scratch` (to resume from checkpoints) gets a
+    directory that outlives a killed attempt at the same key and is removed once the artefact is complete."""
+    if "scratch" in inspect.signature(stage.module.run).parameters:
+        return stage.module.run(stage.params, inputs, out, scratch=store.scratch(stage.name, key))
+    return stage.module.run(stage.params, inputs, out)

@@ -16,8 +16,10 @@ from pix2point.geometry.camera import intrinsics_matrix, look_at, pixel_rays
 COLOR_FOCAL_PER_WIDTH, COLOR_PRINCIPAL_FRACTION = 0.90, (0.515, 0.485)
 DEPTH_FOCAL_PER_WIDTH, DEPTH_PRINCIPAL_FRACTION = 0.87, (0.48, 0.52)
 
-WALL_MARGIN = 0.95  # metres from the walls to the path: clear of wall-standing furniture (<= 0.6 m deep)
-EYE_HEIGHT, EYE_HEIGHT_SWING = 1.5, 0.15  # the path stays above all free-standing furniture (<= 1.05 m)
+# The path keeps clear of furniture by construction: only cabinets and bookshelves stand taller than
+# 1.05 m, and they are at most 0.6 m deep against a wall; everything else stays below the path.
+WALL_MARGIN = 0.95  # metres from the walls to the path
+EYE_HEIGHT, EYE_HEIGHT_SWING = 1.5, 0.15
 TARGET_HEIGHT, TARGET_HEIGHT_SWING = 0.9, 0.4  # low views see the floor, high ones the tops of the walls
 
 

@@ -89,8 +89,8 @@ class FurnitureKind:
         return rng.uniform(self.min_size, self.max_size)
 
 
-# Heights stay below the camera path (>= 1.35 m) unless the piece stands against a wall, where the
-# camera path never goes (see cameras.py).
+# Only pieces at most 0.6 m deep against a wall may reach above 1.05 m: the camera path relies on
+# it (see cameras.py).
 BED_KIND = FurnitureKind(BED, (1.4, 2.0, 0.45), (1.9, 2.2, 0.6), True, bed_parts)
 SOFA_KIND = FurnitureKind(SOFA, (1.6, 0.8, 0.75), (2.2, 0.95, 0.9), True, sofa_parts)
 CABINET_KIND = FurnitureKind(CABINET, (0.6, 0.4, 0.8), (1.2, 0.6, 2.0), True, solid_block)

@@ -40,7 +40,8 @@ def write_synthetic_scene(root: Path, scene: str, seed: int, config: SyntheticSc
     """Write <root>/<scene>/ (see scannet_writer for the layout) and return it; deterministic in (seed, config).
 
     The room layout depends on the seed alone, so scenes written with other image sizes, frame or
-    point counts show the same room.
+    point counts show the same room. An existing <root>/<scene> is a FileExistsError: stale frames
+    of an earlier, longer run must not mix in.
     """
     scene_dir = Path(root) / scene
     scene_dir.mkdir(parents=True, exist_ok=False)

@@ -1,0 +1,97 @@
+"""The `finetune` artefact: one semantic-segmentation run per (init, label_fraction, seed).
+
+    <artefact>/runs.parquet      one row per run: run, init, label_fraction, seed, epochs, final_val_miou,
+                                 best_val_miou, confusion (fixed_shape_tensor int64 [K, K], rows = true class,
+                                 columns = predicted, on the validation scenes after the last epoch)
+    <artefact>/history.parquet   one row per run and epoch: run, epoch, train_loss, val_miou, val_macc, seconds
+    <artefact>/runs/<run>/model.pt   backbone + head state dict of the last epoch
+
+Schema metadata of runs.parquet: class_names (JSON list, K entries), label_unit ("scenes" or "points": what
+label_fraction is a share of).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pix2point.io.arrow import read_metadata, tensor_column, tensor_column_to_numpy, with_metadata, write_table
+
+RUNS_FILE = "runs.parquet"
+HISTORY_FILE = "history.parquet"
+RUNS_DIR = "runs"
+MODEL_FILE = "model.pt"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run: str
+    init: str
+    label_fraction: float
+    seed: int
+    epochs: int
+    final_val_miou: float
+    best_val_miou: float
+    confusion: np.ndarray  # [K, K] int64
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    run: str
+    epoch: int
+    train_loss: float
+    val_miou: float
+    val_macc: float
+    seconds: float
+
+
+def run_name(init: str, label_fraction: float, seed: int) -> str:
+    return f"{init}-labels{label_fraction:g}-seed{seed}"
+
+
+def write_runs(out: Path, results: list[RunResult], class_names: list[str], label_unit: str) -> None:
+    table = pa.table({
+        "run": [r.run for r in results],
+        "init": [r.init for r in results],
+        "label_fraction": pa.array([r.label_fraction for r in results], pa.float64()),
+        "seed": pa.array([r.seed for r in results], pa.int32()),
+        "epochs": pa.array([r.epochs for r in results], pa.int32()),
+        "final_val_miou": pa.array([r.final_val_miou for r in results], pa.float64()),
+        "best_val_miou": pa.array([r.best_val_miou for r in results], pa.float64()),
+        "confusion": tensor_column(np.stack([r.confusion.astype(np.int64) for r in results])),
+    })
+    write_table(with_metadata(table, {"class_names": class_names, "label_unit": label_unit}), out / RUNS_FILE)
+
+
+def write_history(out: Path, records: list[EpochRecord]) -> None:
+    table = pa.Table.from_pylist([record.__dict__ for record in records], schema=pa.schema([
+        ("run", pa.string()), ("epoch", pa.int32()), ("train_loss", pa.float64()),
+        ("val_miou", pa.float64()), ("val_macc", pa.float64()), ("seconds", pa.float64()),
+    ]))
+    write_table(table, out / HISTORY_FILE)
+
+
+def read_runs(finetune_dir: Path) -> list[RunResult]:
+    table = pq.read_table(finetune_dir / RUNS_FILE)
+    confusion = tensor_column_to_numpy(table["confusion"])
+    rows = table.drop_columns(["confusion"]).to_pylist()
+    return [RunResult(**row, confusion=confusion[i]) for i, row in enumerate(rows)]
+
+
+def read_history(finetune_dir: Path) -> list[EpochRecord]:
+    return [EpochRecord(**row) for row in pq.read_table(finetune_dir / HISTORY_FILE).to_pylist()]
+
+
+def runs_metadata(finetune_dir: Path) -> tuple[list[str], str]:
+    """(class names, label unit) of the runs table."""
+    metadata = read_metadata(finetune_dir / RUNS_FILE)
+    return json.loads(metadata["class_names"]), metadata["label_unit"]
+
+
+def model_path(finetune_dir: Path, run: str) -> Path:
+    return finetune_dir / RUNS_DIR / run / MODEL_FILE

@@ -1,0 +1,72 @@
+"""A 3D backbone as stored in artefacts: its weights plus the spec needed to rebuild it and feed it points.
+
+    backbone.pt     state dict of the Res16UNet (no head)
+    backbone.json   BackboneSpec: size, input features, voxel size
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from pix2point.models.res16unet import Res16UNet, UNetSizeName, unet_size
+from pix2point.training.voxelize import collate_sparse, voxelize
+
+BACKBONE_WEIGHTS = "backbone.pt"
+BACKBONE_SPEC = "backbone.json"
+
+InputFeatures = Literal["rgb", "ones"]
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    size: UNetSizeName
+    input_features: InputFeatures
+    voxel_size: float  # metres
+
+    @property
+    def in_channels(self) -> int:
+        return 3 if self.input_features == "rgb" else 1
+
+
+def build_backbone(spec: BackboneSpec) -> Res16UNet:
+    return Res16UNet(spec.in_channels, unet_size(spec.size))
+
+
+def point_input_features(rgb: np.ndarray, kind: InputFeatures) -> torch.Tensor:
+    """[N, 3] uint8 colours -> [N, C] float32 network input (colours centred on 0, as in PointContrast)."""
+    if kind == "rgb":
+        return torch.from_numpy(rgb.astype(np.float32) / 255.0 - 0.5)
+    return torch.ones(len(rgb), 1)
+
+
+def save_backbone(directory: Path, model: Res16UNet, spec: BackboneSpec) -> None:
+    torch.save(model.state_dict(), directory / BACKBONE_WEIGHTS)
+    (directory / BACKBONE_SPEC).write_text(json.dumps(asdict(spec), indent=2))
+
+
+def load_backbone(directory: Path) -> tuple[Res16UNet, BackboneSpec]:
+    spec_path = directory / BACKBONE_SPEC
+    if not spec_path.is_file():
+        raise FileNotFoundError(f"no backbone spec at {spec_path}")
+    spec = BackboneSpec(**json.loads(spec_path.read_text()))
+    model = build_backbone(spec)
+    model.load_state_dict(torch.load(directory / BACKBONE_WEIGHTS, map_location="cpu", weights_only=True))
+    return model, spec
+
+
+@torch.inference_mode()
+def embed_points(model: Res16UNet, spec: BackboneSpec, xyz: np.ndarray, rgb: np.ndarray) -> torch.Tensor:
+    """Per-point backbone features [N, C] of one point cloud (each point takes its voxel's feature)."""
+    model.eval()
+    voxels = voxelize(torch.from_numpy(np.ascontiguousarray(xyz, np.float32)), spec.voxel_size)
+    batch = collate_sparse([(voxels, voxels.voxel_features(point_input_features(rgb, spec.input_features)))])
+    tensor = batch.sparse_tensor()
+    output = model(tensor)
+    rows = batch.feature_rows(tensor, torch.zeros(len(xyz), dtype=torch.long), torch.arange(len(xyz)))
+    return output.F[rows]

@@ -61,3 +61,10 @@ def test_the_project_pipeline_and_its_profiles_validate():
     for profile in (None, "smoke", "scannet"):
         pipeline = load_pipeline(root / "pipeline.yaml", profile)
         assert list(pipeline.stages)[:3] == ["scenes", "features2d", "pairs"]
+
+
+def test_a_stage_defined_twice_is_an_error_not_a_silent_override(toy):
+    text = toy.pipeline.read_text().replace("profiles:", f"  numbers:\n    module: {toy.package}.numbers\nprofiles:")
+    toy.pipeline.write_text(text)
+    with pytest.raises(PipelineError, match=r"not valid YAML.*duplicate keys \['numbers'\]"):
+        load_pipeline(toy.pipeline)

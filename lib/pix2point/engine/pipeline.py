@@ -70,12 +70,23 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise PipelineError(f"pipeline file not found: {path}")
     try:
-        document = yaml.safe_load(path.read_text())
+        document = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as error:
         raise PipelineError(f"{path}: not valid YAML: {error}") from error
     if not isinstance(document, dict):
         raise PipelineError(f"{path}: expected a mapping at the top level")
     return document
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a key given twice in one mapping, which YAML would resolve silently (last wins)."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(key_node, deep=deep) for key_node, _ in node.value]
+        repeated = sorted({str(key) for key in keys if keys.count(key) > 1})
+        if repeated:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate keys {repeated}", node.start_mark)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _merge_profile(raw_params: dict, profiles: dict, profile: str, path: Path) -> None:

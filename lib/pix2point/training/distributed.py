@@ -1,0 +1,77 @@
+"""Ray Train plumbing shared by every training stage: launching, checkpoints to resume from, reductions."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ray.train
+import torch
+import torch.distributed as dist
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+STATE_FILE = "state.pt"
+
+
+def fit(train_loop: Callable[[dict], None], config: dict[str, Any], *, num_workers: int, cpus_per_worker: int,
+        use_gpu: bool, storage: Path, name: str) -> ray.train.Result:
+    """Run `train_loop(config)` on `num_workers` Ray Train workers (DDP: gloo on CPU, nccl on GPU).
+
+    Checkpoints go under `storage/name`; a later call with the same storage and name resumes from the
+    latest of them (Ray Train restores its checkpoint manager from that folder), which is how a killed
+    stage continues instead of starting over.
+    """
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config=config,
+        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
+                                     resources_per_worker={"CPU": cpus_per_worker}),
+        run_config=RunConfig(
+            name=name,
+            storage_path=str(storage.resolve()),
+            # A stage failure is the engine's to report; retrying here would hide it (and loop forever
+            # when the cluster cannot place the workers).
+            failure_config=FailureConfig(max_failures=0),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+        ),
+    )
+    return trainer.fit()
+
+
+def latest_state(device: torch.device) -> dict[str, Any] | None:
+    """The training state saved by the latest checkpoint of this run, if it is being resumed."""
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as directory:
+        return torch.load(Path(directory) / STATE_FILE, map_location=device, weights_only=False)
+
+
+def report(metrics: dict[str, float], state: dict[str, Any] | None = None) -> None:
+    """Report metrics from every worker; with `state`, rank 0 attaches it as a checkpoint."""
+    if state is None or ray.train.get_context().get_world_rank() != 0:
+        ray.train.report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        torch.save(state, Path(directory) / STATE_FILE)
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
+
+
+def is_rank_zero() -> bool:
+    return ray.train.get_context().get_world_rank() == 0
+
+
+def mean_over_workers(value: float) -> float:
+    if not dist.is_available() or not dist.is_initialized():
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(tensor)
+    return tensor.item() / dist.get_world_size()
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside DistributedDataParallel, for saving weights without the `module.` prefix."""
+    return getattr(model, "module", model)

@@ -1,0 +1,161 @@
+"""PPKT: contrastive pixel-to-point knowledge transfer (Liu et al. 2021), as re-implemented in valeoai/SLidR.
+
+The student (sparse UNet + projection head) embeds voxels; the UPL embeds the frozen teacher's features at
+pixels; InfoNCE pulls each sampled point towards the pixel it is seen at and away from the other pixels.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+from torch import nn
+
+import ray.train.torch
+from pix2point.io.arrow import write_table
+from pix2point.io.scenes_table import read_splits
+from pix2point.models.backbone import BackboneSpec, build_backbone, point_input_features, save_backbone
+from pix2point.models.heads import ProjectionHead
+from pix2point.models.upl import UpsamplingProjection
+from pix2point.training import distributed
+from pix2point.training.augment import PointAugmentation, augment_points, flip_horizontal
+from pix2point.training.infonce import info_nce
+from pix2point.training.ppkt_data import FrameSample, PretrainFrames
+from pix2point.training.voxelize import SparseBatch, collate_sparse, voxelize
+
+LOSS_FILE = "loss.parquet"
+
+
+@dataclass(frozen=True)
+class PPKTConfig:
+    scenes_dir: Path
+    features_dir: Path
+    pairs_dir: Path
+    out: Path
+    backbone: BackboneSpec
+    dim: int
+    temperature: float
+    num_pairs: int  # point-pixel pairs per step and worker
+    frames_per_batch: int
+    steps: int
+    learning_rate: float
+    momentum: float
+    weight_decay: float
+    augmentation: PointAugmentation
+    flip_2d: bool
+    checkpoint_every: int
+    seed: int
+
+
+class PPKTModel(nn.Module):
+    def __init__(self, backbone: nn.Module, backbone_channels: int, teacher_channels: int, dim: int):
+        super().__init__()
+        self.backbone = backbone
+        self.head = ProjectionHead(backbone_channels, dim)
+        # Half-pixel convention: the teacher's map covers the resized image edge to edge, as interpolate does.
+        self.upl = UpsamplingProjection(teacher_channels, dim, align_corners=False)
+
+    def forward(self, batch: SparseBatch, sample: torch.Tensor, point: torch.Tensor, teacher_features: torch.Tensor,
+                u: torch.Tensor, v: torch.Tensor, image_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        tensor = batch.sparse_tensor()
+        voxel_embeddings = self.head(self.backbone(tensor)).F
+        point_embeddings = voxel_embeddings[batch.feature_rows(tensor, sample, point)]
+        pixel_embeddings = self.upl.project_at_pixels(teacher_features, sample, u, v, image_size)
+        return point_embeddings, pixel_embeddings
+
+
+@dataclass(frozen=True)
+class PPKTBatch:
+    sparse: SparseBatch
+    sample: torch.Tensor  # [N] which frame of the batch each sampled pair comes from
+    point: torch.Tensor  # [N] index of the pair's point within that frame's points
+    u: torch.Tensor
+    v: torch.Tensor
+    teacher_features: torch.Tensor  # [B, C, h, w] float32
+    image_size: tuple[int, int]
+
+
+def make_batch(samples: list[FrameSample], config: PPKTConfig, rng: np.random.Generator) -> PPKTBatch:
+    sizes = {sample.image_size for sample in samples}
+    if len(sizes) != 1:
+        raise ValueError(f"frames of one batch need one color image size, got {sorted(sizes)}")
+    (image_size,) = sizes
+    voxelized, features, picks, pixels = [], [], [], []
+    per_frame = max(1, config.num_pairs // len(samples))
+    for sample in samples:
+        xyz = augment_points(sample.xyz, rng, config.augmentation)
+        teacher, u = sample.features, sample.pixels[:, 0]
+        if config.flip_2d and rng.random() < 0.5:
+            teacher, u = flip_horizontal(teacher, u, image_size[0])
+        voxels = voxelize(torch.from_numpy(xyz), config.backbone.voxel_size)
+        voxelized.append((voxels, voxels.voxel_features(point_input_features(sample.rgb, config.backbone.input_features))))
+        features.append(torch.from_numpy(teacher.astype(np.float32)))
+        chosen = rng.choice(len(xyz), size=min(per_frame, len(xyz)), replace=False)
+        picks.append(chosen)
+        pixels.append(np.stack([u[chosen], sample.pixels[chosen, 1]], axis=1))
+    sample_index = np.concatenate([np.full(len(p), b) for b, p in enumerate(picks)])
+    pixels = np.concatenate(pixels)
+    return PPKTBatch(
+        sparse=collate_sparse(voxelized),
+        sample=torch.from_numpy(sample_index).long(),
+        point=torch.from_numpy(np.concatenate(picks)).long(),
+        u=torch.from_numpy(pixels[:, 0]).float(), v=torch.from_numpy(pixels[:, 1]).float(),
+        teacher_features=torch.stack(features), image_size=image_size,
+    )
+
+
+def train_loop(config: PPKTConfig) -> None:
+    """Ray Train worker loop: resumes from the latest checkpoint, writes the backbone and loss curve at the end."""
+    rank = ray.train.get_context().get_world_rank()
+    rng = np.random.default_rng([config.seed, rank])
+    torch.manual_seed(config.seed)  # identical initial weights on every worker
+    frames = PretrainFrames(config.scenes_dir, config.features_dir, config.pairs_dir, training_scenes(config.scenes_dir))
+    backbone = build_backbone(config.backbone)
+    model = PPKTModel(backbone, backbone.out_channels, frames.teacher_channels, config.dim)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
+    history, start_step = [], 0
+    state = distributed.latest_state(torch.device("cpu"))
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        history, start_step = state["history"], state["step"]
+    model = ray.train.torch.prepare_model(model)
+    device = ray.train.torch.get_device()
+    started = time.perf_counter()
+    for step in range(start_step, config.steps):
+        batch = make_batch([frames[i] for i in rng.choice(len(frames), config.frames_per_batch)], config, rng)
+        loss = ppkt_loss(model, batch, config.temperature, device)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        history.append({"step": step + 1, "loss": distributed.mean_over_workers(loss.item()),
+                        "lr": schedule.get_last_lr()[0], "seconds": time.perf_counter() - started})
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+            snapshot = {"model": distributed.unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+                        "schedule": schedule.state_dict(), "history": history, "step": step + 1,
+                        "resumed_from_step": start_step}
+            distributed.report({"step": step + 1, "loss": history[-1]["loss"], "resumed_from_step": start_step}, snapshot)
+    if rank == 0:
+        save_backbone(config.out, distributed.unwrap(model).backbone, config.backbone)
+        write_table(pa.Table.from_pylist(history), config.out / LOSS_FILE)
+
+
+def ppkt_loss(model: nn.Module, batch: PPKTBatch, temperature: float, device: torch.device) -> torch.Tensor:
+    sparse = SparseBatch(*(getattr(batch.sparse, field).to(device) for field in
+                           ("coordinates", "features", "voxel_offsets", "point_rows", "point_offsets")))
+    points, pixels = model(sparse, batch.sample.to(device), batch.point.to(device), batch.teacher_features.to(device),
+                           batch.u.to(device), batch.v.to(device), batch.image_size)
+    return info_nce(points, pixels, temperature)
+
+
+def training_scenes(scenes_dir: Path) -> list[str]:
+    """Pretraining sees the training split only, so validation scenes stay unseen until evaluation."""
+    return sorted(scene for scene, split in read_splits(scenes_dir).items() if split == "train")

@@ -50,11 +50,15 @@ def save_backbone(directory: Path, model: Res16UNet, spec: BackboneSpec) -> None
     (directory / BACKBONE_SPEC).write_text(json.dumps(asdict(spec), indent=2))
 
 
-def load_backbone(directory: Path) -> tuple[Res16UNet, BackboneSpec]:
+def load_backbone_spec(directory: Path) -> BackboneSpec:
     spec_path = directory / BACKBONE_SPEC
     if not spec_path.is_file():
         raise FileNotFoundError(f"no backbone spec at {spec_path}")
-    spec = BackboneSpec(**json.loads(spec_path.read_text()))
+    return BackboneSpec(**json.loads(spec_path.read_text()))
+
+
+def load_backbone(directory: Path) -> tuple[Res16UNet, BackboneSpec]:
+    spec = load_backbone_spec(directory)
     model = build_backbone(spec)
     model.load_state_dict(torch.load(directory / BACKBONE_WEIGHTS, map_location="cpu", weights_only=True))
     return model, spec

@@ -1,0 +1,186 @@
+"""Semantic-segmentation finetuning of a (pretrained or fresh) backbone with a new head, on Ray Train.
+
+All runs (init x label fraction x seed) go through one worker group, one after another, so the workers
+start once; the checkpoint holds the finished runs' results and the current run's state.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+import ray.train
+import ray.train.torch
+from pix2point.io.finetune_table import EpochRecord, RunResult, model_path, write_history, write_runs
+from pix2point.io.scenes_table import IGNORE_LABEL, ScenePoints
+from pix2point.models.backbone import BackboneSpec, build_backbone, point_input_features
+from pix2point.models.heads import SegmentationHead
+from pix2point.training import distributed
+from pix2point.training.augment import PointAugmentation, augment_points
+from pix2point.training.segmentation_data import LabelledScene, LabelUnit, limited_labels, validation_scenes
+from pix2point.training.voxelize import SparseBatch, collate_sparse, voxelize
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    name: str
+    init: str  # "scratch" or "pretrain"
+    label_fraction: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    scenes_dir: Path
+    pretrained_backbone: Path | None  # backbone.pt of the pretrain artefact
+    out: Path
+    backbone: BackboneSpec
+    class_names: tuple[str, ...]
+    runs: tuple[RunSpec, ...]
+    label_unit: LabelUnit
+    steps: int  # optimiser steps per run, whatever its label fraction (equal compute)
+    eval_every: int
+    scenes_per_batch: int
+    learning_rate: float
+    momentum: float
+    weight_decay: float
+    augmentation: PointAugmentation
+    checkpoint_every: int
+
+
+class SegmentationModel(nn.Module):
+    def __init__(self, backbone: nn.Module, num_classes: int):
+        super().__init__()
+        self.backbone = backbone
+        self.head = SegmentationHead(backbone.out_channels, num_classes)
+
+    def forward(self, batch: SparseBatch, sample: torch.Tensor, point: torch.Tensor) -> torch.Tensor:
+        tensor = batch.sparse_tensor()
+        return self.head(self.backbone(tensor)).F[batch.feature_rows(tensor, sample, point)]
+
+
+def load_pretrained(backbone: nn.Module, weights: Path) -> int:
+    """Copy the matching tensors of a pretrained state dict; returns how many. None matching is an error."""
+    pretrained = torch.load(weights, map_location="cpu", weights_only=True)
+    own = backbone.state_dict()
+    matching = {key: value for key, value in pretrained.items() if key in own and own[key].shape == value.shape}
+    if not matching:
+        raise ValueError(f"no weight of {weights} matches the backbone ({len(pretrained)} tensors, none with a "
+                         f"name and shape of the {len(own)} the backbone has)")
+    backbone.load_state_dict(matching, strict=False)
+    return len(matching)
+
+
+def scene_batch(scenes: list[ScenePoints], spec: BackboneSpec, rng: np.random.Generator | None,
+                augmentation: PointAugmentation) -> tuple[SparseBatch, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Collated scenes and, for every labelled point, (sample, point index, label)."""
+    samples, sample_index, point_index, labels = [], [], [], []
+    for b, points in enumerate(scenes):
+        xyz = points.xyz if rng is None else augment_points(points.xyz, rng, augmentation)
+        voxels = voxelize(torch.from_numpy(np.ascontiguousarray(xyz, np.float32)), spec.voxel_size)
+        samples.append((voxels, voxels.voxel_features(point_input_features(points.rgb, spec.input_features))))
+        labelled = np.flatnonzero(points.label != IGNORE_LABEL)
+        sample_index.append(np.full(len(labelled), b))
+        point_index.append(labelled)
+        labels.append(points.label[labelled])
+    to_tensor = lambda parts: torch.from_numpy(np.concatenate(parts)).long()  # noqa: E731
+    return collate_sparse(samples), to_tensor(sample_index), to_tensor(point_index), to_tensor(labels)
+
+
+def confusion_matrix(model: nn.Module, scenes: list[LabelledScene], spec: BackboneSpec, num_classes: int) -> np.ndarray:
+    model.eval()
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    with torch.inference_mode():
+        for scene in scenes:
+            batch, sample, point, label = scene_batch([scene.points], spec, None, PointAugmentation())
+            prediction = model(batch, sample, point).argmax(1)
+            confusion += np.bincount(label.numpy() * num_classes + prediction.numpy(),
+                                     minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    model.train()
+    return confusion
+
+
+def mean_iou(confusion: np.ndarray) -> tuple[float, float]:
+    """(mIoU, mean class accuracy) over the classes present in the ground truth."""
+    true = confusion.sum(1)
+    present = true > 0
+    intersection = np.diag(confusion)
+    union = true + confusion.sum(0) - intersection
+    iou = intersection[present] / union[present]
+    accuracy = intersection[present] / true[present]
+    return float(iou.mean()), float(accuracy.mean())
+
+
+def train_loop(config: FinetuneConfig) -> None:
+    rank = ray.train.get_context().get_world_rank()
+    state = distributed.latest_state(torch.device("cpu")) or {"finished": [], "history": [], "current": None}
+    validation = validation_scenes(config.scenes_dir)
+    for run in config.runs:
+        if run.name in {result.run for result in state["finished"]}:
+            continue
+        result = train_run(config, run, state, validation, rank)
+        state = {**state, "finished": [*state["finished"], result], "current": None}
+        distributed.report({"runs_finished": len(state["finished"])}, state)
+    if rank == 0:
+        write_runs(config.out, state["finished"], config.class_names, config.label_unit)
+        write_history(config.out, state["history"])
+
+
+def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: list[LabelledScene],
+              rank: int) -> RunResult:
+    """One run; evaluations append to state["history"] (an "epoch" there is one evaluation, every eval_every steps)."""
+    torch.manual_seed(run.seed)
+    backbone = build_backbone(config.backbone)
+    if run.init == "pretrain":
+        loaded = load_pretrained(backbone, config.pretrained_backbone)
+        print(f"run {run.name}: loaded {loaded}/{len(backbone.state_dict())} backbone tensors from {config.pretrained_backbone}")
+    model = SegmentationModel(backbone, len(config.class_names))
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
+    start_step, best = 0, 0.0
+    current = state["current"]
+    if current is not None and current["run"] == run.name:
+        model.load_state_dict(current["model"])
+        optimizer.load_state_dict(current["optimizer"])
+        schedule.load_state_dict(current["schedule"])
+        start_step, best = current["step"], current["best"]
+    ddp_model = ray.train.torch.prepare_model(model)
+    training = limited_labels(config.scenes_dir, run.label_fraction, config.label_unit, run.seed)
+    rng = np.random.default_rng([run.seed, rank, start_step])
+    loss_function = nn.CrossEntropyLoss()
+    started, running_loss = time.perf_counter(), []
+    confusion = None
+    for step in range(start_step, config.steps):
+        chosen = rng.choice(len(training), size=min(config.scenes_per_batch, len(training)), replace=False)
+        batch, sample, point, label = scene_batch([training[i].points for i in chosen], config.backbone, rng,
+                                                  config.augmentation)
+        loss = loss_function(ddp_model(batch, sample, point), label)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        running_loss.append(loss.item())
+        if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
+            confusion = confusion_matrix(model, validation, config.backbone, len(config.class_names))
+            miou, macc = mean_iou(confusion)
+            best = max(best, miou)
+            state["history"].append(EpochRecord(run.name, (step + 1) // config.eval_every, distributed.mean_over_workers(
+                float(np.mean(running_loss))), miou, macc, time.perf_counter() - started))
+            running_loss = []
+        if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
+            current = {"run": run.name, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                       "schedule": schedule.state_dict(), "step": step + 1, "best": best}
+            distributed.report({"runs_finished": len(state["finished"])}, {**state, "current": current})
+    if rank == 0:
+        path = model_path(config.out, run.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), path)
+    final_miou, _ = mean_iou(confusion)
+    evaluations = sum(record.run == run.name for record in state["history"])
+    return RunResult(run.name, run.init, run.label_fraction, run.seed, evaluations, final_miou, best, confusion)

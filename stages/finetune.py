@@ -1,0 +1,73 @@
+"""Stage `finetune`: semantic segmentation of the labelled scenes, from scratch or from the pretrained backbone.
+
+One run per (init, label fraction, seed); every run gets the same number of optimiser steps, so a run with
+fewer labels sees them more often rather than training less. The backbone's size, input features and voxel
+size come from the pretrain artefact, so scratch and pretrained runs train the same network.
+Writes the contract of pix2point/io/finetune_table.py.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pix2point.io.finetune_table import run_name
+from pix2point.io.scenes_table import class_names, scene_names
+from pix2point.models.backbone import BACKBONE_WEIGHTS, load_backbone_spec
+from pix2point.training.augment import PointAugmentation
+from pix2point.training.distributed import fit
+from pix2point.training.segmentation import FinetuneConfig, RunSpec, train_loop
+from pix2point.training.segmentation_data import LabelUnit
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    inits: list[Literal["scratch", "pretrain"]] = ["scratch", "pretrain"]
+    label_fractions: list[float] = [0.1, 1.0]
+    label_unit: LabelUnit = "scenes"  # label_fraction is a share of the training scenes, or of each scene's points
+    seeds: list[int] = [0, 1, 2]
+    steps: int = Field(300, ge=1)
+    eval_every: int = Field(25, ge=1)
+    scenes_per_batch: int = Field(2, ge=1)
+    learning_rate: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(1e-4, ge=0)
+    rotate_up: bool = True
+    scale_range: tuple[float, float] = (0.9, 1.1)
+    checkpoint_every: int = Field(100, ge=1)
+    num_workers: int = Field(1, ge=1)
+    cpus_per_worker: int = Field(1, ge=1)
+    use_gpu: bool = False
+
+    @field_validator("label_fractions")
+    @classmethod
+    def _fractions_in_range(cls, fractions: list[float]) -> list[float]:
+        bad = [fraction for fraction in fractions if not 0 < fraction <= 1]
+        if bad:
+            raise ValueError(f"label fractions must lie in (0, 1], got {bad}")
+        return fractions
+
+
+def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
+    scenes_dir = inputs["scenes"]
+    runs = tuple(
+        RunSpec(run_name(init, fraction, seed), init, fraction, seed)
+        for fraction in params.label_fractions for init in params.inits for seed in params.seeds
+    )
+    config = FinetuneConfig(
+        scenes_dir=scenes_dir, pretrained_backbone=inputs["pretrain"] / BACKBONE_WEIGHTS, out=out,
+        backbone=load_backbone_spec(inputs["pretrain"]),
+        class_names=tuple(class_names(scenes_dir, scene_names(scenes_dir)[0])),
+        runs=runs, label_unit=params.label_unit, steps=params.steps, eval_every=params.eval_every,
+        scenes_per_batch=params.scenes_per_batch, learning_rate=params.learning_rate, momentum=params.momentum,
+        weight_decay=params.weight_decay, augmentation=PointAugmentation(params.rotate_up, params.scale_range),
+        checkpoint_every=params.checkpoint_every,
+    )
+    started = time.perf_counter()
+    fit(train_loop, config, num_workers=params.num_workers, cpus_per_worker=params.cpus_per_worker,
+        use_gpu=params.use_gpu, storage=scratch, name="finetune")
+    return {"runs": len(runs), "seconds": round(time.perf_counter() - started, 1)}

@@ -128,3 +128,8 @@ def test_resnet_teacher_needs_a_weights_file():
 def test_teacher_weights_path_must_be_absolute():
     with pytest.raises(pydantic.ValidationError, match="teacher_weights must be an absolute path"):
         features2d.Params(teacher="resnet18", teacher_weights="weights/resnet18.pth", image_size=(640, 480))
+
+
+def test_asking_for_gpus_the_cluster_lacks_is_an_error_not_a_task_that_waits_for_ever(ray_runtime, tiny_scenes, tmp_path):
+    with pytest.raises(ValueError, match="gpus_per_worker=1.0 but the Ray cluster has 0 GPUs"):
+        features2d.run(features2d.Params(gpus_per_worker=1), {"scenes": tiny_scenes}, tmp_path)

@@ -31,3 +31,17 @@ def tiny_scenes(ray_runtime, tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny_scenes")
     scenes.run(scenes.Params(synthetic=scenes.SyntheticParams(**TINY_SYNTHETIC), val_fraction=0.5), {}, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def smoke_spine(ray_runtime, tmp_path_factory):
+    """Artefacts of scenes, features2d and pairs on the smoke profile: stage name -> artefact directory."""
+    from pathlib import Path
+
+    from pix2point.engine.artefacts import ArtefactStore
+    from pix2point.engine.pipeline import load_pipeline
+    from pix2point.engine.runner import run_pipeline
+
+    pipeline = load_pipeline(Path(__file__).resolve().parents[1] / "pipeline.yaml", "smoke")
+    outcomes = run_pipeline(pipeline, ArtefactStore(tmp_path_factory.mktemp("smoke_spine")), targets=["pairs"])
+    return {outcome.stage: outcome.path for outcome in outcomes}

@@ -1,0 +1,99 @@
+"""The report's figures, drawn on matplotlib `Figure` objects (Agg canvas, no pyplot): importing this module
+selects no backend and draws nothing on screen, so it is safe inside Ray workers and on headless machines."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from itertools import cycle
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+from pix2point.io.finetune_table import EpochRecord, RunResult
+
+DPI = 120
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
+def plot_pretrain_loss(step: np.ndarray, loss: np.ndarray, path: Path) -> Path:
+    figure = Figure(figsize=(6, 4))
+    axes = figure.subplots()
+    axes.plot(step, loss, linewidth=1)
+    axes.set(xlabel="step", ylabel="InfoNCE loss", title="Pretraining loss")
+    axes.grid(alpha=0.3)
+    return _save(figure, path)
+
+
+def plot_validation_curves(history: list[EpochRecord], runs: list[RunResult], path: Path) -> Path:
+    """Validation mIoU per epoch of every finetune run: colour = init, line style = label fraction."""
+    by_name = {run.run: run for run in runs}
+    unknown = sorted({record.run for record in history} - by_name.keys())
+    if unknown:
+        raise ValueError(f"the finetune history has runs the runs table lacks: {unknown[:5]}")
+    colour = _palette(sorted({run.init for run in runs}))
+    style = dict(zip(sorted({run.label_fraction for run in runs}), cycle(LINE_STYLES)))
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.subplots()
+    for name, records in _records_by_run(history).items():
+        run = by_name[name]
+        epochs, miou = zip(*sorted((record.epoch, record.val_miou) for record in records))
+        axes.plot(epochs, miou, color=colour[run.init], linestyle=style[run.label_fraction], alpha=0.8, linewidth=1.2)
+    handles = [Line2D([], [], color=c, label=init) for init, c in colour.items()]
+    handles += [Line2D([], [], color="grey", linestyle=s, label=f"labels {f:g}") for f, s in style.items()]
+    axes.legend(handles=handles, fontsize="small")
+    axes.set(xlabel="epoch", ylabel="validation mIoU", title="Finetuning: validation mIoU per epoch")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.grid(alpha=0.3)
+    return _save(figure, path)
+
+
+def plot_confusion(confusion: np.ndarray, class_names: list[str], title: str, path: Path) -> Path:
+    """Row-normalised confusion (each true class sums to 1, so rare classes stay visible); counts in the title."""
+    counts = np.asarray(confusion, np.float64)
+    row_totals = counts.sum(axis=1, keepdims=True)
+    recall = np.divide(counts, row_totals, out=np.zeros_like(counts), where=row_totals > 0)
+    size = 2.5 + 0.4 * len(class_names)
+    figure = Figure(figsize=(size + 1, size))
+    axes = figure.subplots()
+    image = axes.imshow(recall, cmap="Blues", vmin=0, vmax=1)
+    figure.colorbar(image, ax=axes, fraction=0.046, label="share of the true class")
+    ticks = np.arange(len(class_names))
+    axes.set_xticks(ticks, class_names, rotation=60, ha="right", fontsize="small")
+    axes.set_yticks(ticks, class_names, fontsize="small")
+    axes.set(xlabel="predicted", ylabel="true", title=f"{title} ({int(counts.sum()):,} points)")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_tsne(embedding: np.ndarray, labels: np.ndarray, class_names: list[str], path: Path) -> Path:
+    figure = Figure(figsize=(7, 6))
+    axes = figure.subplots()
+    colour = _palette(class_names)
+    for label in np.unique(labels):
+        here = labels == label
+        name = class_names[label]
+        axes.scatter(embedding[here, 0], embedding[here, 1], s=4, color=colour[name], label=f"{name} ({here.sum()})")
+    axes.legend(markerscale=3, fontsize="small", loc="best")
+    axes.set(title="t-SNE of pretrained point features (before finetuning)", xticks=[], yticks=[])
+    return _save(figure, path)
+
+
+def _records_by_run(history: list[EpochRecord]) -> dict[str, list[EpochRecord]]:
+    grouped: dict[str, list[EpochRecord]] = defaultdict(list)
+    for record in history:
+        grouped[record.run].append(record)
+    return grouped
+
+
+def _palette(names: list[str]) -> dict[str, tuple[float, ...]]:
+    colours = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"].colors
+    return dict(zip(names, cycle(colours)))
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    figure.savefig(path, dpi=DPI)
+    return path

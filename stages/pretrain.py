@@ -47,15 +47,7 @@ class Params(BaseModel):
 
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
-    config = PPKTConfig(
-        scenes_dir=inputs["scenes"], features_dir=inputs["features2d"], pairs_dir=inputs["pairs"], out=out,
-        backbone=BackboneSpec(params.backbone, params.input_features, params.voxel_size),
-        dim=params.dim, temperature=params.temperature, num_pairs=params.num_pairs,
-        frames_per_batch=params.frames_per_batch, steps=params.steps, learning_rate=params.learning_rate,
-        momentum=params.momentum, weight_decay=params.weight_decay,
-        augmentation=PointAugmentation(params.rotate_up, params.scale_range, params.elastic),
-        flip_2d=params.flip_2d, checkpoint_every=params.checkpoint_every, seed=params.seed,
-    )
+    config = ppkt_config(params, inputs, out)
     started = time.perf_counter()
     result = fit(train_loop, config, num_workers=params.num_workers, cpus_per_worker=params.cpus_per_worker,
                  use_gpu=params.use_gpu, storage=scratch, name="ppkt")
@@ -66,5 +58,16 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
         "final_loss": round(final["loss"], 4),
         "resumed_from_step": final["resumed_from_step"],
         "seconds": round(seconds, 1),
-        "steps_per_second": round((final["step"] - final["resumed_from_step"]) / seconds, 3),
     }
+
+
+def ppkt_config(params: Params, inputs: dict[str, Path], out: Path) -> PPKTConfig:
+    return PPKTConfig(
+        scenes_dir=inputs["scenes"], features_dir=inputs["features2d"], pairs_dir=inputs["pairs"], out=out,
+        backbone=BackboneSpec(params.backbone, params.input_features, params.voxel_size),
+        dim=params.dim, temperature=params.temperature, num_pairs=params.num_pairs,
+        frames_per_batch=params.frames_per_batch, steps=params.steps, learning_rate=params.learning_rate,
+        momentum=params.momentum, weight_decay=params.weight_decay,
+        augmentation=PointAugmentation(params.rotate_up, params.scale_range, params.elastic),
+        flip_2d=params.flip_2d, checkpoint_every=params.checkpoint_every, seed=params.seed,
+    )

@@ -6,6 +6,7 @@ pixels; InfoNCE pulls each sampled point towards the pixel it is seen at and awa
 
 from __future__ import annotations
 
+import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,44 +109,72 @@ def make_batch(samples: list[FrameSample], config: PPKTConfig, rng: np.random.Ge
     )
 
 
-def train_loop(config: PPKTConfig) -> None:
-    """Ray Train worker loop: resumes from the latest checkpoint, writes the backbone and loss curve at the end."""
-    rank = ray.train.get_context().get_world_rank()
-    rng = np.random.default_rng([config.seed, rank])
+@dataclass
+class PPKTTraining:
+    """Everything one worker trains with; `step()` is the whole per-step work, shared by Ray Train and the bench."""
+
+    config: PPKTConfig
+    frames: PretrainFrames
+    model: nn.Module  # what forward runs through (DDP-wrapped under Ray Train)
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    rng: np.random.Generator
+    device: torch.device
+
+    def step(self) -> tuple[float, int]:
+        """One optimiser step; returns (loss, points in the batch)."""
+        picks = self.rng.choice(len(self.frames), self.config.frames_per_batch)
+        samples = [self.frames[i] for i in picks]
+        loss = ppkt_loss(self.model, make_batch(samples, self.config, self.rng), self.config.temperature, self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.schedule.step()
+        return loss.item(), sum(len(sample.xyz) for sample in samples)
+
+
+def build_training(config: PPKTConfig, rank: int, device: torch.device) -> PPKTTraining:
     torch.manual_seed(config.seed)  # identical initial weights on every worker
     frames = PretrainFrames(config.scenes_dir, config.features_dir, config.pairs_dir, training_scenes(config.scenes_dir))
     backbone = build_backbone(config.backbone)
-    model = PPKTModel(backbone, backbone.out_channels, frames.teacher_channels, config.dim)
+    model = PPKTModel(backbone, backbone.out_channels, frames.teacher_channels, config.dim).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
+    return PPKTTraining(config, frames, model, optimizer, schedule, np.random.default_rng([config.seed, rank]), device)
+
+
+def train_loop(config: PPKTConfig) -> None:
+    """Ray Train worker loop: resumes from the latest checkpoint, writes the backbone and loss curve at the end."""
+    rank = ray.train.get_context().get_world_rank()
+    training = build_training(config, rank, ray.train.torch.get_device())
     history, start_step = [], 0
     state = distributed.latest_state(torch.device("cpu"))
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
+        training.model.load_state_dict(state["model"])
+        training.optimizer.load_state_dict(state["optimizer"])
+        training.schedule.load_state_dict(state["schedule"])
         history, start_step = state["history"], state["step"]
-    model = ray.train.torch.prepare_model(model)
-    device = ray.train.torch.get_device()
+        training.rng = np.random.default_rng([config.seed, rank, start_step])
+    module = training.model
+    training.model = ray.train.torch.prepare_model(module)
     started = time.perf_counter()
     for step in range(start_step, config.steps):
-        batch = make_batch([frames[i] for i in rng.choice(len(frames), config.frames_per_batch)], config, rng)
-        loss = ppkt_loss(model, batch, config.temperature, device)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        history.append({"step": step + 1, "loss": distributed.mean_over_workers(loss.item()),
-                        "lr": schedule.get_last_lr()[0], "seconds": time.perf_counter() - started})
+        loss, points = training.step()
+        history.append({"step": step + 1, "loss": distributed.mean_over_workers(loss), "points": points,
+                        "lr": training.schedule.get_last_lr()[0], "seconds": time.perf_counter() - started,
+                        "worker_peak_rss_mb": peak_rss_mb()})
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
-            snapshot = {"model": distributed.unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                        "schedule": schedule.state_dict(), "history": history, "step": step + 1,
-                        "resumed_from_step": start_step}
+            snapshot = {"model": module.state_dict(), "optimizer": training.optimizer.state_dict(),
+                        "schedule": training.schedule.state_dict(), "history": history, "step": step + 1}
             distributed.report({"step": step + 1, "loss": history[-1]["loss"], "resumed_from_step": start_step}, snapshot)
     if rank == 0:
-        save_backbone(config.out, distributed.unwrap(model).backbone, config.backbone)
+        save_backbone(config.out, module.backbone, config.backbone)
         write_table(pa.Table.from_pylist(history), config.out / LOSS_FILE)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def ppkt_loss(model: nn.Module, batch: PPKTBatch, temperature: float, device: torch.device) -> torch.Tensor:

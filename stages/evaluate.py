@@ -64,17 +64,15 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
     scored = score_runs(runs)
     cells = summarise_cells(scored)
     step, loss = read_pretrain_loss(inputs["pretrain"])
+    jobs = sample_jobs(params, inputs["scenes"])
+    sample = PointSample.concatenate(map_tasks(sample_scene, jobs, desc="evaluate: embed points",
+                                               scenes_dir=inputs["scenes"], pretrain_dir=inputs["pretrain"]))
     figures = {
         "Pretraining loss": plot_pretrain_loss(step, loss, out / "pretrain_loss.png").name,
         "Validation mIoU per epoch": plot_validation_curves(read_history(inputs["finetune"]), runs, out / "val_miou.png").name,
         **confusion_figures(cells, run_class_names, out),
+        "t-SNE of pretrained point features": tsne_figure(sample, params, class_names(inputs["scenes"], jobs[0].scene), out),
     }
-    jobs = sample_jobs(params, inputs["scenes"])
-    sample = PointSample.concatenate(map_tasks(sample_scene, jobs, desc="evaluate: embed points",
-                                               scenes_dir=inputs["scenes"], pretrain_dir=inputs["pretrain"]))
-    point_class_names = class_names(inputs["scenes"], jobs[0].scene)
-    embedding = tsne_embedding(sample.pretrained, params.tsne_perplexity, params.seed)
-    figures["t-SNE of pretrained point features"] = plot_tsne(embedding, sample.labels, point_class_names, out / "tsne.png").name
     evaluation = Evaluation(
         class_names=run_class_names, label_unit=label_unit, runs=scored, cells=cells,
         gains=pretraining_gains(cells), pretrain_loss=summarise_loss(step, loss),
@@ -112,6 +110,11 @@ def confusion_figures(cells: list[CellSummary], names: list[str], out: Path) -> 
             cell.confusion, names, cell.label, out / f"confusion_{cell.init}_labels{cell.label_fraction:g}.png").name
         for cell in cells
     }
+
+
+def tsne_figure(sample: PointSample, params: Params, point_class_names: list[str], out: Path) -> str:
+    embedding = tsne_embedding(sample.pretrained, params.tsne_perplexity, params.seed)
+    return plot_tsne(embedding, sample.labels, point_class_names, out / "tsne.png").name
 
 
 def sample_jobs(params: Params, scenes_dir: Path) -> list[SceneSampleJob]:

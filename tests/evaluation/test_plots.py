@@ -46,3 +46,9 @@ def test_tsne_scatter_with_a_class_legend(tmp_path):
     labels = np.repeat([0, 2], 30)
     embedding = rng.normal(size=(60, 2)) + labels[:, None]
     assert_drawn_png(plot_tsne(embedding, labels, CLASS_NAMES, tmp_path / "tsne.png"))
+
+
+def test_confusion_leaves_out_classes_neither_true_nor_predicted(tmp_path):
+    all_seen = plot_confusion(np.array([[4, 1, 0], [0, 3, 1], [0, 0, 2]]), CLASS_NAMES, "all", tmp_path / "all.png")
+    one_unseen = plot_confusion(np.array([[4, 1, 0], [0, 3, 0], [0, 0, 0]]), CLASS_NAMES, "two", tmp_path / "two.png")
+    assert matplotlib.image.imread(one_unseen).shape[1] < matplotlib.image.imread(all_seen).shape[1]

@@ -1,5 +1,6 @@
 import io
 import json
+from dataclasses import replace
 
 import numpy as np
 from rich.console import Console
@@ -71,3 +72,14 @@ def test_manifest_metrics_and_terminal_table():
     terminal = io.StringIO()
     print_summary(evaluation(), Console(file=terminal, width=200))
     assert "gain pretrain − scratch" in terminal.getvalue() and "+66.7" in terminal.getvalue()
+
+
+def test_per_class_table_leaves_out_classes_no_run_saw():
+    text = report_markdown(evaluation())
+    assert "| wall |" in text and "| chair |" not in text
+    assert "Left out, neither true nor predicted in any run: chair." in text
+
+
+def test_a_gain_that_rounds_to_zero_is_shown_without_a_minus_sign():
+    _, rows = miou_table_rows(replace(evaluation(), gains={0.5: -1e-17}))
+    assert rows[-1][1] == "+0.0"

@@ -52,18 +52,21 @@ def plot_validation_curves(history: list[EpochRecord], runs: list[RunResult], pa
 
 
 def plot_confusion(confusion: np.ndarray, class_names: list[str], title: str, path: Path) -> Path:
-    """Row-normalised confusion (each true class sums to 1, so rare classes stay visible); counts in the title."""
+    """Row-normalised confusion (each true class sums to 1, so rare classes stay visible); counts in the title.
+    Classes neither true nor predicted are left out, as they are from the mIoU."""
     counts = np.asarray(confusion, np.float64)
+    seen = (counts.sum(axis=0) + counts.sum(axis=1)) > 0
+    counts, names = counts[np.ix_(seen, seen)], [name for name, keep in zip(class_names, seen) if keep]
     row_totals = counts.sum(axis=1, keepdims=True)
     recall = np.divide(counts, row_totals, out=np.zeros_like(counts), where=row_totals > 0)
-    size = 2.5 + 0.4 * len(class_names)
+    size = 2.5 + 0.4 * len(names)
     figure = Figure(figsize=(size + 1, size))
     axes = figure.subplots()
     image = axes.imshow(recall, cmap="Blues", vmin=0, vmax=1)
     figure.colorbar(image, ax=axes, fraction=0.046, label="share of the true class")
-    ticks = np.arange(len(class_names))
-    axes.set_xticks(ticks, class_names, rotation=60, ha="right", fontsize="small")
-    axes.set_yticks(ticks, class_names, fontsize="small")
+    ticks = np.arange(len(names))
+    axes.set_xticks(ticks, names, rotation=60, ha="right", fontsize="small")
+    axes.set_yticks(ticks, names, fontsize="small")
     axes.set(xlabel="predicted", ylabel="true", title=f"{title} ({int(counts.sum()):,} points)")
     figure.tight_layout()
     return _save(figure, path)
@@ -72,8 +75,9 @@ def plot_confusion(confusion: np.ndarray, class_names: list[str], title: str, pa
 def plot_tsne(embedding: np.ndarray, labels: np.ndarray, class_names: list[str], path: Path) -> Path:
     figure = Figure(figsize=(7, 6))
     axes = figure.subplots()
-    colour = _palette(class_names)
-    for label in np.unique(labels):
+    present = np.unique(labels)
+    colour = _palette([class_names[label] for label in present])  # only the classes shown, for distinct colours
+    for label in present:
         here = labels == label
         name = class_names[label]
         axes.scatter(embedding[here, 0], embedding[here, 1], s=4, color=colour[name], label=f"{name} ({here.sum()})")

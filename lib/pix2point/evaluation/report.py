@@ -155,11 +155,15 @@ def _miou_section(evaluation: Evaluation) -> str:
 
 
 def _per_class_section(evaluation: Evaluation) -> str:
+    defined = [k for k in range(len(evaluation.class_names))
+               if any(not math.isnan(cell.iou_mean[k]) for cell in evaluation.cells)]
     header = ["class", *(cell.label for cell in evaluation.cells)]
-    rows = [[name, *(_percent(cell.iou_mean[k]) for cell in evaluation.cells)]
-            for k, name in enumerate(evaluation.class_names)]
-    return "\n".join(["## Per-class IoU (%), mean over seeds", "", _markdown_table(header, rows),
-                      "", "– : the class was neither true nor predicted in any seed's validation scenes."])
+    rows = [[evaluation.class_names[k], *(_percent(cell.iou_mean[k]) for cell in evaluation.cells)] for k in defined]
+    never_seen = [name for k, name in enumerate(evaluation.class_names) if k not in defined]
+    notes = ["– : the class was neither true nor predicted in any seed's validation scenes of that column."]
+    if never_seen:
+        notes.append(f"Left out, neither true nor predicted in any run: {', '.join(never_seen)}.")
+    return "\n\n".join(["## Per-class IoU (%), mean over seeds", _markdown_table(header, rows), *notes])
 
 
 def _probe_section(evaluation: Evaluation) -> str:
@@ -252,7 +256,8 @@ def _percent(value: float) -> str:
 
 
 def _signed_points(value: float) -> str:
-    return "–" if math.isnan(value) else f"{100 * value:+.1f}"
+    # + 0.0 turns a rounded -0.0 (a gain of -1e-17) into +0.0
+    return "–" if math.isnan(value) else f"{round(100 * value, 1) + 0.0:+.1f}"
 
 
 def _number(value: float) -> float | None:

@@ -1,0 +1,42 @@
+"""The finetune stage on the smoke data: every (init, label fraction, seed) run lands in the contract."""
+
+import numpy as np
+import pytest
+import torch
+
+from stages import finetune
+
+from pix2point.io.finetune_table import model_path, read_history, read_runs, runs_metadata
+from pix2point.models.backbone import BackboneSpec, build_backbone, save_backbone
+
+
+@pytest.mark.slow
+def test_finetune_runs_scratch_and_pretrained_and_writes_the_contract(smoke_spine, tmp_path):
+    pretrain_dir = tmp_path / "pretrain"
+    pretrain_dir.mkdir()
+    torch.manual_seed(0)
+    pretrained = build_backbone(BackboneSpec("tiny", "rgb", 0.05))
+    save_backbone(pretrain_dir, pretrained, BackboneSpec("tiny", "rgb", 0.05))
+    out = tmp_path / "out"
+    out.mkdir()
+    params = finetune.Params(label_fractions=[0.5, 1.0], seeds=[0], steps=4, eval_every=2, scenes_per_batch=1,
+                             cpus_per_worker=2)
+    metrics = finetune.run(params, {"scenes": smoke_spine["scenes"], "pretrain": pretrain_dir}, out, scratch=tmp_path / "s")
+
+    runs = read_runs(out)
+    assert metrics["runs"] == 4 and len(runs) == 4
+    assert {(r.init, r.label_fraction) for r in runs} == {(i, f) for i in ("scratch", "pretrain") for f in (0.5, 1.0)}
+    class_names, unit = runs_metadata(out)
+    assert unit == "scenes" and len(class_names) == 20
+    for run in runs:
+        assert run.confusion.shape == (20, 20) and run.confusion.sum() > 0
+        assert 0 <= run.final_val_miou <= run.best_val_miou <= 1
+        assert model_path(out, run.run).is_file()
+    history = read_history(out)
+    assert sorted({record.run for record in history}) == sorted(r.run for r in runs)
+    assert all(np.isfinite(record.train_loss) for record in history)
+
+
+def test_label_fractions_outside_zero_one_are_rejected():
+    with pytest.raises(ValueError, match=r"label fractions must lie in \(0, 1\]"):
+        finetune.Params(label_fractions=[0.0, 1.5])

@@ -1,0 +1,54 @@
+"""Finetuning pieces: pretrained weights load (or fail loudly), labels are limited as asked, mIoU is right."""
+
+import numpy as np
+import pytest
+import torch
+
+from pix2point.models.backbone import BackboneSpec, build_backbone
+from pix2point.models.res16unet import Res16UNet, UNetSize
+from pix2point.training.segmentation import load_pretrained, mean_iou
+from pix2point.training.segmentation_data import limited_labels, split_scenes
+
+
+def test_pretrained_backbone_weights_load_into_a_fresh_backbone(tmp_path):
+    spec = BackboneSpec("tiny", "rgb", 0.05)
+    torch.manual_seed(0)
+    pretrained = build_backbone(spec)
+    torch.save(pretrained.state_dict(), tmp_path / "backbone.pt")
+    torch.manual_seed(1)
+    fresh = build_backbone(spec)
+    assert load_pretrained(fresh, tmp_path / "backbone.pt") == len(pretrained.state_dict())
+    for key, value in pretrained.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key
+
+
+def test_weights_of_another_network_are_an_error_naming_the_file(tmp_path):
+    other = Res16UNet(7, UNetSize(planes=(8,) * 8, layers=(1,) * 8, init_dim=8))
+    torch.save({f"other.{k}": v for k, v in other.state_dict().items()}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match=r"no weight of .*other.pt matches the backbone"):
+        load_pretrained(build_backbone(BackboneSpec("tiny", "rgb", 0.05)), tmp_path / "other.pt")
+
+
+def test_mean_iou_and_accuracy_over_classes_present_in_ground_truth():
+    confusion = np.zeros((4, 4), np.int64)
+    confusion[0, 0], confusion[0, 1] = 3, 1  # class 0: IoU 3/(4+3-3)=0.75, acc 0.75
+    confusion[1, 1] = 2  # class 1: IoU 2/(2+3-2)=2/3, acc 1
+    confusion[3, 2] = 5  # class 3: IoU 0, acc 0; class 2 absent from ground truth: excluded
+    miou, macc = mean_iou(confusion)
+    assert miou == pytest.approx((0.75 + 2 / 3 + 0) / 3)
+    assert macc == pytest.approx((0.75 + 1 + 0) / 3)
+
+
+def test_label_fraction_of_scenes_keeps_whole_scenes(tiny_scenes):
+    train = split_scenes(tiny_scenes, "train")
+    kept = limited_labels(tiny_scenes, 0.1, "scenes", seed=0)
+    assert len(kept) == 1 and kept[0].name in train
+    assert (kept[0].points.label >= 0).mean() > 0.5
+
+
+def test_label_fraction_of_points_hides_the_rest(tiny_scenes):
+    full = limited_labels(tiny_scenes, 1.0, "points", seed=0)
+    tenth = limited_labels(tiny_scenes, 0.1, "points", seed=0)
+    labelled_full = sum((s.points.label >= 0).sum() for s in full)
+    labelled_tenth = sum((s.points.label >= 0).sum() for s in tenth)
+    assert 0.07 < labelled_tenth / labelled_full < 0.13

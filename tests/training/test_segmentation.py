@@ -6,7 +6,7 @@ import torch
 
 from pix2point.models.backbone import BackboneSpec, build_backbone
 from pix2point.models.res16unet import Res16UNet, UNetSize
-from pix2point.training.segmentation import load_pretrained, mean_iou
+from pix2point.training.segmentation import load_pretrained
 from pix2point.training.segmentation_data import limited_labels, split_scenes
 
 
@@ -27,16 +27,6 @@ def test_weights_of_another_network_are_an_error_naming_the_file(tmp_path):
     torch.save({f"other.{k}": v for k, v in other.state_dict().items()}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match=r"no weight of .*other.pt matches the backbone"):
         load_pretrained(build_backbone(BackboneSpec("tiny", "rgb", 0.05)), tmp_path / "other.pt")
-
-
-def test_mean_iou_and_accuracy_over_classes_present_in_ground_truth():
-    confusion = np.zeros((4, 4), np.int64)
-    confusion[0, 0], confusion[0, 1] = 3, 1  # class 0: IoU 3/(4+3-3)=0.75, acc 0.75
-    confusion[1, 1] = 2  # class 1: IoU 2/(2+3-2)=2/3, acc 1
-    confusion[3, 2] = 5  # class 3: IoU 0, acc 0; class 2 absent from ground truth: excluded
-    miou, macc = mean_iou(confusion)
-    assert miou == pytest.approx((0.75 + 2 / 3 + 0) / 3)
-    assert macc == pytest.approx((0.75 + 1 + 0) / 3)
 
 
 def test_label_fraction_of_scenes_keeps_whole_scenes(tiny_scenes):

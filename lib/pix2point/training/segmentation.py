@@ -16,6 +16,7 @@ from torch import nn
 
 import ray.train
 import ray.train.torch
+from pix2point.evaluation.segmentation_metrics import segmentation_scores
 from pix2point.io.finetune_table import EpochRecord, RunResult, model_path, write_history, write_runs
 from pix2point.io.scenes_table import IGNORE_LABEL, ScenePoints
 from pix2point.models.backbone import BackboneSpec, build_backbone, point_input_features
@@ -105,17 +106,6 @@ def confusion_matrix(model: nn.Module, scenes: list[LabelledScene], spec: Backbo
     return confusion
 
 
-def mean_iou(confusion: np.ndarray) -> tuple[float, float]:
-    """(mIoU, mean class accuracy) over the classes present in the ground truth."""
-    true = confusion.sum(1)
-    present = true > 0
-    intersection = np.diag(confusion)
-    union = true + confusion.sum(0) - intersection
-    iou = intersection[present] / union[present]
-    accuracy = intersection[present] / true[present]
-    return float(iou.mean()), float(accuracy.mean())
-
-
 def train_loop(config: FinetuneConfig) -> None:
     rank = ray.train.get_context().get_world_rank()
     state = distributed.latest_state(torch.device("cpu")) or {"finished": [], "history": [], "current": None}
@@ -168,10 +158,10 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
         running_loss.append(loss.item())
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
             confusion = confusion_matrix(model, validation, config.backbone, len(config.class_names))
-            miou, macc = mean_iou(confusion)
-            best = max(best, miou)
+            scores = segmentation_scores(confusion)
+            best = max(best, scores.miou)
             state["history"].append(EpochRecord(run.name, (step + 1) // config.eval_every, distributed.mean_over_workers(
-                float(np.mean(running_loss))), miou, macc, time.perf_counter() - started))
+                float(np.mean(running_loss))), scores.miou, scores.mean_class_accuracy, time.perf_counter() - started))
             running_loss = []
         if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
             current = {"run": run.name, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -181,6 +171,6 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
         path = model_path(config.out, run.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), path)
-    final_miou, _ = mean_iou(confusion)
     evaluations = sum(record.run == run.name for record in state["history"])
-    return RunResult(run.name, run.init, run.label_fraction, run.seed, evaluations, final_miou, best, confusion)
+    return RunResult(run.name, run.init, run.label_fraction, run.seed, evaluations,
+                     segmentation_scores(confusion).miou, best, confusion)

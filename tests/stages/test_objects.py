@@ -1,0 +1,99 @@
+"""The objects stage end to end (Ray tasks, real Parquet), read back with plain pyarrow and the contract readers."""
+
+import json
+import shutil
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from stages import objects
+
+from pix2point.io.modelnet import ObjectReadError
+from pix2point.io.objects_table import class_names, objects_metadata, read_objects
+
+POINTS = 64
+TINY = objects.SyntheticParams(num_classes=8, train_per_class=2, test_per_class=1, seed=5)
+
+
+@pytest.fixture(scope="module")
+def synthetic_objects(ray_runtime, tmp_path_factory):
+    out = tmp_path_factory.mktemp("objects")
+    metrics = objects.run(objects.Params(synthetic=TINY, points_per_object=POINTS), {}, out)
+    return out, metrics
+
+
+def test_synthetic_objects_land_in_the_objects_contract(synthetic_objects):
+    out, metrics = synthetic_objects
+    assert metrics == {"classes": 8, "points_per_object": POINTS, "train_objects": 16, "test_objects": 8}
+    table = pq.read_table(out / "objects.parquet")
+    assert table.num_rows == 24
+    assert table.schema.field("label").type == pa.int16() and table.schema.field("split").type == pa.string()
+    cloud = table.schema.field("points").type
+    assert cloud.extension_name == "arrow.fixed_shape_tensor" and cloud.shape == [POINTS, 3]
+    assert cloud.value_type == pa.float32() and table.schema.field("normals").type == cloud
+    names = json.loads(table.schema.metadata[b"class_names"])
+    assert names[:3] == ["sphere", "box", "cylinder"] and len(names) == 8
+    assert table["split"].to_pylist() == ["test"] * 8 + ["train"] * 16  # grouped by split for row-group skipping
+    assert sorted(table["shape"].to_pylist()[:8]) == [f"{name}_0003" for name in sorted(names)]
+    assert pq.ParquetFile(out / "objects.parquet").metadata.num_row_groups == 1
+
+
+def test_readers_return_one_split_as_arrays(synthetic_objects):
+    out, _ = synthetic_objects
+    train = read_objects(out, "train")
+    assert train.points.shape == train.normals.shape == (16, POINTS, 3) and train.points.dtype == np.float32
+    assert np.bincount(train.labels, minlength=8).tolist() == [2] * 8
+    assert train.shapes[:2] == ["sphere_0001", "sphere_0002"]
+    np.testing.assert_allclose(np.linalg.norm(train.normals, axis=2), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(train.points, axis=2).max(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(train.points.mean(axis=1), 0.0, atol=1e-5)
+    assert class_names(out)[train.labels[-1]] == "lamp"
+    assert objects_metadata(out) | {"class_names": None} == {
+        "class_names": None, "points_per_object": POINTS, "up_axis": 1, "normalized": True,
+    }
+    with pytest.raises(ValueError, match="no split 'val'"):
+        read_objects(out, "val")
+
+
+def test_synthetic_source_is_a_modelnet_tree_in_the_artefact(synthetic_objects):
+    out, _ = synthetic_objects
+    source = out / "source"
+    assert (source / "modelnet40_shape_names.txt").read_text().split() == class_names(out)
+    assert (source / "modelnet40_test.txt").read_text().split()[0] == "sphere_0003"
+    assert len(np.loadtxt(source / "chair" / "chair_0002.txt", delimiter=",")) == POINTS
+
+
+def test_modelnet_source_reads_a_tree_and_samples_rows(synthetic_objects, tmp_path):
+    root = synthetic_objects[0] / "source"
+    params = objects.Params(source="modelnet40", root=root, points_per_object=32, normalize=False)
+    objects.run(params, {}, tmp_path / "first")
+    first = read_objects(tmp_path / "first", "test")
+    raw = np.loadtxt(root / "box" / "box_0003.txt", delimiter=",", dtype=np.float32)
+    np.testing.assert_allclose(first.points[first.shapes.index("box_0003")], raw[:32, :3])
+    objects.run(params.model_copy(update={"sampling": "random"}), {}, tmp_path / "random")
+    drawn = read_objects(tmp_path / "random", "test")
+    assert drawn.shapes == first.shapes and not np.allclose(drawn.points, first.points)
+
+
+def test_malformed_shape_file_fails_the_stage_naming_it(synthetic_objects, tmp_path):
+    root = tmp_path / "modelnet"
+    shutil.copytree(synthetic_objects[0] / "source", root)
+    (root / "cone" / "cone_0001.txt").write_text("0.1,0.2,0.3,0,0,1\n" * 10)
+    with pytest.raises(ObjectReadError, match=f"{root / 'cone' / 'cone_0001.txt'}: has 10 points, {POINTS} are needed"):
+        objects.run(objects.Params(source="modelnet40", root=root, points_per_object=POINTS), {}, tmp_path / "out")
+    (root / "cone" / "cone_0001.txt").unlink()
+    with pytest.raises(ObjectReadError, match="modelnet40_train.txt names shape 'cone_0001'"):
+        objects.run(objects.Params(source="modelnet40", root=root, points_per_object=POINTS), {}, tmp_path / "out2")
+
+
+def test_params_reject_a_missing_or_relative_root_and_too_few_classes():
+    with pytest.raises(ValueError, match="needs `root`"):
+        objects.Params(source="modelnet40")
+    with pytest.raises(ValueError, match="absolute path"):
+        objects.Params(source="modelnet40", root="data/modelnet40_normal_resampled")
+    with pytest.raises(ValueError, match="num_classes"):
+        objects.Params(synthetic={"num_classes": 4})
+    with pytest.raises(ValueError, match="points_per_objects"):
+        objects.Params(points_per_objects=1024)

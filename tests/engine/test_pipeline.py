@@ -58,9 +58,11 @@ def test_unknown_input_and_cycles_are_errors(toy):
 
 def test_the_project_pipeline_and_its_profiles_validate():
     root = Path(__file__).resolve().parents[2]
-    for profile in (None, "smoke", "scannet"):
+    for profile in (None, "smoke", "scannet", "modelnet40"):
         pipeline = load_pipeline(root / "pipeline.yaml", profile)
-        assert list(pipeline.stages)[:3] == ["scenes", "features2d", "pairs"]
+        order = list(pipeline.stages)
+        assert order.index("scenes") < order.index("features2d") < order.index("pairs") < order.index("pretrain")
+        assert order.index("pretrain") < order.index("finetune") < order.index("evaluate")
 
 
 def test_a_stage_defined_twice_is_an_error_not_a_silent_override(toy):

@@ -23,10 +23,14 @@ from pix2point.models.efficientnet_lite import (
 )
 from pix2point.models.inflated_efficientnet import (
     ChannelwiseConvolution,
+    drop_objects,
     inflate_efficientnet,
+    pool_per_object,
     sparse_efficientnet_like,
 )
+from pix2point.models.inflated_resnet import SparseResNet, inflate_resnet, inflated_resnet
 from pix2point.models.inflation import InflationError, InflationOptions, inflate_conv
+from pix2point.models.resnet import resnet
 
 AXES = ("x", "y", "z")
 PLANE_LEVEL = 3
@@ -242,3 +246,98 @@ def test_a_depthwise_weight_cannot_fill_a_regular_conv():
     depthwise = nn.Conv2d(4, 4, 3, groups=4, bias=False)
     with pytest.raises(InflationError, match="grouped 2D conv"):
         inflate_conv(depthwise, ME.MinkowskiConvolution(4, 4, kernel_size=3, dimension=3), InflationOptions())
+
+
+# ResNet twins: no ResNet weights can be downloaded here, so these use random weights and random BatchNorm
+# statistics (a weight that fails to copy then shows) and a weights file the test writes.
+
+
+def random_resnet(name: str) -> nn.Module:
+    torch.manual_seed(0)
+    model = resnet(name)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.normal_(0, 0.1)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.normal_(0, 0.1)
+    return model.eval()
+
+
+@pytest.mark.parametrize(("name", "block"), [("resnet18", 1), ("resnet50", 0)])
+def test_a_whole_stride_1_resnet_block_on_a_plane_matches_2d(name, block):
+    """ResNet-18's layer1[1] (identity shortcut) and ResNet-50's layer1[0] (1x1 shortcut to 256 channels)."""
+    model2d = random_resnet(name)
+    model3d = SparseResNet(model2d, in_channels=3, num_classes=4)
+    inflate_resnet(model2d, model3d)
+    features = torch.randn(1, model2d.layer1[block].conv1.in_channels, 12, 14)
+    with torch.no_grad():
+        expected = model2d.layer1[block](features)
+    actual = through_plane(model3d.trunk[0][block].eval(), features, "z")
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize(("name", "convs"), [("resnet18", 8 * 2 + 3), ("resnet50", 16 * 3 + 4)])
+def test_inflating_a_resnet_from_a_weights_file_places_every_trunk_tensor(tmp_path, name, convs):
+    model2d = random_resnet(name)
+    path = tmp_path / f"{name}.pth"
+    torch.save(model2d.state_dict(), path)
+    model3d, report = inflated_resnet(name, path, in_channels=3, num_classes=4)
+
+    assert len(report.placed) == convs * (1 + BATCHNORM_TENSORS)
+    assert {key.split(".")[0] for key in report.replaced} == {"conv1", "bn1", "fc"}
+    # The stride-2 shortcut of layer2: every cell of its 2x2x2 kernel holds the 1x1 weight, as [in, out].
+    assert report.placed["layer2.0.downsample.0.weight"] == "trunk.1.0.downsample.0.kernel"
+    shortcut = model3d.trunk[1][0].downsample[0].kernel
+    assert shortcut.shape[0] == 8
+    assert all(torch.equal(cell, model2d.layer2[0].downsample[0].weight[:, :, 0, 0].t()) for cell in shortcut)
+
+
+def test_the_resnet_twin_gives_each_object_its_own_row():
+    model3d = SparseResNet(random_resnet("resnet18"), in_channels=3, num_classes=4).eval()
+    torch.manual_seed(0)
+    objects = [torch.unique(torch.randint(0, extent, (500, 3)), dim=0) for extent in (12, 25, 40)]
+
+    def features(batch: list[torch.Tensor]) -> torch.Tensor:
+        coordinates = ME.utils.batched_coordinates(batch)
+        with torch.no_grad():
+            return model3d.features(ME.SparseTensor(coordinates[:, 1:].float() / 40, coordinates))
+
+    together = features(objects)
+    assert together.shape == (3, model3d.feature_channels)
+    assert torch.pdist(together).min() > 1e-3  # distinct objects (features ~1e-2), so a row mix-up would show
+    # BN in eval mode: an object's features do not depend on its batch-mates, so row i is object i alone.
+    torch.testing.assert_close(together, torch.cat([features([points]) for points in objects]), rtol=1e-4, atol=1e-6)
+
+def test_drop_connect_zeroes_whole_objects_and_rescales_the_rest():
+    torch.manual_seed(0)
+    coordinates = ME.utils.batched_coordinates([torch.randint(0, 5, (30, 3)).unique(dim=0) for _ in range(16)])
+    features = torch.rand(len(coordinates), 4) + 1
+    dropped = drop_objects(ME.SparseTensor(features, coordinates), rate=0.5)
+    ratio = dropped.F / ME.SparseTensor(features, coordinates).F
+    per_object = [ratio[dropped.C[:, 0] == index] for index in range(16)]
+    assert all(torch.allclose(rows, rows[0, 0]) for rows in per_object)
+    assert {round(float(rows[0, 0]), 4) for rows in per_object} == {0.0, 2.0}
+
+
+
+@pytest.mark.parametrize("pooling", ["avg", "max"])
+def test_pooling_gives_row_i_to_object_i(pooling):
+    torch.manual_seed(0)
+    objects = [torch.unique(torch.randint(0, extent, (200, 3)), dim=0) for extent in (6, 9, 12)]
+    coordinates = ME.utils.batched_coordinates(objects)
+    shuffle = torch.randperm(len(coordinates))
+    features = torch.randn(len(coordinates), 5)
+    pooled = pool_per_object(ME.SparseTensor(features[shuffle], coordinates[shuffle]), pooling)
+    expected = torch.stack([
+        features[coordinates[:, 0] == index].mean(0) if pooling == "avg" else
+        features[coordinates[:, 0] == index].amax(0) for index in range(3)
+    ])
+    torch.testing.assert_close(pooled, expected)
+
+
+def test_pooling_refuses_a_batch_with_an_empty_object():
+    coordinates = ME.utils.batched_coordinates([torch.randint(0, 9, (50, 3)).unique(dim=0)] * 3)
+    coordinates = coordinates[coordinates[:, 0] != 1]
+    with pytest.raises(ValueError, match=r"objects \[1\] of the batch have no voxels"):
+        pool_per_object(ME.SparseTensor(torch.rand(len(coordinates), 3), coordinates), "avg")

@@ -153,44 +153,64 @@ class SparseMBConv(nn.Module):
         return out + x
 
 
-class SparseEfficientNet(FipModule):
-    """Point features (a batch of objects as one SparseTensor) -> class logits [objects, num_classes]."""
+def pool_per_object(x: ME.SparseTensor, pooling: Pooling) -> torch.Tensor:
+    """[objects, channels]: the average or maximum of each object's voxel features, row i = batch index i.
 
+    Not ME's global pooling: on CPU its output rows can disagree with its own output coordinates about which
+    object they belong to (seen with ME 0.5.4), so a batch's rows could be silently permuted.
+    """
+    objects = x.C[:, 0].long()
+    voxels = torch.bincount(objects)
+    if (empty := torch.nonzero(voxels == 0).flatten()).numel():
+        raise ValueError(f"objects {empty.tolist()} of the batch have no voxels")
+    index = objects.unsqueeze(1).expand_as(x.F)
+    pooled = x.F.new_zeros(len(voxels), x.F.shape[1])
+    return pooled.scatter_reduce(0, index, x.F, reduce="mean" if pooling == "avg" else "amax", include_self=False)
+
+
+class SparseObjectClassifier(FipModule):
+    """New stem -> trunk (the inflatable part) -> global pooling per object -> new classifier.
+
+    Input: a batch of objects as one SparseTensor (batch index = object); output: logits [objects, classes].
+    """
+
+    def __init__(self, stem: nn.Module, trunk: nn.Module, feature_channels: int, num_classes: int,
+                 pooling: Pooling, dropout: float) -> None:
+        super().__init__()
+        self.feature_channels = feature_channels
+        self.stem = stem
+        self.trunk = trunk
+        self.pooling = pooling
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_channels, num_classes))
+        self._initialise_weights()
+
+    def _initialise_weights(self) -> None:
+        # For training from scratch, as MinkowskiEngine's examples; inflation overwrites the trunk.
+        for module in self.modules():
+            if isinstance(module, (ME.MinkowskiConvolution, ME.MinkowskiChannelwiseConvolution)):
+                ME.utils.kaiming_normal_(module.kernel, mode="fan_out", nonlinearity="relu")
+
+    def features(self, x: ME.SparseTensor) -> torch.Tensor:
+        """One pooled feature per object, [objects, feature_channels], rows in batch-index order."""
+        return pool_per_object(self.trunk(self.stem(x)), self.pooling)
+
+    def forward(self, x: ME.SparseTensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class SparseEfficientNet(SparseObjectClassifier):
     def __init__(self, layout: EfficientNetLayout, in_channels: int, num_classes: int, pooling: Pooling = "avg",
                  dropout: float = 0.2) -> None:
-        super().__init__()
-        self.layout = layout
         stem_conv = ME.MinkowskiConvolution(in_channels, layout.stem_channels, kernel_size=3, bias=False,
                                             dimension=3)
-        self.stem = ConvNorm(stem_conv, layout.stem_channels, layout, activate=True)
+        stem = ConvNorm(stem_conv, layout.stem_channels, layout, activate=True)
         # The 2D model scales drop-connect up linearly with block depth; so does the twin.
         blocks = [SparseMBConv(spec, layout, layout.drop_connect_rate * index / len(layout.blocks))
                   for index, spec in enumerate(layout.blocks)]
         head = ConvNorm(_pointwise(layout.blocks[-1].out_channels, layout.head_channels), layout.head_channels,
                         layout, activate=True)
-        self.trunk = nn.Sequential(*blocks, head)
-        self.pooling = ME.MinkowskiGlobalAvgPooling() if pooling == "avg" else ME.MinkowskiGlobalMaxPooling()
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(layout.head_channels, num_classes))
-        self._initialise_weights()
-
-    @property
-    def feature_channels(self) -> int:
-        return self.layout.head_channels
-
-    def _initialise_weights(self) -> None:
-        # For training from scratch, as MinkowskiEngine's examples; inflation overwrites the trunk.
-        for module in self.modules():
-            if isinstance(module, (ME.MinkowskiConvolution, ChannelwiseConvolution)):
-                ME.utils.kaiming_normal_(module.kernel, mode="fan_out", nonlinearity="relu")
-
-    def features(self, x: ME.SparseTensor) -> torch.Tensor:
-        """One pooled feature per object, [objects, feature_channels], rows in batch-index order."""
-        pooled = self.pooling(self.trunk(self.stem(x)))
-        # Global pooling emits one row per object but not in batch-index order.
-        return pooled.F[torch.argsort(pooled.C[:, 0])]
-
-    def forward(self, x: ME.SparseTensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
+        super().__init__(stem, nn.Sequential(*blocks, head), layout.head_channels, num_classes, pooling, dropout)
+        self.layout = layout
 
 
 def sparse_efficientnet_like(model2d: EfficientNet, in_channels: int, num_classes: int,

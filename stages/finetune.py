@@ -12,18 +12,18 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from pix2point.io.finetune_table import run_name
 from pix2point.io.scenes_table import class_names, scene_names
 from pix2point.models.backbone import BACKBONE_WEIGHTS, load_backbone_spec
-from pix2point.training.augment import PointAugmentation
 from pix2point.training.distributed import fit
+from pix2point.training.params import PointAugmentationParams, RayTrainParams, SGDParams
 from pix2point.training.segmentation import FinetuneConfig, RunSpec, train_loop
 from pix2point.training.segmentation_data import LabelUnit
 
 
-class Params(BaseModel):
+class Params(SGDParams, PointAugmentationParams, RayTrainParams):
     model_config = ConfigDict(extra="forbid")
 
     inits: list[Literal["scratch", "pretrain"]] = ["scratch", "pretrain"]
@@ -33,15 +33,6 @@ class Params(BaseModel):
     steps: int = Field(300, ge=1)
     eval_every: int = Field(25, ge=1)
     scenes_per_batch: int = Field(2, ge=1)
-    learning_rate: float = Field(0.1, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(1e-4, ge=0)
-    rotate_up: bool = True
-    scale_range: tuple[float, float] = (0.9, 1.1)
-    checkpoint_every: int = Field(100, ge=1)
-    num_workers: int = Field(1, ge=1)
-    cpus_per_worker: int = Field(1, ge=1)
-    use_gpu: bool = False
 
     @field_validator("label_fractions")
     @classmethod
@@ -64,7 +55,7 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
         class_names=tuple(class_names(scenes_dir, scene_names(scenes_dir)[0])),
         runs=runs, label_unit=params.label_unit, steps=params.steps, eval_every=params.eval_every,
         scenes_per_batch=params.scenes_per_batch, learning_rate=params.learning_rate, momentum=params.momentum,
-        weight_decay=params.weight_decay, augmentation=PointAugmentation(params.rotate_up, params.scale_range),
+        weight_decay=params.weight_decay, augmentation=params.point_augmentation(),
         checkpoint_every=params.checkpoint_every,
     )
     started = time.perf_counter()

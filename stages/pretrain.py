@@ -11,16 +11,16 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from pix2point.models.backbone import BackboneSpec, InputFeatures
 from pix2point.models.res16unet import UNetSizeName
-from pix2point.training.augment import PointAugmentation
 from pix2point.training.distributed import fit
+from pix2point.training.params import PointAugmentationParams, RayTrainParams, SGDParams
 from pix2point.training.ppkt import PPKTConfig, train_loop
 
 
-class Params(BaseModel):
+class Params(SGDParams, PointAugmentationParams, RayTrainParams):
     model_config = ConfigDict(extra="forbid")
 
     method: Literal["ppkt"] = "ppkt"
@@ -33,16 +33,8 @@ class Params(BaseModel):
     frames_per_batch: int = Field(8, ge=1)
     steps: int = Field(1000, ge=1)
     learning_rate: float = Field(0.5, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(1e-4, ge=0)
-    rotate_up: bool = True
-    scale_range: tuple[float, float] = (0.9, 1.1)
-    elastic: bool = False
     flip_2d: bool = True
     checkpoint_every: int = Field(50, ge=1)
-    num_workers: int = Field(1, ge=1)
-    cpus_per_worker: int = Field(1, ge=1)
-    use_gpu: bool = False
     seed: int = 0
 
 
@@ -68,6 +60,6 @@ def ppkt_config(params: Params, inputs: dict[str, Path], out: Path) -> PPKTConfi
         dim=params.dim, temperature=params.temperature, num_pairs=params.num_pairs,
         frames_per_batch=params.frames_per_batch, steps=params.steps, learning_rate=params.learning_rate,
         momentum=params.momentum, weight_decay=params.weight_decay,
-        augmentation=PointAugmentation(params.rotate_up, params.scale_range, params.elastic),
+        augmentation=params.point_augmentation(),
         flip_2d=params.flip_2d, checkpoint_every=params.checkpoint_every, seed=params.seed,
     )

@@ -1,0 +1,35 @@
+"""Param groups shared by the training stages; a stage's Params inherits them, so its keys stay flat."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pix2point.training.augment import PointAugmentation
+
+
+class SGDParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    learning_rate: float = Field(0.1, gt=0)  # cosine-annealed to 0 over the steps
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(1e-4, ge=0)
+
+
+class PointAugmentationParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rotate_up: bool = True
+    scale_range: tuple[float, float] = (0.9, 1.1)
+    elastic: bool = False
+
+    def point_augmentation(self) -> PointAugmentation:
+        return PointAugmentation(self.rotate_up, self.scale_range, self.elastic)
+
+
+class RayTrainParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    num_workers: int = Field(1, ge=1)  # Ray Train workers (DDP)
+    cpus_per_worker: int = Field(1, ge=1)
+    use_gpu: bool = False
+    checkpoint_every: int = Field(100, ge=1)  # steps between checkpoints a killed run resumes from

@@ -21,6 +21,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 from tqdm import tqdm
 
+from pix2point.io.paths import AbsolutePath
 from pix2point.io.features_table import FeatureShardWriter, features_schema
 from pix2point.io.images import normalise_images, prefetched_image_batches
 from pix2point.io.scenes_table import Frame, read_frames
@@ -32,7 +33,7 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     teacher: TeacherName = "efficientnet_lite0"
-    teacher_weights: Path | None = None  # needed by the ResNets: a torchvision state dict or a MoCo v2 checkpoint
+    teacher_weights: AbsolutePath | None = None  # needed by the ResNets: a torchvision state dict or a MoCo v2 checkpoint
     layer: str | None = None  # unset: the teacher's default (efficientnet_lite0: stage5, ResNets: layer4)
     image_size: tuple[PositiveInt, PositiveInt] = (320, 240)  # (width, height) each color image is resized to
     frame_step: int = Field(1, ge=1)  # keep every k-th frame of each scene, counted in frame order
@@ -52,9 +53,6 @@ class Params(BaseModel):
             )
         if self.teacher != "efficientnet_lite0" and self.teacher_weights is None:
             raise ValueError(f"teacher {self.teacher} needs teacher_weights (a torchvision or MoCo v2 checkpoint)")
-        if self.teacher_weights is not None and not self.teacher_weights.is_absolute():
-            # Ray tasks run from a copy of the working directory, where a relative path means something else.
-            raise ValueError(f"teacher_weights must be an absolute path: {self.teacher_weights}")
         return self
 
 

@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pix2point.io.paths import AbsolutePath
 from pix2point.io import modelnet
 from pix2point.io.arrow import write_table
 from pix2point.io.objects_table import OBJECTS_FILE, ROW_GROUP_ROWS, SOURCE_DIR, SPLITS, Objects, objects_table
@@ -35,7 +36,7 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source: Literal["synthetic", "modelnet40"] = "synthetic"
-    root: Path | None = None  # the modelnet40_normal_resampled directory (source: modelnet40)
+    root: AbsolutePath | None = None  # the modelnet40_normal_resampled directory (source: modelnet40)
     synthetic: SyntheticParams = SyntheticParams()
     points_per_object: int = Field(2048, ge=1)  # Image2Point and I2P-MAE use 2048
     # first: the file's first rows (its farthest-point order, as PointNet++ loads ModelNet); random: a
@@ -48,8 +49,6 @@ class Params(BaseModel):
     def _root_for_modelnet(self) -> Params:
         if self.source == "modelnet40" and self.root is None:
             raise ValueError("source 'modelnet40' needs `root`, the modelnet40_normal_resampled directory")
-        if self.root is not None and not self.root.is_absolute():
-            raise ValueError(f"root must be an absolute path (Ray jobs run from a copy of the working dir): {self.root}")
         return self
 
 

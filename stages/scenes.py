@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pix2point.io.paths import AbsolutePath
 from pix2point.io import scannet
 from pix2point.io.arrow import write_table
 from pix2point.io.scenes_table import (
@@ -42,7 +43,7 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source: Literal["synthetic", "scannet"] = "synthetic"
-    root: Path | None = None  # the ScanNet export (source: scannet)
+    root: AbsolutePath | None = None  # the ScanNet export (source: scannet)
     scenes: list[str] | None = None  # a subset of the root's scenes; all when unset
     synthetic: SyntheticParams = SyntheticParams()
     depth_scale: float = Field(1000.0, gt=0)
@@ -55,8 +56,6 @@ class Params(BaseModel):
     def _root_for_scannet(self) -> Params:
         if self.source == "scannet" and self.root is None:
             raise ValueError("source 'scannet' needs `root`, the directory of exported scenes")
-        if self.root is not None and not self.root.is_absolute():
-            raise ValueError(f"root must be an absolute path (Ray jobs run from a copy of the working dir): {self.root}")
         return self
 
 

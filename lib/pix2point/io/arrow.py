@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +56,21 @@ def read_metadata(path: Path | str) -> dict[str, str]:
 def write_table(table: pa.Table, path: Path, row_group_size: int | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path, row_group_size=row_group_size, compression="zstd")
+
+
+@contextmanager
+def atomic_parquet_writer(path: Path, schema: pa.Schema, **options: Any) -> Iterator[pq.ParquetWriter]:
+    """A ParquetWriter on a hidden temporary name beside `path`, renamed to `path` when the block ends
+    without error and deleted when it raises, so a file under its real name is always complete.
+    `options` go to pq.ParquetWriter (zstd compression unless given)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.partial")
+    writer = pq.ParquetWriter(temporary, schema, **{"compression": "zstd", **options})
+    try:
+        yield writer
+    except BaseException:
+        writer.close()
+        temporary.unlink(missing_ok=True)
+        raise
+    writer.close()
+    os.replace(temporary, path)

@@ -155,11 +155,23 @@ def _build_stage(name: str, entry: dict, raw_params: dict, path: Path) -> Stage:
     return Stage(name=name, module=module, inputs=tuple(entry.get("inputs") or ()), params=validate_params(name, module.Params, raw_params))
 
 
-def validate_params(stage: str, model: type[pydantic.BaseModel], raw_params: dict) -> pydantic.BaseModel:
+def validate_params(stage: str, model: Any, raw_params: dict) -> pydantic.BaseModel:
+    """`model` is a pydantic model or a discriminated union of them (a module that runs several methods)."""
     try:
-        return model.model_validate(raw_params)
+        return pydantic.TypeAdapter(model).validate_python(raw_params)
     except pydantic.ValidationError as error:
-        raise PipelineError("\n".join(_describe(stage, issue) for issue in error.errors())) from None
+        issues = error.errors()
+        if not (isinstance(model, type) and issubclass(model, pydantic.BaseModel)):
+            issues = [_without_union_tag(issue) for issue in issues]
+        raise PipelineError("\n".join(_describe(stage, issue) for issue in issues)) from None
+
+
+def _without_union_tag(issue: dict) -> dict:
+    """A union's issues are located under the chosen member's tag (`ppkt.steps`); the user wrote `steps`. An
+    issue with the tag itself (missing or unknown) is located at the discriminator key."""
+    if issue["loc"]:
+        return {**issue, "loc": issue["loc"][1:]}
+    return {**issue, "loc": (issue.get("ctx", {}).get("discriminator", "").strip("'"),)}
 
 
 def _describe(stage: str, issue: dict) -> str:

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pix2point.geometry.pixel_sampling import normalised_coordinate
+
 
 class UpsamplingProjection(nn.Module):
     def __init__(self, teacher_channels: int, dim: int, align_corners: bool = True) -> None:
@@ -49,11 +51,4 @@ class UpsamplingProjection(nn.Module):
         return F.normalize(sampled.view(projected.shape[1], -1).T, p=2, dim=1)
 
     def _normalised(self, index: torch.Tensor, size: int) -> torch.Tensor:
-        """Index along an axis of `size` cells -> grid_sample's [-1, 1] coordinate under this layer's convention.
-
-        Normalised coordinates do not depend on resolution, so a pixel index normalised against the image
-        size addresses the same point of the small feature map that the upsampling reads.
-        """
-        if self.align_corners:
-            return index * (2.0 / (size - 1)) - 1.0 if size > 1 else torch.zeros_like(index)
-        return (2.0 * index + 1.0) / size - 1.0
+        return normalised_coordinate(index, size, self.align_corners)

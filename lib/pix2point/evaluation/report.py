@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pix2point.evaluation.feature_probe import PROBE_FOLDS, ProbeScore
+from pix2point.evaluation.markdown import json_number, markdown_table, mean_and_spread, percent, signed_points
 from pix2point.evaluation.summary import BASELINE_INIT, PRETRAINED_INIT, CellSummary, ScoredRun, init_order
 
 REPORT_FILE = "report.md"
@@ -76,11 +77,11 @@ def print_summary(evaluation: Evaluation, console: Console | None = None) -> Non
 
 def manifest_metrics(evaluation: Evaluation) -> dict:
     return {
-        "miou": {f"{cell.init}@{cell.label_fraction:g}": {"mean": _number(cell.miou_mean), "std": _number(cell.miou_std),
+        "miou": {f"{cell.init}@{cell.label_fraction:g}": {"mean": json_number(cell.miou_mean), "std": json_number(cell.miou_std),
                                                           "seeds": len(cell.seeds)} for cell in evaluation.cells},
-        "gain": {f"{fraction:g}": _number(gain) for fraction, gain in evaluation.gains.items()},
-        "probe_accuracy": {score.features: _number(score.accuracy_mean) for score in evaluation.probes},
-        "probe_balanced_accuracy": {score.features: _number(score.balanced_accuracy_mean) for score in evaluation.probes},
+        "gain": {f"{fraction:g}": json_number(gain) for fraction, gain in evaluation.gains.items()},
+        "probe_accuracy": {score.features: json_number(score.accuracy_mean) for score in evaluation.probes},
+        "probe_balanced_accuracy": {score.features: json_number(score.balanced_accuracy_mean) for score in evaluation.probes},
     }
 
 
@@ -92,14 +93,14 @@ def metrics_document(evaluation: Evaluation) -> dict:
         "class_names": evaluation.class_names,
         "label_unit": evaluation.label_unit,
         "table": [_cell_document(cell, evaluation.class_names) for cell in evaluation.cells],
-        "gains": [{"label_fraction": fraction, "miou_gain": _number(gain)} for fraction, gain in evaluation.gains.items()],
+        "gains": [{"label_fraction": fraction, "miou_gain": json_number(gain)} for fraction, gain in evaluation.gains.items()],
         "runs": [_run_document(run, evaluation.class_names) for run in evaluation.runs],
         "pretrain_loss": asdict(evaluation.pretrain_loss),
         "probe": {
             "split": evaluation.probe_split,
             "scenes": evaluation.probe_scenes,
             "folds": PROBE_FOLDS,
-            "scores": {score.features: {key: _number(value) if isinstance(value, float) else value
+            "scores": {score.features: {key: json_number(value) if isinstance(value, float) else value
                                         for key, value in asdict(score).items()} for score in evaluation.probes},
         },
         "figures": evaluation.figures,
@@ -114,7 +115,7 @@ def miou_table_rows(evaluation: Evaluation) -> tuple[list[str], list[list[str]]]
     header = ["init", *(f"labels {fraction:g}" for fraction in fractions)]
     rows = [[init, *(_cell_text(by_cell.get((init, fraction))) for fraction in fractions)] for init in inits]
     gain_row = [f"gain {PRETRAINED_INIT} − {BASELINE_INIT}",
-                *(_signed_points(evaluation.gains[f]) if f in evaluation.gains else "–" for f in fractions)]
+                *(signed_points(evaluation.gains[f]) if f in evaluation.gains else "–" for f in fractions)]
     return header, [*rows, gain_row]
 
 
@@ -144,11 +145,11 @@ def _overview_section(evaluation: Evaluation) -> str:
 
 def _miou_section(evaluation: Evaluation) -> str:
     header, rows = miou_table_rows(evaluation)
-    gains = ", ".join(f"{_signed_points(gain)} points at labels {fraction:g}" for fraction, gain in evaluation.gains.items())
+    gains = ", ".join(f"{signed_points(gain)} points at labels {fraction:g}" for fraction, gain in evaluation.gains.items())
     return "\n".join([
         "## Final validation mIoU (%): mean ± std over seeds (n seeds)",
         "",
-        _markdown_table(header, rows),
+        markdown_table(header, rows),
         "",
         f"Gain of `{PRETRAINED_INIT}` over `{BASELINE_INIT}` (difference of mean mIoU): {gains or 'no label fraction has both inits'}.",
     ])
@@ -158,12 +159,12 @@ def _per_class_section(evaluation: Evaluation) -> str:
     defined = [k for k in range(len(evaluation.class_names))
                if any(not math.isnan(cell.iou_mean[k]) for cell in evaluation.cells)]
     header = ["class", *(cell.label for cell in evaluation.cells)]
-    rows = [[evaluation.class_names[k], *(_percent(cell.iou_mean[k]) for cell in evaluation.cells)] for k in defined]
+    rows = [[evaluation.class_names[k], *(percent(cell.iou_mean[k]) for cell in evaluation.cells)] for k in defined]
     never_seen = [name for k, name in enumerate(evaluation.class_names) if k not in defined]
     notes = ["– : the class was neither true nor predicted in any seed's validation scenes of that column."]
     if never_seen:
         notes.append(f"Left out, neither true nor predicted in any run: {', '.join(never_seen)}.")
-    return "\n\n".join(["## Per-class IoU (%), mean over seeds", _markdown_table(header, rows), *notes])
+    return "\n\n".join(["## Per-class IoU (%), mean over seeds", markdown_table(header, rows), *notes])
 
 
 def _probe_section(evaluation: Evaluation) -> str:
@@ -177,7 +178,7 @@ def _probe_section(evaluation: Evaluation) -> str:
         f"(mean ± std over folds), on labelled points sampled evenly from the `{evaluation.probe_split}` scenes "
         f"{', '.join(evaluation.probe_scenes)}. Balanced accuracy is the mean per-class recall.",
         "",
-        _markdown_table(header, rows),
+        markdown_table(header, rows),
     ])
 
 
@@ -185,10 +186,10 @@ def _runs_section(evaluation: Evaluation) -> str:
     header = ["run", "init", "labels", "seed", "epochs", "mIoU %", "mean class acc. %", "overall acc. %",
               "logged final / best val mIoU"]
     rows = [[run.result.run, run.result.init, f"{run.result.label_fraction:g}", str(run.result.seed),
-             str(run.result.epochs), _percent(run.scores.miou), _percent(run.scores.mean_class_accuracy),
-             _percent(run.scores.overall_accuracy),
+             str(run.result.epochs), percent(run.scores.miou), percent(run.scores.mean_class_accuracy),
+             percent(run.scores.overall_accuracy),
              f"{run.result.final_val_miou:.4f} / {run.result.best_val_miou:.4f}"] for run in evaluation.runs]
-    return "\n".join(["## Every run", "", _markdown_table(header, rows), "",
+    return "\n".join(["## Every run", "", markdown_table(header, rows), "",
                       "The logged values are the finetune stage's own, as it stored them; they may count classes by another rule "
                       "than the recomputed mIoU above."])
 
@@ -209,10 +210,10 @@ def _cell_document(cell: CellSummary, class_names: list[str]) -> dict:
         "init": cell.init,
         "label_fraction": cell.label_fraction,
         "seeds": list(cell.seeds),
-        "miou_mean": _number(cell.miou_mean),
-        "miou_std": _number(cell.miou_std),
-        "mean_class_accuracy_mean": _number(cell.mean_class_accuracy_mean),
-        "iou_per_class_mean": dict(zip(class_names, map(_number, cell.iou_mean))),
+        "miou_mean": json_number(cell.miou_mean),
+        "miou_std": json_number(cell.miou_std),
+        "mean_class_accuracy_mean": json_number(cell.mean_class_accuracy_mean),
+        "iou_per_class_mean": dict(zip(class_names, map(json_number, cell.iou_mean))),
         "confusion_summed_over_seeds": cell.confusion.tolist(),
     }
 
@@ -224,42 +225,20 @@ def _run_document(run: ScoredRun, class_names: list[str]) -> dict:
         "label_fraction": run.result.label_fraction,
         "seed": run.result.seed,
         "epochs": run.result.epochs,
-        "miou": _number(run.scores.miou),
-        "mean_class_accuracy": _number(run.scores.mean_class_accuracy),
-        "overall_accuracy": _number(run.scores.overall_accuracy),
-        "iou_per_class": dict(zip(class_names, map(_number, run.scores.iou))),
-        "logged_final_val_miou": _number(run.result.final_val_miou),
-        "logged_best_val_miou": _number(run.result.best_val_miou),
+        "miou": json_number(run.scores.miou),
+        "mean_class_accuracy": json_number(run.scores.mean_class_accuracy),
+        "overall_accuracy": json_number(run.scores.overall_accuracy),
+        "iou_per_class": dict(zip(class_names, map(json_number, run.scores.iou))),
+        "logged_final_val_miou": json_number(run.result.final_val_miou),
+        "logged_best_val_miou": json_number(run.result.best_val_miou),
         "confusion": run.result.confusion.tolist(),
     }
 
 
-def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in rows)])
-
-
 def _cell_text(cell: CellSummary | None) -> str:
-    if cell is None:
-        return "–"
-    spread = "" if math.isnan(cell.miou_std) else f" ± {100 * cell.miou_std:.1f}"
-    return f"{_percent(cell.miou_mean)}{spread} (n={len(cell.seeds)})"
+    return "–" if cell is None else mean_and_spread(cell.miou_mean, cell.miou_std, len(cell.seeds))
 
 
 def _probe_cells(score: ProbeScore) -> list[str]:
-    return [f"{_percent(score.accuracy_mean)} ± {100 * score.accuracy_std:.1f}",
-            f"{_percent(score.balanced_accuracy_mean)} ± {100 * score.balanced_accuracy_std:.1f}"]
-
-
-def _percent(value: float) -> str:
-    return "–" if math.isnan(value) else f"{100 * value:.1f}"
-
-
-def _signed_points(value: float) -> str:
-    # + 0.0 turns a rounded -0.0 (a gain of -1e-17) into +0.0
-    return "–" if math.isnan(value) else f"{round(100 * value, 1) + 0.0:+.1f}"
-
-
-def _number(value: float) -> float | None:
-    value = float(value)
-    return None if math.isnan(value) else value
+    return [f"{percent(score.accuracy_mean)} ± {100 * score.accuracy_std:.1f}",
+            f"{percent(score.balanced_accuracy_mean)} ± {100 * score.balanced_accuracy_std:.1f}"]

@@ -19,8 +19,8 @@ projection). Every point has a pixel inside the image: 0 <= u, v < image_size.
 Schema metadata (JSON values): teacher, layer, channels, image_size (square side), splat (footprint
 side in pixels), views (the 3 axis permutations), saliency ({"method", "description"}), mean, std (the
 teacher's input normalisation the depth images got), interpolation (how the feature map was upsampled).
-Rows of one split are contiguous (train, then test) and a row group never holds two splits, so reading
-one split skips the other's row groups.
+Rows of one split are contiguous (objects.parquet groups them) and a row group never holds two splits, so
+reading one split skips the other's row groups.
 """
 
 from __future__ import annotations
@@ -72,16 +72,17 @@ def views_schema(views: int, points: int, channels: int, metadata: dict[str, Any
         pa.field("saliency", pa.fixed_shape_tensor(pa.float32(), (views, points)), nullable=False),
         pa.field("pixels", pa.fixed_shape_tensor(pa.int16(), (views, points, 2)), nullable=False),
     ])
-    return with_metadata(schema.empty_table(), metadata).schema
+    # Every value JSON-encoded, strings included, so that readers decode every key the same way.
+    return with_metadata(schema.empty_table(), {key: json.dumps(value) for key, value in metadata.items()}).schema
 
 
 class ViewsWriter:
-    """Writes views.parquet one chunk of objects at a time, each chunk one row group, so the whole table
-    never has to be in memory. The file appears under its real name only when the block ends without
-    error (pix2point.io.arrow.atomic_parquet_writer)."""
+    """Writes a views table (views_path(dir), or a part of one) one chunk of objects at a time, each chunk
+    one row group, so the whole table never has to be in memory. The file appears under its real name
+    only when the block ends without error (pix2point.io.arrow.atomic_parquet_writer)."""
 
-    def __init__(self, views_dir: Path, schema: pa.Schema) -> None:
-        self.path = views_path(views_dir)
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path = path
         self.schema = schema
         self._context = atomic_parquet_writer(
             self.path, schema, use_dictionary=["shape", "split"],
@@ -111,7 +112,11 @@ class ViewsWriter:
             ],
             schema=self.schema,
         )
-        self._writer.write_table(table, row_group_size=len(table))
+        self.append(table)
+
+    def append(self, table: pa.Table) -> None:
+        """Append rows already in this schema (a part written by another ViewsWriter) as one row group."""
+        self._writer.write_table(table, row_group_size=max(len(table), 1))
 
 
 def read_views(views_dir: Path, split: str | None = None) -> Views:

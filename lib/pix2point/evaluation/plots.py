@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from pix2point.io.classify_table import ClassifyEpoch, ClassifyRun
 from pix2point.io.finetune_table import EpochRecord, RunResult
 
 DPI = 120
@@ -83,6 +84,31 @@ def plot_tsne(embedding: np.ndarray, labels: np.ndarray, class_names: list[str],
         axes.scatter(embedding[here, 0], embedding[here, 1], s=4, color=colour[name], label=f"{name} ({here.sum()})")
     axes.legend(markerscale=3, fontsize="small", loc="best")
     axes.set(title="t-SNE of pretrained point features (before finetuning)", xticks=[], yticks=[])
+    return _save(figure, path)
+
+
+def plot_accuracy_curves(history: list[ClassifyEpoch], runs: list[ClassifyRun], path: Path) -> Path:
+    """Classification test accuracy per epoch, mean over seeds: one panel per shot count, one line per init/FIP."""
+    by_name = {run.run: run for run in runs}
+    curves: dict[tuple[int | None, str], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for record in history:
+        run = by_name[record.run]
+        curves[(run.shots, f"{run.init}/{run.fip}")][record.epoch].append(record.test_accuracy)
+    shot_counts = sorted({run.shots for run in runs}, key=lambda shots: np.inf if shots is None else shots)
+    colour = _palette(sorted({variant for _, variant in curves}))
+    figure = Figure(figsize=(3.6 * len(shot_counts) + 1, 3.6))
+    panels = np.atleast_1d(figure.subplots(1, len(shot_counts), sharey=True))
+    for axes, shots in zip(panels, shot_counts):
+        for variant, c in colour.items():
+            if epochs := curves.get((shots, variant)):
+                x = sorted(epochs)
+                axes.plot(x, [np.mean(epochs[epoch]) for epoch in x], color=c, marker=".", linewidth=1.2)
+        axes.set(title=f"shots {'all' if shots is None else shots}", xlabel="epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.grid(alpha=0.3)
+    panels[0].set_ylabel("test accuracy")
+    panels[-1].legend(handles=[Line2D([], [], color=c, label=v) for v, c in colour.items()], fontsize="small")
+    figure.tight_layout()
     return _save(figure, path)
 
 

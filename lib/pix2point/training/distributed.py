@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,50 @@ def report(metrics: dict[str, float], state: dict[str, Any] | None = None) -> No
     with tempfile.TemporaryDirectory() as directory:
         torch.save(state, Path(directory) / STATE_FILE)
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
+
+
+def train_runs_in_order(runs: Sequence[Any], train_run: Callable[[Any, dict], Any]) -> dict[str, Any]:
+    """Train `runs` one after another in this worker group, skipping those a resumed checkpoint finished.
+
+    `train_run(run, state)` returns the run's result (an object with a `run` name); it may append to
+    state["history"] and checkpoint its progress with `checkpoint_run`. Returns the final state:
+    {"finished": [results], "history": [...], "current": None}.
+    """
+    state = latest_state(torch.device("cpu")) or {"finished": [], "history": [], "current": None}
+    for run in runs:
+        if run.name in {result.run for result in state["finished"]}:
+            continue
+        result = train_run(run, state)
+        state = {**state, "finished": [*state["finished"], result], "current": None}
+        report({"runs_finished": len(state["finished"])}, state)
+    return state
+
+
+def checkpoint_run(state: dict[str, Any], current: dict[str, Any]) -> None:
+    """Checkpoint the run in progress (`current` carries its name, step and module/optimiser states)."""
+    report({"runs_finished": len(state["finished"])}, {**state, "current": current})
+
+
+def resumed_run(state: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The checkpointed progress of run `name`, if the resumed checkpoint was taken inside it."""
+    current = state["current"]
+    return current if current is not None and current["run"] == name else None
+
+
+def run_snapshot(name: str, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 schedule: torch.optim.lr_scheduler.LRScheduler, **extra: Any) -> dict[str, Any]:
+    """What `checkpoint_run` stores for a run in progress: enough to continue it at `step`."""
+    return {"run": name, "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(), **extra}
+
+
+def restore_run(current: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                schedule: torch.optim.lr_scheduler.LRScheduler) -> int:
+    """Load a `run_snapshot` into fresh objects; returns the step to continue from."""
+    model.load_state_dict(current["model"])
+    optimizer.load_state_dict(current["optimizer"])
+    schedule.load_state_dict(current["schedule"])
+    return current["step"]
 
 
 def is_rank_zero() -> bool:

@@ -108,14 +108,8 @@ def confusion_matrix(model: nn.Module, scenes: list[LabelledScene], spec: Backbo
 
 def train_loop(config: FinetuneConfig) -> None:
     rank = ray.train.get_context().get_world_rank()
-    state = distributed.latest_state(torch.device("cpu")) or {"finished": [], "history": [], "current": None}
     validation = validation_scenes(config.scenes_dir)
-    for run in config.runs:
-        if run.name in {result.run for result in state["finished"]}:
-            continue
-        result = train_run(config, run, state, validation, rank)
-        state = {**state, "finished": [*state["finished"], result], "current": None}
-        distributed.report({"runs_finished": len(state["finished"])}, state)
+    state = distributed.train_runs_in_order(config.runs, lambda run, state: train_run(config, run, state, validation, rank))
     if rank == 0:
         write_runs(config.out, state["finished"], config.class_names, config.label_unit)
         write_history(config.out, state["history"])
@@ -134,12 +128,8 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
                                 weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
     start_step, best = 0, 0.0
-    current = state["current"]
-    if current is not None and current["run"] == run.name:
-        model.load_state_dict(current["model"])
-        optimizer.load_state_dict(current["optimizer"])
-        schedule.load_state_dict(current["schedule"])
-        start_step, best = current["step"], current["best"]
+    if (current := distributed.resumed_run(state, run.name)) is not None:
+        start_step, best = distributed.restore_run(current, model, optimizer, schedule), current["best"]
     ddp_model = ray.train.torch.prepare_model(model)
     training = limited_labels(config.scenes_dir, run.label_fraction, config.label_unit, run.seed)
     rng = np.random.default_rng([run.seed, rank, start_step])
@@ -164,9 +154,8 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
                 float(np.mean(running_loss))), scores.miou, scores.mean_class_accuracy, time.perf_counter() - started))
             running_loss = []
         if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
-            current = {"run": run.name, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                       "schedule": schedule.state_dict(), "step": step + 1, "best": best}
-            distributed.report({"runs_finished": len(state["finished"])}, {**state, "current": current})
+            distributed.checkpoint_run(state, distributed.run_snapshot(run.name, step + 1, model, optimizer,
+                                                                       schedule, best=best))
     if rank == 0:
         path = model_path(config.out, run.name)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,191 @@
+"""The classify stage's summary: accuracy per init x FIP mode x shots over seeds, epochs to a target accuracy,
+and how each inflated variant compares with training the same network from scratch.
+
+Image2Point's claims (REFERENCE.md) are read off these: few-shot gains of inflated+FIP over scratch, and
+fewer training steps to reach a target accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pix2point.evaluation.markdown import json_number, markdown_table, mean_and_spread, percent, signed_points
+from pix2point.evaluation.plots import plot_accuracy_curves
+from pix2point.io.classify_table import ClassifyEpoch, ClassifyRun
+
+BASELINE = ("scratch", "all")  # Image2Point's baseline: the twin trained from random weights, nothing frozen
+REPORT_FILE = "report.md"
+METRICS_FILE = "metrics.json"
+CURVES_FILE = "accuracy.png"
+
+
+@dataclass(frozen=True)
+class ClassifyCell:
+    """One (init, fip, shots) cell with its seeds aggregated."""
+
+    init: str
+    fip: str
+    shots: int | None
+    seeds: tuple[int, ...]
+    accuracy_mean: float  # test accuracy after the last epoch
+    accuracy_std: float  # sample standard deviation over seeds; NaN with one seed
+    best_accuracy_mean: float
+    epochs_to_target: tuple[int | None, ...]  # per seed: first epoch at or above the target, None if never
+    trainable_parameters: int
+
+    @property
+    def variant(self) -> tuple[str, str]:
+        return self.init, self.fip
+
+    @property
+    def shots_label(self) -> str:
+        return shots_label(self.shots)
+
+    @property
+    def mean_epochs_to_target(self) -> float:
+        """Mean over the seeds that reached the target; NaN when none did."""
+        reached = [epochs for epochs in self.epochs_to_target if epochs is not None]
+        return float(np.mean(reached)) if reached else math.nan
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """An inflated variant against the scratch baseline at one shot count."""
+
+    variant: tuple[str, str]
+    shots: int | None
+    accuracy_gain: float  # variant minus baseline, mean final test accuracy
+    baseline_epochs_to_target: float
+    variant_epochs_to_target: float
+
+    @property
+    def speedup(self) -> float:
+        """How many times fewer epochs the variant needs to reach the target (NaN if either never does)."""
+        return self.baseline_epochs_to_target / self.variant_epochs_to_target
+
+
+def shots_label(shots: int | None) -> str:
+    return "all" if shots is None else str(shots)
+
+
+def epochs_to_reach(records: list[ClassifyEpoch], target: float) -> int | None:
+    """The first epoch whose test accuracy is at least `target`."""
+    for record in sorted(records, key=lambda record: record.epoch):
+        if record.test_accuracy >= target:
+            return record.epoch
+    return None
+
+
+def summarise(runs: list[ClassifyRun], history: list[ClassifyEpoch], target: float) -> list[ClassifyCell]:
+    """Cells ordered by shots (few first, all last), then the baseline first, then by init and FIP mode."""
+    records = defaultdict(list)
+    for record in history:
+        records[record.run].append(record)
+    groups: dict[tuple[str, str, int | None], list[ClassifyRun]] = defaultdict(list)
+    for run in runs:
+        groups[(run.init, run.fip, run.shots)].append(run)
+    cells = [_cell(init, fip, shots, members, records, target) for (init, fip, shots), members in groups.items()]
+    return sorted(cells, key=lambda cell: (_shots_order(cell.shots), cell.variant != BASELINE, cell.variant))
+
+
+def compare_with_baseline(cells: list[ClassifyCell]) -> list[Comparison]:
+    """Every non-baseline variant against the baseline at the same shots, where both ran."""
+    baseline = {cell.shots: cell for cell in cells if cell.variant == BASELINE}
+    return [
+        Comparison(cell.variant, cell.shots, cell.accuracy_mean - baseline[cell.shots].accuracy_mean,
+                   baseline[cell.shots].mean_epochs_to_target, cell.mean_epochs_to_target)
+        for cell in cells if cell.variant != BASELINE and cell.shots in baseline
+    ]
+
+
+def write_report(out: Path, runs: list[ClassifyRun], history: list[ClassifyEpoch], target: float,
+                 network: str) -> dict:
+    """report.md, metrics.json and accuracy.png in `out`; returns the manifest's small metrics."""
+    cells = summarise(runs, history, target)
+    comparisons = compare_with_baseline(cells)
+    plot_accuracy_curves(history, runs, out / CURVES_FILE)
+    (out / REPORT_FILE).write_text(report_markdown(cells, comparisons, target, network))
+    document = metrics_document(cells, comparisons, target)
+    (out / METRICS_FILE).write_text(json.dumps(document, indent=2, allow_nan=False))
+    return {"runs": len(runs), "accuracy": {_cell_key(cell): json_number(cell.accuracy_mean) for cell in cells}}
+
+
+def report_markdown(cells: list[ClassifyCell], comparisons: list[Comparison], target: float, network: str) -> str:
+    header = ["init", "FIP", "shots", "test accuracy %", "best %", f"epochs to {percent(target)} %", "trainable params"]
+    rows = [[cell.init, cell.fip, cell.shots_label, mean_and_spread(cell.accuracy_mean, cell.accuracy_std, len(cell.seeds)),
+             percent(cell.best_accuracy_mean), _epochs_text(cell), f"{cell.trainable_parameters:,}"] for cell in cells]
+    parts = [
+        f"# Image2Point object classification ({network} twin)",
+        "Test accuracy after the last epoch, mean ± sample std over seeds. Every run trains the same number of "
+        "steps; shots = training objects per class. Epochs to target: mean over the seeds that reached it "
+        "(reached/seeds).",
+        markdown_table(header, rows),
+        "## Against training from scratch",
+        *_verdicts(comparisons, target),
+        f"![test accuracy per epoch]({CURVES_FILE})",
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def metrics_document(cells: list[ClassifyCell], comparisons: list[Comparison], target: float) -> dict:
+    return {
+        "target_accuracy": target,
+        "cells": [{
+            "init": cell.init, "fip": cell.fip, "shots": cell.shots, "seeds": list(cell.seeds),
+            "accuracy_mean": json_number(cell.accuracy_mean), "accuracy_std": json_number(cell.accuracy_std),
+            "best_accuracy_mean": json_number(cell.best_accuracy_mean),
+            "epochs_to_target": list(cell.epochs_to_target), "trainable_parameters": cell.trainable_parameters,
+        } for cell in cells],
+        "against_scratch": [{
+            "init": comparison.variant[0], "fip": comparison.variant[1], "shots": comparison.shots,
+            "accuracy_gain": json_number(comparison.accuracy_gain),
+            "epochs_to_target_speedup": json_number(comparison.speedup),
+        } for comparison in comparisons],
+    }
+
+
+def _cell(init: str, fip: str, shots: int | None, runs: list[ClassifyRun], records: dict, target: float) -> ClassifyCell:
+    runs = sorted(runs, key=lambda run: run.seed)
+    accuracy = np.array([run.final_accuracy for run in runs])
+    return ClassifyCell(
+        init=init, fip=fip, shots=shots, seeds=tuple(run.seed for run in runs),
+        accuracy_mean=float(accuracy.mean()),
+        accuracy_std=float(accuracy.std(ddof=1)) if len(runs) > 1 else math.nan,
+        best_accuracy_mean=float(np.mean([run.best_accuracy for run in runs])),
+        epochs_to_target=tuple(epochs_to_reach(records[run.run], target) for run in runs),
+        trainable_parameters=runs[0].trainable_parameters,
+    )
+
+
+def _verdicts(comparisons: list[Comparison], target: float) -> list[str]:
+    if not comparisons:
+        return ["No inflated variant ran beside the scratch baseline at the same shots: nothing to compare."]
+    lines = []
+    for comparison in comparisons:
+        init, fip = comparison.variant
+        winner = "wins" if comparison.accuracy_gain > 0 else "loses" if comparison.accuracy_gain < 0 else "ties"
+        speed = (f"reaches {percent(target)} % in {comparison.speedup:.1f}x fewer epochs"
+                 if not math.isnan(comparison.speedup) else "epochs-to-target not comparable (a side never reached it)")
+        lines.append(f"- shots {shots_label(comparison.shots)}: {init}/{fip} {winner} by "
+                     f"{signed_points(comparison.accuracy_gain)} points; {speed}.")
+    return ["\n".join(lines)]
+
+
+def _epochs_text(cell: ClassifyCell) -> str:
+    reached = sum(epochs is not None for epochs in cell.epochs_to_target)
+    mean = cell.mean_epochs_to_target
+    return f"{'never' if math.isnan(mean) else f'{mean:.1f}'} ({reached}/{len(cell.seeds)})"
+
+
+def _cell_key(cell: ClassifyCell) -> str:
+    return f"{cell.init}/{cell.fip}/shots{cell.shots_label}"
+
+
+def _shots_order(shots: int | None) -> float:
+    return math.inf if shots is None else shots

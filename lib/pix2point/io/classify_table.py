@@ -1,0 +1,106 @@
+"""The `classify` artefact: one object-classification run per (init, FIP mode, shots, seed).
+
+    <artefact>/runs.parquet      one row per run: run, init (scratch | inflated), fip (io | iobn | all),
+                                 shots (int32 per class; null = the whole training split), seed,
+                                 train_objects, trainable_parameters, frozen_parameters, epochs,
+                                 final_accuracy, best_accuracy, seconds, confusion (fixed_shape_tensor int64
+                                 [K, K] on the test split after the last epoch; rows = true class)
+    <artefact>/history.parquet   one row per run and epoch: run, epoch, step, train_loss, test_accuracy, seconds
+    <artefact>/report.md, metrics.json, accuracy.png   the summary (evaluation/classification_report.py)
+    <artefact>/runs/<run>/model.pt   the last epoch's state dict, only with `save_models`
+
+Schema metadata of runs.parquet: class_names (JSON list, K entries), network (the 2D architecture whose
+twin is trained), epoch_steps (optimiser steps per epoch, the same for every run).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pix2point.io.arrow import read_metadata, tensor_column, tensor_column_to_numpy, with_metadata, write_table
+
+RUNS_FILE = "runs.parquet"
+HISTORY_FILE = "history.parquet"
+RUNS_DIR = "runs"
+MODEL_FILE = "model.pt"
+
+
+@dataclass(frozen=True)
+class ClassifyRun:
+    run: str
+    init: str
+    fip: str
+    shots: int | None  # per class; None: the whole training split
+    seed: int
+    train_objects: int
+    trainable_parameters: int
+    frozen_parameters: int
+    epochs: int
+    final_accuracy: float
+    best_accuracy: float
+    seconds: float
+    confusion: np.ndarray  # [K, K] int64
+
+
+@dataclass(frozen=True)
+class ClassifyEpoch:
+    run: str
+    epoch: int
+    step: int
+    train_loss: float
+    test_accuracy: float
+    seconds: float
+
+
+def run_name(init: str, fip: str, shots: int | None, seed: int) -> str:
+    return f"{init}-{fip}-shots{'all' if shots is None else shots}-seed{seed}"
+
+
+RUNS_SCHEMA = pa.schema([
+    ("run", pa.string()), ("init", pa.string()), ("fip", pa.string()), ("shots", pa.int32()),
+    ("seed", pa.int32()), ("train_objects", pa.int32()), ("trainable_parameters", pa.int64()),
+    ("frozen_parameters", pa.int64()), ("epochs", pa.int32()), ("final_accuracy", pa.float64()),
+    ("best_accuracy", pa.float64()), ("seconds", pa.float64()),
+])
+HISTORY_SCHEMA = pa.schema([
+    ("run", pa.string()), ("epoch", pa.int32()), ("step", pa.int32()), ("train_loss", pa.float64()),
+    ("test_accuracy", pa.float64()), ("seconds", pa.float64()),
+])
+
+
+def write_runs(out: Path, runs: list[ClassifyRun], class_names: list[str], network: str, epoch_steps: int) -> None:
+    rows = [{key: value for key, value in run.__dict__.items() if key != "confusion"} for run in runs]
+    table = pa.Table.from_pylist(rows, schema=RUNS_SCHEMA)
+    table = table.append_column("confusion", tensor_column(np.stack([run.confusion.astype(np.int64) for run in runs])))
+    metadata = {"class_names": class_names, "network": network, "epoch_steps": epoch_steps}
+    write_table(with_metadata(table, metadata), out / RUNS_FILE)
+
+
+def write_history(out: Path, epochs: list[ClassifyEpoch]) -> None:
+    write_table(pa.Table.from_pylist([epoch.__dict__ for epoch in epochs], schema=HISTORY_SCHEMA), out / HISTORY_FILE)
+
+
+def read_runs(classify_dir: Path) -> list[ClassifyRun]:
+    table = pq.read_table(classify_dir / RUNS_FILE)
+    confusion = tensor_column_to_numpy(table["confusion"])
+    return [ClassifyRun(**row, confusion=confusion[i]) for i, row in enumerate(table.drop_columns(["confusion"]).to_pylist())]
+
+
+def read_history(classify_dir: Path) -> list[ClassifyEpoch]:
+    return [ClassifyEpoch(**row) for row in pq.read_table(classify_dir / HISTORY_FILE).to_pylist()]
+
+
+def runs_metadata(classify_dir: Path) -> tuple[list[str], str, int]:
+    """(class names, network, epoch steps) of the runs table."""
+    metadata = read_metadata(classify_dir / RUNS_FILE)
+    return json.loads(metadata["class_names"]), metadata["network"], int(metadata["epoch_steps"])
+
+
+def model_path(classify_dir: Path, run: str) -> Path:
+    return classify_dir / RUNS_DIR / run / MODEL_FILE

@@ -1,0 +1,50 @@
+"""The sparse object classifiers Image2Point compares: a 2D network's 3D twin, random or inflated from 2D.
+
+    init scratch    the twin with random weights (the baseline)
+    init inflated   the twin's trunk filled from the 2D ImageNet weights (models/inflation.py); the stem and
+                    the classifier are new in both cases
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pix2point.models.inflated_efficientnet import (
+    Pooling, SparseObjectClassifier, inflated_efficientnet_lite0, sparse_efficientnet_lite0,
+)
+from pix2point.models.inflated_resnet import SparseResNet, inflated_resnet
+from pix2point.models.inflation import InflationOptions, InflationReport
+from pix2point.models.resnet import resnet
+
+ClassifierNetwork = Literal["efficientnet_lite0", "resnet18", "resnet50"]
+Init = Literal["scratch", "inflated"]
+
+
+@dataclass(frozen=True)
+class ClassifierSpec:
+    network: ClassifierNetwork
+    num_classes: int
+    in_channels: int = 3  # xyz, as Image2Point's ModelNet40 setting
+    pooling: Pooling = "avg"
+    weights_path: Path | None = None  # 2D weights; the ResNets need one, EfficientNet-Lite0 has its packaged ones
+    inflation: InflationOptions = InflationOptions()
+
+
+def build_classifier(spec: ClassifierSpec, init: Init) -> tuple[SparseObjectClassifier, InflationReport | None]:
+    """The twin of `spec.network`, and the inflation report when its trunk came from 2D weights."""
+    if init not in ("scratch", "inflated"):
+        raise ValueError(f"unknown init {init!r}; known: scratch, inflated")
+    if spec.network == "efficientnet_lite0":
+        if init == "scratch":
+            return sparse_efficientnet_lite0(spec.in_channels, spec.num_classes, spec.pooling), None
+        return inflated_efficientnet_lite0(spec.in_channels, spec.num_classes, spec.inflation, spec.pooling,
+                                           spec.weights_path)
+    if init == "scratch":
+        return SparseResNet(resnet(spec.network), spec.in_channels, spec.num_classes, spec.pooling), None
+    if spec.weights_path is None:
+        raise ValueError(f"inflating {spec.network} needs its 2D weights: set `teacher_weights` to a torchvision "
+                         "or MoCo v2 checkpoint file")
+    return inflated_resnet(spec.network, spec.weights_path, spec.in_channels, spec.num_classes, spec.inflation,
+                           spec.pooling)

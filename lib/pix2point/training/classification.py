@@ -1,0 +1,148 @@
+"""Object classification with a sparse twin of a 2D network (scratch or inflated, under a FIP mode), on Ray Train.
+
+All runs go through one worker group one after another (training/distributed.train_runs_in_order), so the
+workers start once; a checkpoint holds the finished runs' results and the current run's state. An epoch is
+the same number of optimiser steps for every run (enough for one pass over the whole training split), so
+runs differ in the data and the frozen parts only, never in compute; the test split is scored after every
+epoch, which is what the epochs-to-target figure is read from.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import ray.train
+import ray.train.torch
+import torch
+from torch import nn
+
+from pix2point.io.classify_table import ClassifyEpoch, ClassifyRun, model_path, write_history, write_runs
+from pix2point.io.objects_table import Objects, read_objects
+from pix2point.models.fip import FipMode, apply_fip, trainable_parameters
+from pix2point.models.object_classifier import ClassifierSpec, Init, build_classifier
+from pix2point.training import distributed
+from pix2point.training.object_data import ObjectAugmentation, augment_object, epoch_order, few_shot_indices, object_batch
+
+
+@dataclass(frozen=True)
+class ClassifyRunSpec:
+    name: str
+    init: Init
+    fip: FipMode
+    shots: int | None
+    seed: int
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    objects_dir: Path
+    out: Path
+    classifier: ClassifierSpec
+    class_names: tuple[str, ...]
+    runs: tuple[ClassifyRunSpec, ...]
+    epochs: int
+    batch_size: int  # objects per step and worker
+    voxel_size: float  # in object radii (objects are normalised into the unit sphere)
+    learning_rate: float
+    momentum: float
+    weight_decay: float
+    augmentation: ObjectAugmentation
+    checkpoint_every: int  # steps
+    save_models: bool
+
+
+def epoch_steps(train_objects: int, batch_size: int, workers: int) -> int:
+    """Optimiser steps that make one pass over `train_objects` with every worker taking `batch_size`."""
+    return max(1, math.ceil(train_objects / (batch_size * workers)))
+
+
+def train_loop(config: ClassifyConfig) -> None:
+    context = ray.train.get_context()
+    rank, workers = context.get_world_rank(), context.get_world_size()
+    train, test = read_objects(config.objects_dir, "train"), read_objects(config.objects_dir, "test")
+    steps = epoch_steps(len(train.labels), config.batch_size, workers)
+    state = distributed.train_runs_in_order(
+        config.runs, lambda run, state: train_run(config, run, state, train, test, steps, rank))
+    if rank == 0:
+        write_runs(config.out, state["finished"], list(config.class_names), config.classifier.network, steps)
+        write_history(config.out, state["history"])
+
+
+def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, train: Objects, test: Objects,
+              steps_per_epoch: int, rank: int) -> ClassifyRun:
+    """One run; each epoch appends its record to state["history"]."""
+    torch.manual_seed(run.seed)
+    model, inflation = build_classifier(config.classifier, run.init)
+    fip = apply_fip(model, model.trunk, run.fip)
+    if rank == 0:
+        print(f"run {run.name}: {inflation.summary() if inflation else 'random weights'}; "
+              f"{fip.trainable} trainable, {fip.frozen} frozen parameters")
+    optimizer = torch.optim.SGD(trainable_parameters(model), lr=config.learning_rate, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    total_steps = config.epochs * steps_per_epoch
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    step, best, seconds_before = 0, 0.0, 0.0
+    if (current := distributed.resumed_run(state, run.name)) is not None:
+        step = distributed.restore_run(current, model, optimizer, schedule)
+        best, seconds_before = current["best"], current["seconds"]
+    model.train()
+    ddp_model = ray.train.torch.prepare_model(model)
+    chosen = few_shot_indices(train.labels, run.shots, run.seed)
+    started = time.perf_counter() - seconds_before
+    confusion = None
+    for epoch in range(step // steps_per_epoch, config.epochs):
+        order = chosen[epoch_order(len(chosen), steps_per_epoch * config.batch_size,
+                                   np.random.default_rng([run.seed, rank, epoch]))]
+        losses = []
+        for in_epoch in range(step - epoch * steps_per_epoch, steps_per_epoch):
+            batch = order[in_epoch * config.batch_size:(in_epoch + 1) * config.batch_size]
+            losses.append(train_step(ddp_model, optimizer, train, batch, config,
+                                     np.random.default_rng([run.seed, rank, step])))
+            schedule.step()
+            step += 1
+            if step % config.checkpoint_every == 0 and step < total_steps:
+                distributed.checkpoint_run(state, distributed.run_snapshot(
+                    run.name, step, model, optimizer, schedule, best=best, seconds=time.perf_counter() - started))
+        confusion = evaluate_confusion(model, test, config)
+        accuracy = float(np.trace(confusion) / confusion.sum())
+        best = max(best, accuracy)
+        state["history"].append(ClassifyEpoch(run.name, epoch + 1, step, distributed.mean_over_workers(
+            float(np.mean(losses)) if losses else float("nan")), accuracy, time.perf_counter() - started))
+    if rank == 0 and config.save_models:
+        path = model_path(config.out, run.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), path)
+    return ClassifyRun(run.name, run.init, run.fip, run.shots, run.seed, len(chosen), fip.trainable, fip.frozen,
+                       config.epochs, float(np.trace(confusion) / confusion.sum()), best,
+                       time.perf_counter() - started, confusion)
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, train: Objects, batch: np.ndarray,
+               config: ClassifyConfig, rng: np.random.Generator) -> float:
+    points = [augment_object(train.points[i], rng, config.augmentation) for i in batch]
+    labels = torch.from_numpy(train.labels[batch].astype(np.int64))
+    loss = nn.functional.cross_entropy(model(object_batch(points, config.voxel_size)), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def evaluate_confusion(model: nn.Module, test: Objects, config: ClassifyConfig) -> np.ndarray:
+    """[K, K] counts of (true, predicted) class over the test split, without augmentation."""
+    num_classes = len(config.class_names)
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(test.labels), config.batch_size):
+            rows = slice(start, start + config.batch_size)
+            predicted = model(object_batch(list(test.points[rows]), config.voxel_size)).argmax(1).numpy()
+            truth = test.labels[rows].astype(np.int64)
+            confusion += np.bincount(truth * num_classes + predicted, minlength=num_classes ** 2).reshape(
+                num_classes, num_classes)
+    model.train()
+    return confusion

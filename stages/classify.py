@@ -1,0 +1,104 @@
+"""Stage `classify`: Image2Point object classification, a 2D network's sparse 3D twin trained from scratch or
+inflated from the 2D ImageNet weights, under a FIP mode (models/fip.py), for every shots x seed.
+
+Writes the contract of pix2point/io/classify_table.py, and a report (evaluation/classification_report.py):
+accuracy per init x FIP x shots over seeds, the epochs each needs to reach `target_accuracy`, and each
+inflated variant against the scratch baseline.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pix2point.evaluation.classification_report import write_report
+from pix2point.io.classify_table import read_history, read_runs, run_name
+from pix2point.io.objects_table import class_names
+from pix2point.io.paths import AbsolutePath
+from pix2point.models.fip import FipMode
+from pix2point.models.inflated_efficientnet import Pooling
+from pix2point.models.inflation import Axis, InflationOptions
+from pix2point.models.object_classifier import ClassifierNetwork, ClassifierSpec, Init
+from pix2point.training.classification import ClassifyConfig, ClassifyRunSpec, train_loop
+from pix2point.training.distributed import fit
+from pix2point.training.object_data import ObjectAugmentation
+from pix2point.training.params import RayTrainParams, SGDParams
+
+
+class Variant(BaseModel):
+    """What a run starts from and what it may train."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    init: Init
+    fip: FipMode = "all"
+
+
+class Params(SGDParams, RayTrainParams):
+    model_config = ConfigDict(extra="forbid")
+
+    network: ClassifierNetwork = "efficientnet_lite0"
+    teacher_weights: AbsolutePath | None = None  # 2D weights to inflate; the ResNets need them
+    inflate_new_axis: Axis = "z"  # which 3D axis a 2D kernel is copied along
+    inflate_scale_by_depth: bool = False  # divide the copies by k (Image2Point does not)
+    variants: list[Variant] = [Variant(init="scratch", fip="all"), Variant(init="inflated", fip="io"),
+                               Variant(init="inflated", fip="iobn"), Variant(init="inflated", fip="all")]
+    shots: list[int | Literal["all"]] = [1, 5, 10, "all"]  # training objects per class
+    seeds: list[int] = [0, 1, 2]
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(32, ge=1)
+    voxel_size: float = Field(0.05, gt=0)  # in object radii: objects are normalised into the unit sphere
+    pooling: Pooling = "avg"
+    scale_range: tuple[float, float] = (0.9, 1.1)
+    translate: float = Field(0.2, ge=0)
+    jitter_sigma: float = Field(0.01, ge=0)
+    jitter_clip: float = Field(0.05, ge=0)
+    target_accuracy: float = Field(0.8, gt=0, le=1)  # the report counts the epochs each run needs to reach it
+    save_models: bool = False  # one state dict per run (14 MB each for Lite0)
+
+    @model_validator(mode="after")
+    def _sane_lists(self) -> Params:
+        if not self.variants or not self.shots or not self.seeds:
+            raise ValueError("variants, shots and seeds each need at least one entry")
+        if any(isinstance(count, int) and count < 1 for count in self.shots):
+            raise ValueError(f"shots must be positive counts per class or 'all', got {self.shots}")
+        pairs = [(variant.init, variant.fip) for variant in self.variants]
+        if len(set(pairs)) < len(pairs) or len(set(self.shots)) < len(self.shots) or len(set(self.seeds)) < len(self.seeds):
+            raise ValueError("variants, shots and seeds must not repeat an entry (run names would collide)")
+        return self
+
+
+def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
+    objects_dir = inputs["objects"]
+    names = tuple(class_names(objects_dir))
+    config = ClassifyConfig(
+        objects_dir=objects_dir, out=out, classifier=classifier_spec(params, len(names)), class_names=names,
+        runs=run_specs(params), epochs=params.epochs, batch_size=params.batch_size, voxel_size=params.voxel_size,
+        learning_rate=params.learning_rate, momentum=params.momentum, weight_decay=params.weight_decay,
+        augmentation=ObjectAugmentation(params.scale_range, params.translate, params.jitter_sigma, params.jitter_clip),
+        checkpoint_every=params.checkpoint_every, save_models=params.save_models,
+    )
+    started = time.perf_counter()
+    fit(train_loop, config, num_workers=params.num_workers, cpus_per_worker=params.cpus_per_worker,
+        use_gpu=params.use_gpu, storage=scratch, name="classify")
+    metrics = write_report(out, read_runs(out), read_history(out), params.target_accuracy, params.network)
+    return {**metrics, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def run_specs(params: Params) -> tuple[ClassifyRunSpec, ...]:
+    """Shots outermost, so a killed stage has finished whole shot counts first."""
+    return tuple(
+        ClassifyRunSpec(run_name(variant.init, variant.fip, shots, seed), variant.init, variant.fip, shots, seed)
+        for shots in (None if count == "all" else count for count in params.shots)
+        for variant in params.variants for seed in params.seeds
+    )
+
+
+def classifier_spec(params: Params, num_classes: int) -> ClassifierSpec:
+    return ClassifierSpec(
+        network=params.network, num_classes=num_classes, pooling=params.pooling, weights_path=params.teacher_weights,
+        inflation=InflationOptions(scale_by_depth=params.inflate_scale_by_depth, new_axis=params.inflate_new_axis),
+    )

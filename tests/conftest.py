@@ -45,3 +45,14 @@ def smoke_spine(ray_runtime, tmp_path_factory):
     pipeline = load_pipeline(Path(__file__).resolve().parents[1] / "pipeline.yaml", "smoke")
     outcomes = run_pipeline(pipeline, ArtefactStore(tmp_path_factory.mktemp("smoke_spine")), targets=["pairs"])
     return {outcome.stage: outcome.path for outcome in outcomes}
+
+
+@pytest.fixture(scope="session")
+def tiny_objects(ray_runtime, tmp_path_factory):
+    """An objects artefact of 8 synthetic classes, 3 train and 2 test objects each, 256 points per object."""
+    from stages import objects
+
+    out = tmp_path_factory.mktemp("tiny_objects")
+    synthetic = objects.SyntheticParams(num_classes=8, train_per_class=3, test_per_class=2, seed=0)
+    objects.run(objects.Params(synthetic=synthetic, points_per_object=256), {}, out)
+    return out

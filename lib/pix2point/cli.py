@@ -11,11 +11,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pix2point.engine.artefacts import ArtefactStore
 from pix2point.engine.cluster import connect_ray
 from pix2point.engine.errors import PipelineError
 from pix2point.engine.pipeline import load_pipeline
 from pix2point.engine.runner import StageOutcome, run_pipeline, stage_states
+from pix2point.engine.stores import Store, open_store
 
 DEFAULT_PIPELINE = Path("pipeline.yaml")
 console = Console(stderr=False)
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     pipeline_path, stage_names = _split_pipeline_and_targets(args.names)
     try:
         pipeline = load_pipeline(pipeline_path, args.profile, args.set)
-        store = ArtefactStore(Path(args.artefacts))
+        store = open_store(args.artefacts, args.cache)
         if args.command == "status":
             _print_status(pipeline, store)
             return 0
@@ -55,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     for command in (run, status):
         command.add_argument("--profile", help="a profile of pipeline.yaml (default: the stages' own params)")
         command.add_argument("--set", action="append", default=[], metavar="STAGE.KEY=VALUE", help="override a param (repeatable)")
-        command.add_argument("--artefacts", default=os.environ.get("PIX2POINT_ARTEFACTS", "artefacts"), help="artefact root (default: $PIX2POINT_ARTEFACTS or ./artefacts)")
+        command.add_argument("--artefacts", default=os.environ.get("PIX2POINT_ARTEFACTS", "artefacts"),
+                             help="artefact root: a path, or an object store URI such as s3://bucket/prefix (default: $PIX2POINT_ARTEFACTS or ./artefacts)")
+        command.add_argument("--cache", type=Path, help="local mirror of an s3:// root's artefacts (default: $PIX2POINT_CACHE or ~/.cache/pix2point)")
     return parser
 
 
@@ -65,23 +67,24 @@ def _split_pipeline_and_targets(names: list[str]) -> tuple[Path, list[str]]:
     return DEFAULT_PIPELINE, names
 
 
-def _print_status(pipeline, store: ArtefactStore) -> None:
+def _print_status(pipeline, store: Store) -> None:
     table = Table(title=f"{pipeline.path} (profile: {pipeline.profile or 'default'})")
     for column in ("stage", "key", "state", "path"):
         table.add_column(column)
     colours = {"cached": "green", "stale": "yellow", "missing": "red"}
     for name, (key, state) in stage_states(pipeline, store).items():
-        table.add_row(name, key, f"[{colours[state]}]{state}[/]", str(store.path(name, key)) if state == "cached" else "")
+        table.add_row(name, key, f"[{colours[state]}]{state}[/]", store.location(name, key) if state == "cached" else "")
     console.print(table)
 
 
 def _print_outcomes(outcomes: list[StageOutcome]) -> None:
     table = Table(title="pix2point run")
-    for column in ("stage", "key", "status", "seconds", "output"):
+    for column in ("stage", "key", "status", "seconds", "nodes", "output"):
         table.add_column(column)
     for outcome in outcomes:
         status = "[green]ran[/]" if outcome.status == "ran" else "[dim]cached[/]"
-        table.add_row(outcome.stage, outcome.key, status, f"{outcome.seconds:.1f}", str(outcome.path))
+        nodes = str(outcome.nodes) if outcome.nodes else ""
+        table.add_row(outcome.stage, outcome.key, status, f"{outcome.seconds:.1f}", nodes, outcome.location)
     console.print(table)
 
 

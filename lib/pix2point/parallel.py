@@ -1,8 +1,15 @@
-"""Fan-out of per-item work (per scene, per shard) as Ray tasks, with a progress bar."""
+"""Fan-out of per-item work (per scene, per shard) as Ray tasks, with a progress bar.
+
+Each task also reports the Ray node it ran on; a caller that wants to know where work ran (the engine,
+for a stage's manifest) opens `counting_task_nodes()` around the calls.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import ray
@@ -10,6 +17,19 @@ from tqdm import tqdm
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+
+_tasks_per_node: ContextVar[Counter[str] | None] = ContextVar("tasks_per_node", default=None)
+
+
+@contextmanager
+def counting_task_nodes() -> Iterator[Counter[str]]:
+    """Within the block, every `map_tasks` task adds one to the count of the Ray node id it ran on."""
+    counts: Counter[str] = Counter()
+    token = _tasks_per_node.set(counts)
+    try:
+        yield counts
+    finally:
+        _tasks_per_node.reset(token)
 
 
 def map_tasks(
@@ -25,19 +45,31 @@ def map_tasks(
     `shared` arguments are put in the object store once rather than copied into every task. A task
     that raises makes this raise the same error (Ray wraps it with the remote traceback).
     """
-    remote_fn = ray.remote(num_cpus=num_cpus, max_retries=0)(fn)
+    remote_fn = ray.remote(num_cpus=num_cpus, max_retries=0)(_reporting_node(fn))
     shared_refs = {name: ray.put(value) for name, value in shared.items()}
     refs = [remote_fn.remote(item, **shared_refs) for item in items]
     index_of = {ref: i for i, ref in enumerate(refs)}
     results: list[Any] = [None] * len(refs)
+    counts = _tasks_per_node.get()
     pending = list(refs)
     with tqdm(total=len(refs), desc=desc, unit="task", leave=False) as progress:
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:
-                results[index_of[ref]] = ray.get(ref)
+                node_id, results[index_of[ref]] = ray.get(ref)
+                if counts is not None:
+                    counts[node_id] += 1
                 progress.update(1)
     return results
+
+
+def _reporting_node(fn: Callable[..., Result]) -> Callable[..., tuple[str, Result]]:
+    def task(item, **shared):
+        return ray.get_runtime_context().get_node_id(), fn(item, **shared)
+
+    # Ray names the task after the function (dashboard, `ray list tasks`): keep the stage's name.
+    task.__name__ = task.__qualname__ = fn.__name__
+    return task
 
 
 def cluster_cpus() -> int:

@@ -1,17 +1,22 @@
-"""A toy two-stage pipeline, written per test into its own importable package, to exercise the engine."""
+"""A toy two-stage pipeline, written per test into its own importable package, to exercise the engine;
+an S3 protocol server on loopback (moto) for object-store artefact roots."""
 
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import sys
 import textwrap
 import uuid
 from pathlib import Path
 
+import pyarrow.fs as pafs
 import pytest
 
 NUMBERS_STAGE = '''
-"""Writes 0..count-1; optionally fails or sleeps after writing, to test interrupted runs."""
+"""Writes 0..count-1; optionally fails or sleeps after writing, to test interrupted runs; can log its runs."""
+import os
 import time
 from pathlib import Path
 
@@ -25,9 +30,13 @@ class Params(BaseModel):
     count: int = 5
     fail_after_write: bool = False
     sleep_after_write: float = 0.0
+    record_runs_to: str | None = None  # a file outside the artefact that gets one line per run
 
 
 def run(params: Params, inputs: dict, out: Path) -> dict:
+    if params.record_runs_to:
+        with open(params.record_runs_to, "a") as record:
+            record.write(f"{os.getpid()}\\n")
     pq.write_table(pa.table({"n": list(range(params.count))}), out / "numbers.parquet")
     if params.sleep_after_write:
         (out / "started").touch()
@@ -93,6 +102,12 @@ class ToyProject:
         self.pipeline.write_text(textwrap.dedent(PIPELINE.format(package=self.package)))
         self.artefacts = root / "artefacts"
 
+    def cli(self, *args: str) -> tuple[list[str], dict[str, str]]:
+        """Command and environment that run `pix2point` in a fresh process with this project importable."""
+        command = [sys.executable, "-c", "import sys; from pix2point.cli import main; sys.exit(main(sys.argv[1:]))", *args]
+        env = {**os.environ, "PYTHONPATH": f"{self.root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        return command, env
+
     def edit_helper(self, source: str) -> None:
         """Change code a stage imports; the engine must see it on the next key computation."""
         from pix2point.engine import keys
@@ -111,3 +126,28 @@ def toy(tmp_path: Path, monkeypatch) -> ToyProject:
     yield project
     for name in [name for name in sys.modules if name.startswith(project.package)]:
         del sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one log line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_root(s3_endpoint, monkeypatch) -> str:
+    """A fresh bucket; the AWS environment variables a user would set point pyarrow at the server."""
+    for name, value in {
+        "AWS_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"pix2point-{uuid.uuid4().hex[:8]}"
+    pafs.S3FileSystem(endpoint_override=s3_endpoint, allow_bucket_creation=True).create_dir(bucket)
+    return f"s3://{bucket}/artefacts"

@@ -1,8 +1,6 @@
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -75,9 +73,7 @@ def test_failing_stage_leaves_no_artefact_and_no_temporary(toy):
 
 
 def test_killed_run_leaves_nothing_that_counts_and_next_run_redoes_it(toy):
-    command = [sys.executable, "-c", "import sys; from pix2point.cli import main; sys.exit(main(sys.argv[1:]))",
-               "run", str(toy.pipeline), "--artefacts", str(toy.artefacts), "--set", "numbers.sleep_after_write=60"]
-    env = {**os.environ, "PYTHONPATH": f"{toy.root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    command, env = toy.cli("run", str(toy.pipeline), "--artefacts", str(toy.artefacts), "--set", "numbers.sleep_after_write=60")
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not list(toy.artefacts.glob("numbers/.tmp-*/started")):

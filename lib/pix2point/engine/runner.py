@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Literal
 
 import pix2point
-from pix2point.engine.artefacts import ArtefactStore
 from pix2point.engine.errors import PipelineError
 from pix2point.engine.keys import code_fingerprint, stage_key
 from pix2point.engine.pipeline import Pipeline, Stage
+from pix2point.engine.stores import Store
+from pix2point.parallel import counting_task_nodes
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,15 @@ class StageOutcome:
     key: str
     status: Literal["cached", "ran"]
     seconds: float
-    path: Path
+    location: str  # a path, or a URI for an object-store root
+    nodes: int = 0  # Ray nodes its fanned-out tasks ran on
+
+    @property
+    def path(self) -> Path:
+        """The artefact directory, for a local or shared-path root."""
+        if "://" in self.location:
+            raise ValueError(f"{self.stage}: artefact is at {self.location}, not a local path; use the store's local_copy")
+        return Path(self.location)
 
 
 def compute_keys(pipeline: Pipeline) -> dict[str, str]:
@@ -43,7 +52,7 @@ def compute_keys(pipeline: Pipeline) -> dict[str, str]:
     return keys
 
 
-def stage_states(pipeline: Pipeline, store: ArtefactStore) -> dict[str, tuple[str, StageState]]:
+def stage_states(pipeline: Pipeline, store: Store) -> dict[str, tuple[str, StageState]]:
     """Each stage's key and whether its artefact is cached, stale (only other keys exist) or missing."""
     states = {}
     for name, key in compute_keys(pipeline).items():
@@ -67,13 +76,17 @@ def select_stages(pipeline: Pipeline, targets: list[str], only: str | None) -> l
 
 def run_pipeline(
     pipeline: Pipeline,
-    store: ArtefactStore,
+    store: Store,
     targets: list[str] = (),
     only: str | None = None,
     force: bool = False,
     before_first_run: Callable[[], None] = lambda: None,
 ) -> list[StageOutcome]:
-    """Run the selected stages; `before_first_run` is called once, only if some stage must run (starts Ray)."""
+    """Run the selected stages; `before_first_run` is called once, only if some stage must run (starts Ray).
+
+    A stage is computed under its artefact's lock: a concurrent run of the same pipeline on the same root
+    waits for it and then finds it cached.
+    """
     selected = select_stages(pipeline, list(targets), only)
     keys = compute_keys(pipeline)
     if only:
@@ -82,17 +95,22 @@ def run_pipeline(
     started = False
     for name in selected:
         key = keys[name]
+        cached = StageOutcome(name, key, "cached", 0.0, store.location(name, key))
         if store.is_complete(name, key) and not force:
-            outcomes.append(StageOutcome(name, key, "cached", 0.0, store.path(name, key)))
+            outcomes.append(cached)
             continue
-        if not started:
-            before_first_run()
-            started = True
-        outcomes.append(_run_stage(pipeline, pipeline.stages[name], keys, store))
+        with store.lock(name, key):
+            if store.is_complete(name, key) and not force:
+                outcomes.append(cached)  # another run computed it while this one waited
+                continue
+            if not started:
+                before_first_run()
+                started = True
+            outcomes.append(_run_stage(pipeline, pipeline.stages[name], keys, store))
     return outcomes
 
 
-def _require_built_inputs(stage: Stage, keys: dict[str, str], store: ArtefactStore) -> None:
+def _require_built_inputs(stage: Stage, keys: dict[str, str], store: Store) -> None:
     for upstream in stage.inputs:
         if not store.is_complete(upstream, keys[upstream]):
             raise PipelineError(
@@ -101,13 +119,14 @@ def _require_built_inputs(stage: Stage, keys: dict[str, str], store: ArtefactSto
             )
 
 
-def _run_stage(pipeline: Pipeline, stage: Stage, keys: dict[str, str], store: ArtefactStore) -> StageOutcome:
+def _run_stage(pipeline: Pipeline, stage: Stage, keys: dict[str, str], store: Store) -> StageOutcome:
     key = keys[stage.name]
-    inputs = {upstream: store.path(upstream, keys[upstream]) for upstream in stage.inputs}
+    inputs = {upstream: store.local_copy(upstream, keys[upstream]) for upstream in stage.inputs}
     log.info("stage %s (key %s): running", stage.name, key)
     started = time.perf_counter()
     with store.writing(stage.name, key) as temporary:
-        metrics = _call_stage(stage, inputs, temporary, store, key) or {}
+        with counting_task_nodes() as tasks_per_node:
+            metrics = _call_stage(stage, inputs, temporary, store, key) or {}
         seconds = time.perf_counter() - started
         manifest = {
             "stage": stage.name,
@@ -118,16 +137,17 @@ def _run_stage(pipeline: Pipeline, stage: Stage, keys: dict[str, str], store: Ar
             "code_fingerprint": code_fingerprint(stage.module.__name__),
             "profile": pipeline.profile,
             "metrics": metrics,
+            "ray_nodes": dict(tasks_per_node),  # node id -> tasks of this stage it ran
             "seconds": round(seconds, 3),
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "pix2point_version": pix2point.__version__,
         }
-        path = store.commit(temporary, stage.name, key, manifest)
+        store.commit(temporary, stage.name, key, manifest)
     store.remove_scratch(stage.name, key)
-    return StageOutcome(stage.name, key, "ran", seconds, path)
+    return StageOutcome(stage.name, key, "ran", seconds, store.location(stage.name, key), len(tasks_per_node))
 
 
-def _call_stage(stage: Stage, inputs: dict[str, Path], out: Path, store: ArtefactStore, key: str) -> dict:
+def _call_stage(stage: Stage, inputs: dict[str, Path], out: Path, store: Store, key: str) -> dict:
     """`run(params, inputs, out)`; a stage whose `run` also takes `scratch` (to resume from checkpoints) gets a
     directory that outlives a killed attempt at the same key and is removed once the artefact is complete."""
     if "scratch" in inspect.signature(stage.module.run).parameters:

@@ -6,7 +6,14 @@ set -euo pipefail
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+# Switches for the images (docker/); the defaults are what `make run` does.
+#   TORCH_INDEX_URL  an extra wheel index for torch, e.g. https://download.pytorch.org/whl/cu128 (a local
+#                    version such as 2.13.0+cu128 sorts above PyPI's 2.13.0, so it wins)
+#   ME_CUDA=1        build MinkowskiEngine with CUDA (needs nvcc; TORCH_CUDA_ARCH_LIST picks the GPUs)
+TORCH_INDEX_URL=${TORCH_INDEX_URL:-}
+ME_CUDA=${ME_CUDA:-0}
 ME_VERSION=0.5.4
+SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 log() { printf '[install] %s\n' "$*"; }
 
@@ -31,8 +38,8 @@ has_module() { "$VENV/bin/python" -c "import $1" >/dev/null 2>&1; }
 
 ensure_torch() {
   has_module torch && return
-  log "installing $TORCH_SPEC"
-  "$VENV/bin/pip" install -q "$TORCH_SPEC" numpy setuptools wheel ninja
+  log "installing $TORCH_SPEC${TORCH_INDEX_URL:+ (extra index $TORCH_INDEX_URL)}"
+  "$VENV/bin/pip" install -q ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} "$TORCH_SPEC" numpy setuptools wheel ninja
 }
 
 # MinkowskiEngine 0.5.4 predates Python 3.10: it imports Sequence from `collections` (5 files, Python only).
@@ -57,13 +64,34 @@ for path in pathlib.Path(spec.origin).parent.rglob("*.py"):
 PY
 }
 
+# stdlib distutils: numpy.distutils crashes under setuptools' bundled distutils.
+build_minkowski_cpu() {
+  log "building MinkowskiEngine $ME_VERSION (first time ~10 min; pip caches the wheel afterwards)"
+  SETUPTOOLS_USE_DISTUTILS=stdlib MAX_JOBS=${MAX_JOBS:-2} \
+    "$VENV/bin/pip" install -q --no-build-isolation "minkowskiengine==$ME_VERSION"
+}
+
+# The sdist needs source fixes for CUDA 12 (patch_minkowski_cuda12.py says which and why), so it is unpacked,
+# patched and built from the tree. --force_cuda because an image build sees no GPU.
+build_minkowski_cuda() {
+  command -v nvcc >/dev/null || [ -x "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" ] \
+    || { echo "ME_CUDA=1 but no nvcc (PATH or \$CUDA_HOME/bin)" >&2; exit 1; }
+  local src; src=$(mktemp -d)
+  log "building MinkowskiEngine $ME_VERSION with CUDA for TORCH_CUDA_ARCH_LIST='${TORCH_CUDA_ARCH_LIST:-torch default}'"
+  SETUPTOOLS_USE_DISTUTILS=stdlib "$VENV/bin/pip" download -q --no-deps --no-binary :all: --no-build-isolation \
+    -d "$src" "minkowskiengine==$ME_VERSION"
+  tar -xzf "$src/MinkowskiEngine-$ME_VERSION.tar.gz" -C "$src"
+  "$VENV/bin/python" "$SCRIPTS/patch_minkowski_cuda12.py" "$src/MinkowskiEngine-$ME_VERSION"
+  SETUPTOOLS_USE_DISTUTILS=stdlib MAX_JOBS=${MAX_JOBS:-2} \
+    "$VENV/bin/pip" install -q --no-build-isolation --use-pep517 \
+    --config-settings=--build-option="--force_cuda --blas=openblas" "$src/MinkowskiEngine-$ME_VERSION"
+  rm -rf "$src"
+}
+
 ensure_minkowski() {
   has_module MinkowskiEngine && return
   if ! "$VENV/bin/pip" show minkowskiengine >/dev/null 2>&1; then
-    log "building MinkowskiEngine $ME_VERSION (first time ~10 min; pip caches the wheel afterwards)"
-    # stdlib distutils: numpy.distutils crashes under setuptools' bundled distutils.
-    SETUPTOOLS_USE_DISTUTILS=stdlib MAX_JOBS=${MAX_JOBS:-2} \
-      "$VENV/bin/pip" install -q --no-build-isolation "minkowskiengine==$ME_VERSION"
+    if [ "$ME_CUDA" = 1 ]; then build_minkowski_cuda; else build_minkowski_cpu; fi
   fi
   patch_minkowski_imports
   has_module MinkowskiEngine || { echo "MinkowskiEngine installed but does not import" >&2; "$VENV/bin/python" -c "import MinkowskiEngine"; exit 1; }

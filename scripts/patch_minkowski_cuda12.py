@@ -1,0 +1,105 @@
+"""Patch an unpacked MinkowskiEngine 0.5.4 sdist so that its CUDA sources compile with CUDA 12.x.
+
+Usage: python scripts/patch_minkowski_cuda12.py SOURCE_DIR   (run by scripts/install.sh when ME_CUDA=1)
+
+Two known breakages, both in ME's sources rather than in pix2point:
+
+1. The thrust shipped with CUDA 12 (CCCL) no longer includes its algorithm headers transitively, so
+   `thrust::device`, `remove_if`, `unique`, `sort_by_key`, `reduce_by_key`, ... are undeclared
+   ("namespace thrust has no member device"). Fix: include what each file uses.
+   NVIDIA/MinkowskiEngine#543, #594, #601 (the list of files), #638 (CUDA 12.8), PR #607 and #626;
+   facebookresearch/ConvNeXt-V2#20.
+2. ME vendors an old, unversioned copy of cuDF's nvtx3.hpp; CUDA >= 12.2 thrust/CUB include the versioned
+   NVTX3 headers, so `nvtx3::domain` etc. become ambiguous (NVIDIA/MinkowskiEngine#614, #621). ME uses it
+   for one profiling range (CUDF_FUNC_RANGE in concurrent_unordered_map.cuh), so drop that range and the
+   include rather than disabling NVTX for the whole build.
+
+Idempotent: a second run changes nothing. A file or line that is not where 0.5.4 has it is an error
+naming the file, so a different ME version fails here instead of halfway through a 10-minute nvcc build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+THRUST_INCLUDES: dict[str, tuple[str, ...]] = {
+    "src/3rdparty/concurrent_unordered_map.cuh": ("thrust/execution_policy.h",),
+    "src/convolution_kernel.cuh": ("thrust/execution_policy.h",),
+    "src/coordinate_map_gpu.cu": (
+        "thrust/remove.h",
+        "thrust/unique.h",
+        "thrust/sequence.h",
+        "thrust/for_each.h",
+        "thrust/scan.h",
+        "thrust/transform.h",
+        "thrust/iterator/zip_iterator.h",
+        "thrust/tuple.h",
+    ),
+    "src/coordinate_map_gpu.cuh": ("thrust/execution_policy.h", "thrust/reduce.h", "thrust/sequence.h", "thrust/sort.h"),
+    "src/spmm.cu": (
+        "thrust/execution_policy.h",
+        "thrust/reduce.h",
+        "thrust/sort.h",
+        "thrust/iterator/zip_iterator.h",
+        "thrust/tuple.h",
+    ),
+    "src/broadcast_kernel.cu": ("thrust/execution_policy.h", "thrust/fill.h", "thrust/sort.h"),
+}
+
+NVTX_FILE = "src/3rdparty/concurrent_unordered_map.cuh"
+NVTX_LINES = (re.compile(r"^#include <cudf/detail/nvtx/ranges\.hpp>\n", re.M), re.compile(r"^\s*CUDF_FUNC_RANGE\(\);\n", re.M))
+
+FIRST_INCLUDE = re.compile(r"^#include .*$", re.M)
+
+
+def add_includes(text: str, headers: tuple[str, ...], path: Path) -> str:
+    missing = [h for h in headers if f"#include <{h}>" not in text]
+    if not missing:
+        return text
+    anchor = FIRST_INCLUDE.search(text)
+    if anchor is None:
+        raise SystemExit(f"{path}: no #include line to put the thrust includes before")
+    block = "".join(f"#include <{h}>\n" for h in missing)
+    return text[: anchor.start()] + block + text[anchor.start() :]
+
+
+def drop_nvtx_range(text: str, path: Path) -> str:
+    for line in NVTX_LINES:
+        text, count = line.subn("", text)
+        if count > 1:
+            raise SystemExit(f"{path}: expected one line matching {line.pattern!r}, found {count}")
+    if "CUDF_FUNC_RANGE" in text or "nvtx" in text.lower():
+        raise SystemExit(f"{path}: still refers to NVTX after patching; not the MinkowskiEngine 0.5.4 source")
+    return text
+
+
+def patch(source: Path) -> list[Path]:
+    """Patch the tree in place; returns the files that changed."""
+    if not (source / "setup.py").is_file():
+        raise SystemExit(f"{source}: not a MinkowskiEngine source tree (no setup.py)")
+    changed = []
+    for relative in sorted(set(THRUST_INCLUDES) | {NVTX_FILE}):
+        path = source / relative
+        if not path.is_file():
+            raise SystemExit(f"{path}: missing; expected in the MinkowskiEngine 0.5.4 sdist")
+        text = path.read_text()
+        patched = add_includes(text, THRUST_INCLUDES.get(relative, ()), path)
+        if relative == NVTX_FILE:
+            patched = drop_nvtx_range(patched, path)
+        if patched != text:
+            path.write_text(patched)
+            changed.append(path)
+    return changed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", type=Path, help="unpacked MinkowskiEngine-0.5.4 directory")
+    changed = patch(parser.parse_args().source)
+    print(f"[patch_minkowski_cuda12] patched {len(changed)} files: {', '.join(p.name for p in changed) or 'none (already patched)'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""scripts/patch_minkowski_cuda12.py on a small tree laid out like the MinkowskiEngine 0.5.4 sdist."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "patch_minkowski_cuda12.py"
+spec = importlib.util.spec_from_file_location("patch_minkowski_cuda12", SCRIPT)
+patcher = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(patcher)
+
+# The opening of each file as 0.5.4 has it (licence header cut short).
+SOURCES = {
+    "src/3rdparty/concurrent_unordered_map.cuh": (
+        "#ifndef CONCURRENT_UNORDERED_MAP_CUH\n#define CONCURRENT_UNORDERED_MAP_CUH\n\n"
+        "#include <cudf/detail/nvtx/ranges.hpp>\n#include <hash/hash_allocator.cuh>\n#include <thrust/count.h>\n\n"
+        "  static auto create(size_type capacity)\n  {\n    CUDF_FUNC_RANGE();\n    using Self = int;\n  }\n#endif\n"
+    ),
+    "src/convolution_kernel.cuh": "#ifndef CONVOLUTION_CUH\n#define CONVOLUTION_CUH\n\n#include <array>\n#endif\n",
+    "src/coordinate_map_gpu.cu": " * of the code.\n */\n#include \"coordinate_map_functors.cuh\"\n#include <thrust/sort.h>\n",
+    "src/coordinate_map_gpu.cuh": "#define COORDINATE_MAP_GPU_CUH\n\n#include \"3rdparty/concurrent_unordered_map.cuh\"\n",
+    "src/spmm.cu": " */\n#include \"gpu.cuh\"\n#include <cusparse.h>\n",
+    "src/broadcast_kernel.cu": "#define GPU_BROADCAST\n\n#include \"allocators.cuh\"\n",
+}
+
+
+def _tree(root: Path) -> Path:
+    (root / "setup.py").parent.mkdir(parents=True, exist_ok=True)
+    (root / "setup.py").write_text("# MinkowskiEngine setup\n")
+    for relative, text in SOURCES.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(text)
+    return root
+
+
+def test_adds_thrust_includes_before_the_first_include_and_drops_the_nvtx_range(tmp_path: Path):
+    root = _tree(tmp_path / "MinkowskiEngine-0.5.4")
+    changed = patcher.patch(root)
+    assert len(changed) == len(SOURCES)
+    spmm = (root / "src/spmm.cu").read_text()
+    assert spmm.index("#include <thrust/sort.h>") < spmm.index('#include "gpu.cuh"')
+    for relative, headers in patcher.THRUST_INCLUDES.items():
+        text = (root / relative).read_text()
+        assert all(text.count(f"#include <{header}>") == 1 for header in headers), relative
+    hashmap = (root / "src/3rdparty/concurrent_unordered_map.cuh").read_text()
+    assert "CUDF_FUNC_RANGE" not in hashmap and "nvtx" not in hashmap
+    assert "using Self = int;" in hashmap and "#include <thrust/count.h>" in hashmap
+
+
+def test_second_run_changes_nothing(tmp_path: Path):
+    root = _tree(tmp_path / "me")
+    patcher.patch(root)
+    before = {relative: (root / relative).read_text() for relative in SOURCES}
+    assert patcher.patch(root) == []
+    assert before == {relative: (root / relative).read_text() for relative in SOURCES}
+
+
+def test_a_missing_file_is_an_error_naming_it(tmp_path: Path):
+    root = _tree(tmp_path / "me")
+    (root / "src/spmm.cu").unlink()
+    with pytest.raises(SystemExit, match="spmm.cu: missing"):
+        patcher.patch(root)
+
+
+def test_a_different_nvtx_use_is_an_error(tmp_path: Path):
+    root = _tree(tmp_path / "me")
+    path = root / "src/3rdparty/concurrent_unordered_map.cuh"
+    path.write_text(path.read_text().replace("CUDF_FUNC_RANGE();", "nvtx3::thread_range r{};"))
+    with pytest.raises(SystemExit, match="still refers to NVTX"):
+        patcher.patch(root)
+
+
+def test_not_a_source_tree(tmp_path: Path):
+    with pytest.raises(SystemExit, match="no setup.py"):
+        patcher.patch(tmp_path)

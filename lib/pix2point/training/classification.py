@@ -110,8 +110,12 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, train: 
         confusion = evaluate_confusion(model, test, config)
         accuracy = float(np.trace(confusion) / confusion.sum())
         best = max(best, accuracy)
-        state["history"].append(ClassifyEpoch(run.name, epoch + 1, step, distributed.mean_over_workers(
-            float(np.mean(losses)) if losses else float("nan")), accuracy, time.perf_counter() - started))
+        record = ClassifyEpoch(run.name, epoch + 1, step, distributed.mean_over_workers(
+            float(np.mean(losses)) if losses else float("nan")), accuracy, time.perf_counter() - started)
+        state["history"].append(record)
+        if rank == 0:
+            print(f"run {run.name} epoch {record.epoch}/{config.epochs}: train loss {record.train_loss:.3f}, "
+                  f"test accuracy {accuracy:.3f} ({record.seconds:.0f} s)")
     if rank == 0 and config.save_models:
         path = model_path(config.out, run.name)
         path.parent.mkdir(parents=True, exist_ok=True)

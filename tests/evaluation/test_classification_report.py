@@ -1,0 +1,74 @@
+"""The classify report: cells over seeds, epochs to a target, and the verdict against scratch."""
+
+import json
+import math
+
+import numpy as np
+
+from pix2point.evaluation.classification_report import compare_with_baseline, epochs_to_reach, summarise, write_report
+from pix2point.io.classify_table import ClassifyEpoch, ClassifyRun, run_name
+
+
+def fake_run(init, fip, shots, seed, curve):
+    """A run whose per-epoch test accuracies are `curve` (results as the stage would record them)."""
+    name = run_name(init, fip, shots, seed)
+    confusion = np.diag([10, 10]).astype(np.int64)
+    run = ClassifyRun(name, init, fip, shots, seed, 8, 100, 0, len(curve), curve[-1], max(curve), 1.0, confusion)
+    history = [ClassifyEpoch(name, epoch + 1, 10 * (epoch + 1), 1.0, accuracy, 1.0)
+               for epoch, accuracy in enumerate(curve)]
+    return run, history
+
+
+def experiment():
+    pieces = [
+        fake_run("scratch", "all", 1, 0, [0.2, 0.4, 0.6]),
+        fake_run("scratch", "all", 1, 1, [0.2, 0.5, 0.8]),
+        fake_run("inflated", "io", 1, 0, [0.6, 0.8, 0.8]),
+        fake_run("inflated", "io", 1, 1, [0.7, 0.7, 0.9]),
+        fake_run("scratch", "all", None, 0, [0.5, 0.9, 0.95]),
+        fake_run("inflated", "io", None, 0, [0.4, 0.6, 0.85]),
+    ]
+    return [run for run, _ in pieces], [record for _, history in pieces for record in history]
+
+
+def test_epochs_to_reach_is_the_first_epoch_at_or_above_the_target():
+    _, history = fake_run("scratch", "all", 1, 0, [0.3, 0.7, 0.65, 0.9])
+    assert epochs_to_reach(history, 0.7) == 2
+    assert epochs_to_reach(history, 0.95) is None
+
+
+def test_cells_aggregate_seeds_and_order_few_shots_first_baseline_first():
+    runs, history = experiment()
+    cells = summarise(runs, history, target=0.8)
+    assert [(c.init, c.fip, c.shots) for c in cells] == [
+        ("scratch", "all", 1), ("inflated", "io", 1), ("scratch", "all", None), ("inflated", "io", None)]
+    scratch_one_shot = cells[0]
+    assert math.isclose(scratch_one_shot.accuracy_mean, 0.7)
+    assert math.isclose(scratch_one_shot.accuracy_std, np.std([0.6, 0.8], ddof=1))
+    assert scratch_one_shot.epochs_to_target == (None, 3)
+    assert cells[1].epochs_to_target == (2, 3) and cells[1].mean_epochs_to_target == 2.5
+    assert math.isnan(cells[3].accuracy_std)  # one seed: no spread
+
+
+def test_comparison_gives_gain_and_speedup_against_scratch():
+    runs, history = experiment()
+    one_shot, all_shots = compare_with_baseline(summarise(runs, history, target=0.8))
+    assert one_shot.variant == ("inflated", "io") and one_shot.shots == 1
+    assert math.isclose(one_shot.accuracy_gain, 0.85 - 0.7)
+    assert math.isclose(one_shot.speedup, 3 / 2.5)
+    assert math.isclose(all_shots.accuracy_gain, 0.85 - 0.95)
+    assert math.isclose(all_shots.speedup, 2 / 3)
+
+
+def test_report_states_who_wins_and_metrics_are_strict_json(tmp_path):
+    runs, history = experiment()
+    metrics = write_report(tmp_path, runs, history, target=0.8, network="efficientnet_lite0")
+    report = (tmp_path / "report.md").read_text()
+    assert "shots 1: inflated/io wins by +15.0 points; reaches 80.0 % in 1.2x fewer epochs" in report
+    assert "shots all: inflated/io loses by -10.0 points" in report
+    assert "| scratch | all | 1 | 70.0 ± 14.1 (n=2) |" in report
+    document = json.loads((tmp_path / "metrics.json").read_text())
+    assert document["cells"][0]["epochs_to_target"] == [None, 3]
+    assert document["cells"][3]["accuracy_std"] is None
+    assert math.isclose(metrics["accuracy"]["inflated/io/shots1"], 0.85)
+    assert (tmp_path / "accuracy.png").stat().st_size > 10_000

@@ -1,0 +1,81 @@
+"""The classify stage on tiny objects: every run lands in the contract, FIP io leaves the inflated trunk as
+inflation made it, and the report is written."""
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from stages import classify
+
+from pix2point.io.classify_table import model_path, read_history, read_runs, runs_metadata
+from pix2point.models.object_classifier import build_classifier
+
+
+@pytest.fixture(scope="module")
+def classified(tiny_objects, tmp_path_factory):
+    out = tmp_path_factory.mktemp("classify")
+    params = classify.Params(
+        variants=[{"init": "scratch", "fip": "all"}, {"init": "inflated", "fip": "io"}],
+        shots=[1, "all"], seeds=[0], epochs=2, batch_size=4, voxel_size=0.1, cpus_per_worker=2,
+        checkpoint_every=3, save_models=True, target_accuracy=0.3)
+    metrics = classify.run(params, {"objects": tiny_objects}, out, scratch=out.parent / f"{out.name}-scratch")
+    return params, out, metrics
+
+
+@pytest.mark.slow
+def test_every_run_and_epoch_lands_in_the_contract(classified, tiny_objects):
+    params, out, metrics = classified
+    runs = read_runs(out)
+    assert metrics["runs"] == 4 and len(runs) == 4
+    assert {(run.init, run.fip, run.shots) for run in runs} == {
+        ("scratch", "all", 1), ("scratch", "all", None), ("inflated", "io", 1), ("inflated", "io", None)}
+    names, network, epoch_steps = runs_metadata(out)
+    assert len(names) == 8 and network == "efficientnet_lite0"
+    assert epoch_steps == 6  # 24 training objects, 4 per step, one worker
+    for run in runs:
+        assert run.train_objects == (8 if run.shots == 1 else 24)
+        assert run.confusion.shape == (8, 8) and run.confusion.sum() == 16  # every test object scored once
+        assert 0 <= run.final_accuracy <= run.best_accuracy <= 1
+        assert model_path(out, run.run).is_file()
+    history = read_history(out)
+    assert sorted((record.run, record.epoch) for record in history) == sorted(
+        (run.run, epoch) for run in runs for epoch in (1, 2))
+    assert all(record.step == 6 * record.epoch and np.isfinite(record.train_loss) for record in history)
+    assert pq.read_schema(out / "runs.parquet").field("shots").nullable
+
+
+@pytest.mark.slow
+def test_fip_io_trains_only_the_new_layers(classified):
+    _, out, _ = classified
+    runs = {(run.init, run.fip, run.shots): run for run in read_runs(out)}
+    fresh, _ = build_classifier(classify.classifier_spec(classify.Params(), 8), "inflated")
+    inflated = fresh.state_dict()
+    trained = torch.load(model_path(out, runs[("inflated", "io", None)].run), weights_only=True)
+    trunk = [key for key in inflated if key.startswith("trunk.")]
+    assert trunk and all(torch.equal(trained[key], inflated[key]) for key in trunk)  # running stats included
+    assert runs[("inflated", "io", None)].trainable_parameters < runs[("scratch", "all", None)].trainable_parameters / 100
+    new_layers = [key for key in inflated if key.startswith(("stem.", "classifier.")) and "num_batches" not in key]
+    assert any(not torch.equal(trained[key], inflated[key]) for key in new_layers)
+
+
+@pytest.mark.slow
+def test_report_and_metrics_are_written(classified):
+    _, out, metrics = classified
+    document = json.loads((out / "metrics.json").read_text())
+    assert len(document["cells"]) == 4 and len(document["against_scratch"]) == 2
+    assert set(metrics["accuracy"]) == {"scratch/all/shots1", "inflated/io/shots1", "scratch/all/shotsall",
+                                        "inflated/io/shotsall"}
+    report = (out / "report.md").read_text()
+    assert "| inflated | io | 1 |" in report and "## Against training from scratch" in report
+
+
+def test_params_reject_repeats_and_bad_shots():
+    with pytest.raises(ValueError, match="must not repeat"):
+        classify.Params(variants=[{"init": "scratch"}, {"init": "scratch", "fip": "all"}])
+    with pytest.raises(ValueError, match="shots must be positive"):
+        classify.Params(shots=[0, "all"])
+    with pytest.raises(ValueError, match="fip"):
+        classify.Params(variants=[{"init": "inflated", "fip": "none"}])

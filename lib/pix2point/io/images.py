@@ -36,9 +36,13 @@ def read_resized_images(paths: Sequence[Path], size: tuple[int, int]) -> np.ndar
 
 def normalise_images(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """[B, H, W, 3] uint8 RGB -> [B, 3, H, W] float32 (pixel / 255 - mean) / std, on the images' device."""
-    mean_t = torch.tensor(mean, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
-    pixels = images.permute(0, 3, 1, 2).float().div_(255)
+    return standardise_images(images.permute(0, 3, 1, 2).float().div_(255), mean, std)
+
+
+def standardise_images(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """[B, 3, H, W] float32 pixels in [0, 1] -> (pixels - mean) / std per channel, in place."""
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=pixels.device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32, device=pixels.device).view(1, 3, 1, 1)
     return pixels.sub_(mean_t).div_(std_t)
 
 

@@ -1,0 +1,174 @@
+"""Frozen 2D teachers for I2P-MAE's depth views: normalised images -> feature maps and a saliency map.
+
+Two kinds:
+
+- the CNN teachers of pix2point.models.teachers (EfficientNet-Lite0 by default). A CNN has no CLS token,
+  so its saliency is activation-based: the sum over channels of the squared activations at each cell
+  (the spatial attention map of Zagoruyko & Komodakis, "Paying more attention to attention", 2017) of
+  the teacher's last stride-32 stage (EfficientNet-Lite0 stage7, ResNet layer4), the CNN's counterpart
+  of the last block that CLIP's CLS attention comes from. It is high where the network responds
+  strongly, on the object and its parts, which is what I2P-MAE's 2D-guided masking needs. An early
+  stage will not do: on the flat grey background of the depth views its bias response outweighs the
+  object (measured on the synthetic objects: stage3's energy is higher on the background than on the
+  object in 22 of 24 views; stage7's is higher on the object in 23 of 24).
+- CLIP ViT-B/16 through `open_clip` (as the I2P-MAE paper), from a local weights file: features are the
+  patch tokens after the final LayerNorm and projection (512 channels, 14 x 14 at 224 pixels), saliency
+  the last block's CLS-to-patch attention averaged over heads.
+
+Saliency maps are min-max scaled to [0, 1] over each image's cells (a constant map becomes all 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import torch
+from torch import nn
+
+from pix2point.models.teacher_base import Teacher, TeacherLayer
+from pix2point.models.teachers import TeacherName, build_teacher, teacher_layer
+
+ClipName = Literal["clip_vit_b16"]
+ViewTeacherName = Literal[TeacherName, ClipName]
+CLIP_LAYER = TeacherLayer("patch_tokens", stride=16, channels=512)
+CLIP_IMAGE_SIZE = 224  # ViT-B/16's position embeddings are a 14 x 14 grid of 16-pixel patches
+# The CNN layer views2d cuts at unless told: stride 8 keeps the maps detailed at 224 pixels (28 x 28, finer
+# than CLIP's 14 x 14) and 40 channels keep the per-point artefact small (3 views x N points x C).
+DEFAULT_CNN_LAYER = {"efficientnet_lite0": "stage3"}
+SALIENCY_LAYER = {"efficientnet_lite0": "stage7", "resnet18": "layer4", "resnet50": "layer4"}
+
+
+@dataclass(frozen=True)
+class SaliencyMethod:
+    name: str
+    description: str
+
+
+ACTIVATION_SALIENCY = SaliencyMethod(
+    "activation_energy",
+    "sum over channels of the squared activations of the teacher's last stride-32 stage per cell "
+    "(Zagoruyko & Komodakis 2017), min-max scaled to [0, 1] per view",
+)
+CLS_ATTENTION = SaliencyMethod(
+    "cls_attention", "last block's CLS-to-patch attention averaged over heads, min-max scaled to [0, 1] per view",
+)
+
+
+class ViewTeacher(nn.Module):
+    """Normalised [B, 3, H, W] images -> ([B, C, h, w] features, [B, h, w] saliency in [0, 1]).
+
+    `mean`/`std` are the input normalisation its weights expect, for pixel values in [0, 1]."""
+
+    name: str
+    layer: TeacherLayer
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    saliency: SaliencyMethod
+
+    def train(self, mode: bool = True) -> ViewTeacher:
+        return super().train(False)
+
+
+class CnnViewTeacher(ViewTeacher):
+    """Features from `features` (a teacher cut at the feature layer); saliency from `deep`, the same
+    network cut at its saliency layer, run on from the feature layer's output (one pass through the net)."""
+
+    saliency = ACTIVATION_SALIENCY
+
+    def __init__(self, features: Teacher, deep: Teacher, layer: TeacherLayer) -> None:
+        super().__init__()
+        self.features = features
+        # A feature layer at or past the saliency layer gives the saliency itself: nothing runs on.
+        self.rest = deep.trunk[len(features.trunk):]
+        self.name, self.layer, self.mean, self.std = features.name, layer, features.mean, features.std
+        self.eval()
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.features(images)
+        return features, min_max_per_image(self.rest(features).square().sum(dim=1))
+
+
+class ClipViewTeacher(ViewTeacher):
+    saliency = CLS_ATTENTION
+
+    def __init__(self, visual: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.visual = visual.requires_grad_(False)
+        self.visual.output_tokens = True
+        self.name, self.layer, self.mean, self.std = "clip_vit_b16", CLIP_LAYER, tuple(mean), tuple(std)
+        self._attention: torch.Tensor | None = None
+        last_attention = visual.transformer.resblocks[-1].attn
+        # open_clip calls the block's nn.MultiheadAttention with need_weights=False; ask for the weights.
+        last_attention.register_forward_pre_hook(ask_for_attention_weights, with_kwargs=True)
+        last_attention.register_forward_hook(self._keep_weights)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _, tokens = self.visual(images)  # [B, 196, 768] after the final LayerNorm
+        batch, count, _ = tokens.shape
+        side = int(round(count ** 0.5))
+        features = (tokens @ self.visual.proj).transpose(1, 2).reshape(batch, -1, side, side)
+        cls_to_patches = self._attention[:, 0, 1:].reshape(batch, side, side)
+        return features, min_max_per_image(cls_to_patches)
+
+    def _keep_weights(self, module: nn.Module, args: Any, output: tuple[torch.Tensor, torch.Tensor]) -> None:
+        self._attention = output[1]  # [B, L, L], averaged over heads
+
+
+def ask_for_attention_weights(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    return args, {**kwargs, "need_weights": True, "average_attn_weights": True}
+
+
+def min_max_per_image(maps: torch.Tensor) -> torch.Tensor:
+    """[B, h, w] -> each map scaled to [0, 1] over its cells; a constant map becomes all 0."""
+    flat = maps.flatten(1)
+    low, high = flat.min(dim=1, keepdim=True).values, flat.max(dim=1, keepdim=True).values
+    return ((flat - low) / (high - low).clamp_min(torch.finfo(maps.dtype).tiny)).view_as(maps)
+
+
+def is_clip_teacher(name: str) -> bool:
+    return name in get_args(ClipName)
+
+
+def view_teacher_layer(name: ViewTeacherName, layer: str | None) -> TeacherLayer:
+    """The layer views2d reads from `name` (known without loading weights); an unknown layer is a ValueError."""
+    if is_clip_teacher(name):
+        if layer not in (None, CLIP_LAYER.name):
+            raise ValueError(f"teacher {name} has one layer, {CLIP_LAYER.describe()}; got {layer!r}")
+        return CLIP_LAYER
+    return teacher_layer(name, DEFAULT_CNN_LAYER.get(name) if layer is None else layer)
+
+
+def saliency_stride(name: ViewTeacherName, layer: str | None) -> int:
+    """The stride of the map the saliency of `name` comes from (image sides must be multiples of it)."""
+    if is_clip_teacher(name):
+        return CLIP_LAYER.stride
+    return max(view_teacher_layer(name, layer).stride, teacher_layer(name, SALIENCY_LAYER[name]).stride)
+
+
+def build_view_teacher(name: ViewTeacherName, layer: str | None = None, weights_path: Path | None = None) -> ViewTeacher:
+    """The frozen view teacher `name` in eval mode (CLIP and the ResNets need `weights_path`)."""
+    spec = view_teacher_layer(name, layer)
+    if is_clip_teacher(name):
+        if weights_path is None:
+            raise ValueError(f"teacher {name} needs teacher_weights: a local open_clip ViT-B-16 checkpoint")
+        return load_clip_teacher(Path(weights_path))
+    features = build_teacher(name, spec.name, weights_path)
+    return CnnViewTeacher(features, build_teacher(name, SALIENCY_LAYER[name], weights_path), spec)
+
+
+def load_clip_teacher(weights_path: Path) -> ClipViewTeacher:
+    try:
+        import open_clip  # optional: it needs torchvision
+    except ImportError as error:
+        raise ImportError(
+            "the clip_vit_b16 teacher needs open_clip: pip install open_clip_torch"
+        ) from error
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"CLIP weights file {weights_path} does not exist")
+    model = open_clip.create_model("ViT-B-16", pretrained=str(weights_path))
+    visual = model.visual
+    mean = getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
+    std = getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD
+    return ClipViewTeacher(visual, mean, std).eval()

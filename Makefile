@@ -5,7 +5,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 export RAY_AUTH_MODE ?= disabled
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench clean image
 
 install:
 	bash scripts/install.sh
@@ -19,6 +19,10 @@ test:
 
 bench: install
 	set -e; for script in bench/*.py; do $(VENV)/bin/python $$script; done
+
+# The CPU image (docker/Dockerfile.cpu), then the smoke pipeline inside it; see the README's Images section.
+image:
+	bash scripts/build_image.sh
 
 clean:
 	rm -rf artefacts .pytest_cache

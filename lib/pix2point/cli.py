@@ -70,7 +70,7 @@ def _split_pipeline_and_targets(names: list[str]) -> tuple[Path, list[str]]:
 def _print_status(pipeline, store: Store) -> None:
     table = Table(title=f"{pipeline.path} (profile: {pipeline.profile or 'default'})")
     for column in ("stage", "key", "state", "path"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # job logs are 80 columns wide: wrap paths, never cut them
     colours = {"cached": "green", "stale": "yellow", "missing": "red"}
     for name, (key, state) in stage_states(pipeline, store).items():
         table.add_row(name, key, f"[{colours[state]}]{state}[/]", store.location(name, key) if state == "cached" else "")
@@ -80,7 +80,7 @@ def _print_status(pipeline, store: Store) -> None:
 def _print_outcomes(outcomes: list[StageOutcome]) -> None:
     table = Table(title="pix2point run")
     for column in ("stage", "key", "status", "seconds", "nodes", "output"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # job logs are 80 columns wide: wrap paths, never cut them
     for outcome in outcomes:
         status = "[green]ran[/]" if outcome.status == "ran" else "[dim]cached[/]"
         nodes = str(outcome.nodes) if outcome.nodes else ""

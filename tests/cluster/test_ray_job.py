@@ -1,0 +1,64 @@
+"""`ray job submit` of the smoke pipeline to a two-node cluster: the README's cluster workflow, end to end."""
+
+import json
+import subprocess
+import uuid
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pix2point.engine.artefacts import MANIFEST
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+SPINE = ("scenes", "features2d", "pairs")
+
+
+def submit(cluster, *pix2point_args: str, submission_id: str | None = None) -> subprocess.CompletedProcess:
+    command = ["ray", "job", "submit", "--address", cluster.dashboard, "--working-dir", ".",
+               "--runtime-env", "docker/runtime_env.yaml", *(["--submission-id", submission_id] if submission_id else []),
+               "--", "pix2point", "run", "pipeline.yaml", *pix2point_args]
+    return subprocess.run(command, cwd=REPO, env=cluster.env, capture_output=True, text=True, timeout=900)
+
+
+def table_row(output: str, stage: str) -> dict[str, str]:
+    """The first line of `stage`'s row in the run table (long paths wrap onto further lines)."""
+    (row,) = [line for line in output.splitlines() if line.startswith(f"│ {stage} ")]
+    cells = [cell.strip() for cell in row.strip("│").split("│")]
+    return dict(zip(("stage", "key", "status", "seconds", "nodes", "output"), cells))
+
+
+def test_a_job_runs_the_spine_on_both_nodes_and_a_second_job_finds_it_cached(two_node_cluster, tmp_path):
+    artefacts = tmp_path / "artefacts"  # absolute: the job runs in a copy of the working dir
+    first = submit(two_node_cluster, "pairs", "--profile", "smoke", "--artefacts", str(artefacts))
+    assert first.returncode == 0, first.stdout + first.stderr
+    for stage in SPINE:
+        assert table_row(first.stdout, stage)["status"] == "ran"
+        (artefact,) = [path.parent for path in (artefacts / stage).glob(f"*/{MANIFEST}")]
+        manifest = json.loads((artefact / MANIFEST).read_text())
+        assert manifest["files"] and all((artefact / entry["path"]).stat().st_size == entry["bytes"] for entry in manifest["files"])
+        for entry in manifest["files"]:
+            if entry["path"].endswith(".parquet"):
+                assert pq.ParquetFile(artefact / entry["path"]).metadata.num_rows > 0, entry["path"]
+
+    # Two 1-CPU nodes, two one-CPU scene tasks: each node ran one, and the manifest says which.
+    scenes_manifest = json.loads(next((artefacts / "scenes").glob(f"*/{MANIFEST}")).read_text())
+    assert scenes_manifest["ray_nodes"] and set(scenes_manifest["ray_nodes"]) == two_node_cluster.node_ids()
+    assert table_row(first.stdout, "scenes")["nodes"] == "2"
+
+    second = submit(two_node_cluster, "pairs", "--profile", "smoke", "--artefacts", str(artefacts))
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert [table_row(second.stdout, stage)["status"] for stage in SPINE] == ["cached"] * 3, second.stdout
+
+
+def test_a_failing_stage_fails_the_job_and_the_job_logs_name_the_error(two_node_cluster, tmp_path):
+    submission_id = f"pix2point-failing-{uuid.uuid4().hex[:8]}"
+    failed = submit(two_node_cluster, "scenes", "--profile", "smoke", "--artefacts", str(tmp_path / "artefacts"),
+                    "--set", "scenes.source=scannet", "--set", "scenes.root=/nonexistent", submission_id=submission_id)
+    assert failed.returncode != 0
+    logs = subprocess.run(["ray", "job", "logs", "--address", two_node_cluster.dashboard, submission_id],
+                          env=two_node_cluster.env, capture_output=True, text=True, timeout=120, check=True).stdout
+    assert "ScanNet root is not a directory: /nonexistent" in logs
+    assert not list((tmp_path / "artefacts").glob(f"scenes/*/{MANIFEST}"))

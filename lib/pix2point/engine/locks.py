@@ -9,6 +9,9 @@ the lock over when it is stale:
 - otherwise (the holder is on another host, or its record is unreadable) when the record has not
   changed for `STALE_AFTER_SECONDS`, timed by the waiter's own clock, so hosts need no synchronised clocks.
 
+Taking over removes the record only if it still reads as the stale one; two waiters taking over the same
+stale lock within microseconds of each other could both proceed (the object-store case below).
+
 Where the lock lives decides how strong it is:
 
 - POSIX paths (local disk, NFS): the record is created with O_CREAT|O_EXCL, so exactly one run holds it.

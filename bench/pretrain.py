@@ -55,7 +55,7 @@ def main() -> None:
     ray.shutdown()
 
 
-def plain_loop(params: pretrain.Params, spine: dict[str, Path], cpus: int) -> dict:
+def plain_loop(params: pretrain.PPKTParams, spine: dict[str, Path], cpus: int) -> dict:
     torch.set_num_threads(cpus)
     with tempfile.TemporaryDirectory() as out:
         config = pretrain.ppkt_config(params, spine, Path(out))
@@ -63,14 +63,14 @@ def plain_loop(params: pretrain.Params, spine: dict[str, Path], cpus: int) -> di
         training.step()  # warm-up: first-touch allocations and scene loading
         points, started = 0, time.perf_counter()
         for _ in range(params.steps - 1):
-            points += training.step()[1]
+            points += training.step()[1]["points"]
         seconds = time.perf_counter() - started
     return {"run": f"plain loop, 1 process, {cpus} threads", "workers": 1, "steps_per_s": (params.steps - 1) / seconds,
             "points_per_s": points / seconds, "startup_s": float("nan"),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def ray_train(params: pretrain.Params, spine: dict[str, Path]) -> dict:
+def ray_train(params: pretrain.PPKTParams, spine: dict[str, Path]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out, scratch = Path(tmp) / "out", Path(tmp) / "scratch"
         out.mkdir()
@@ -86,7 +86,7 @@ def ray_train(params: pretrain.Params, spine: dict[str, Path]) -> dict:
             "startup_s": total - seconds[-1], "peak_rss_mb": max(history["worker_peak_rss_mb"])}
 
 
-def print_table(rows: list[dict], params: pretrain.Params) -> None:
+def print_table(rows: list[dict], params: pretrain.PPKTParams) -> None:
     print(f"\nPPKT pretraining, backbone {params.backbone}, voxel {params.voxel_size} m, "
           f"{params.frames_per_batch} frames x {params.num_pairs} pairs per worker step, {params.steps} steps")
     print(f"{'run':45} {'steps/s':>8} {'points/s':>10} {'vs plain':>9} {'startup s':>10} {'peak RSS MB':>12}")

@@ -1,6 +1,12 @@
-"""Stage `pretrain`: a 3D backbone pretrained from the frozen 2D teacher's features (method `ppkt`).
+"""Stage `pretrain`: a 3D backbone pretrained with knowledge from a frozen 2D teacher. `method` picks what the
+stage runs, and which inputs it reads:
 
-Writes `backbone.pt` + `backbone.json` (models/backbone.py), `loss.parquet` (step, loss, lr, seconds).
+- `ppkt` (inputs scenes, features2d, pairs): a MinkowskiEngine Res16UNet; writes `backbone.pt` +
+  `backbone.json` (models/backbone.py) and `loss.parquet` (step, loss, points, lr, seconds).
+- `i2p_mae` (inputs objects, and views2d for guided masking or the 2D target): a Point-M2AE encoder;
+  writes `encoder.pt` + `encoder.json` (models/point_m2ae.py) and `loss.parquet` (step, loss, chamfer,
+  feature_loss, objects, lr, seconds).
+
 Training runs on Ray Train; checkpoints live in the stage's scratch directory, so a killed run started
 again with the same params resumes from the last one.
 """
@@ -9,18 +15,22 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from pix2point.models.backbone import BackboneSpec, InputFeatures
+from pix2point.models.point_m2ae import PointM2AESpec
 from pix2point.models.res16unet import UNetSizeName
+from pix2point.training import i2p_mae, ppkt
 from pix2point.training.distributed import fit
-from pix2point.training.params import PointAugmentationParams, RayTrainParams, SGDParams
-from pix2point.training.ppkt import PPKTConfig, train_loop
+from pix2point.training.params import AdamWParams, PointAugmentationParams, RayTrainParams, SGDParams
+
+VIEWS_INPUT = "views2d"
 
 
-class Params(SGDParams, PointAugmentationParams, RayTrainParams):
+class PPKTParams(SGDParams, PointAugmentationParams, RayTrainParams):
     model_config = ConfigDict(extra="forbid")
 
     method: Literal["ppkt"] = "ppkt"
@@ -38,23 +48,66 @@ class Params(SGDParams, PointAugmentationParams, RayTrainParams):
     seed: int = 0
 
 
-def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
-    config = ppkt_config(params, inputs, out)
+class I2PMAEParams(AdamWParams, RayTrainParams):
+    """Defaults: I2P-MAE's ShapeNet pretraining (REFERENCE.md), warm-up counted in steps."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["i2p_mae"] = "i2p_mae"
+    num_groups: tuple[int, ...] = (512, 256, 64)  # tokens per scale, finest first
+    group_sizes: tuple[int, ...] = (16, 8, 8)
+    encoder_dims: tuple[int, ...] = (96, 192, 384)
+    encoder_depths: tuple[int, ...] = (5, 5, 5)
+    num_heads: int = Field(6, ge=1)
+    token_embed_dims: tuple[int, int, int] = (128, 256, 512)
+    decoder_depths: tuple[int, ...] = (1, 1)  # decodes the coarsest scales; reconstructs at the finest of them
+    mask_ratio: float = Field(0.8, gt=0, lt=1)
+    masking: i2p_mae.Masking = "guided"  # guided: 2D saliency picks the visible tokens (needs views2d)
+    saliency_temperature: float = Field(1.0, gt=0)  # softmax(saliency / T); the paper's T = 1
+    target_2d: bool = True  # visible tokens also reconstruct the 3 views' 2D features (needs views2d)
+    batch_size: int = Field(64, ge=1)  # objects per step and worker
+    steps: int = Field(1000, ge=1)
+    scale_range: tuple[float, float] = (2 / 3, 3 / 2)  # Point-M2AE's per-axis scale and translation
+    translate: float = Field(0.2, ge=0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _buildable(self) -> I2PMAEParams:
+        self.encoder_spec()
+        if not 0 < len(self.decoder_depths) <= len(self.num_groups):
+            raise ValueError(f"decoder_depths {self.decoder_depths} needs 1 to {len(self.num_groups)} entries")
+        return self
+
+    def encoder_spec(self) -> PointM2AESpec:
+        return PointM2AESpec(self.num_groups, self.group_sizes, self.encoder_dims, self.encoder_depths,
+                             self.num_heads, self.token_embed_dims)
+
+
+Params = Annotated[PPKTParams | I2PMAEParams, Field(discriminator="method")]
+
+
+def run(params: PPKTParams | I2PMAEParams, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
+    if isinstance(params, I2PMAEParams):
+        return _fit(i2p_mae.train_loop, i2p_mae_config(params, inputs, out), params, scratch, "i2p_mae")
+    return _fit(ppkt.train_loop, ppkt_config(params, inputs, out), params, scratch, "ppkt")
+
+
+def _fit(train_loop: Callable[[Any], None], config: Any, params: PPKTParams | I2PMAEParams, scratch: Path,
+         name: str) -> dict:
     started = time.perf_counter()
     result = fit(train_loop, config, num_workers=params.num_workers, cpus_per_worker=params.cpus_per_worker,
-                 use_gpu=params.use_gpu, storage=scratch, name="ppkt")
-    seconds = time.perf_counter() - started
+                 use_gpu=params.use_gpu, storage=scratch, name=name)
     final = result.metrics
     return {
         "steps": final["step"],
         "final_loss": round(final["loss"], 4),
         "resumed_from_step": final["resumed_from_step"],
-        "seconds": round(seconds, 1),
+        "seconds": round(time.perf_counter() - started, 1),
     }
 
 
-def ppkt_config(params: Params, inputs: dict[str, Path], out: Path) -> PPKTConfig:
-    return PPKTConfig(
+def ppkt_config(params: PPKTParams, inputs: dict[str, Path], out: Path) -> ppkt.PPKTConfig:
+    return ppkt.PPKTConfig(
         scenes_dir=inputs["scenes"], features_dir=inputs["features2d"], pairs_dir=inputs["pairs"], out=out,
         backbone=BackboneSpec(params.backbone, params.input_features, params.voxel_size),
         dim=params.dim, temperature=params.temperature, num_pairs=params.num_pairs,
@@ -62,4 +115,22 @@ def ppkt_config(params: Params, inputs: dict[str, Path], out: Path) -> PPKTConfi
         momentum=params.momentum, weight_decay=params.weight_decay,
         augmentation=params.point_augmentation(),
         flip_2d=params.flip_2d, checkpoint_every=params.checkpoint_every, seed=params.seed,
+    )
+
+
+def i2p_mae_config(params: I2PMAEParams, inputs: dict[str, Path], out: Path) -> i2p_mae.I2PMAEConfig:
+    """The run's config; guided masking and the 2D target read the views2d artefact, so without that input
+    they are an error naming the param, raised before any worker starts."""
+    for key, needs_views in (("masking", params.masking == "guided"), ("target_2d", params.target_2d)):
+        if needs_views and VIEWS_INPUT not in inputs:
+            raise ValueError(f"pretrain method i2p_mae: param {key!r} = {getattr(params, key)!r} needs the "
+                             f"{VIEWS_INPUT!r} stage among the stage's inputs (it has {sorted(inputs)}); add it, "
+                             f"or set masking: random and target_2d: false")
+    return i2p_mae.I2PMAEConfig(
+        objects_dir=inputs["objects"], views_dir=inputs.get(VIEWS_INPUT), out=out, encoder=params.encoder_spec(),
+        decoder_depths=params.decoder_depths, mask_ratio=params.mask_ratio, masking=params.masking,
+        saliency_temperature=params.saliency_temperature, target_2d=params.target_2d, batch_size=params.batch_size,
+        steps=params.steps, learning_rate=params.learning_rate, weight_decay=params.weight_decay,
+        warmup_steps=params.warmup_steps, scale_range=params.scale_range, translate=params.translate,
+        checkpoint_every=params.checkpoint_every, seed=params.seed,
     )

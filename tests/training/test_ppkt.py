@@ -84,7 +84,7 @@ def test_frames_dataset_reads_smoke_artefacts(smoke_spine):
 
 @pytest.mark.slow
 def test_pretraining_with_two_ray_train_workers_lowers_the_loss(smoke_spine, tmp_path):
-    params = pretrain.Params(backbone="tiny", voxel_size=0.05, num_pairs=256, frames_per_batch=2, steps=24,
+    params = pretrain.PPKTParams(backbone="tiny", voxel_size=0.05, num_pairs=256, frames_per_batch=2, steps=24,
                              learning_rate=0.05, checkpoint_every=12, num_workers=2, cpus_per_worker=1)
     inputs = {name: smoke_spine[name] for name in ("scenes", "features2d", "pairs")}
     (tmp_path / "out").mkdir()

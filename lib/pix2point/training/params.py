@@ -33,3 +33,11 @@ class RayTrainParams(BaseModel):
     cpus_per_worker: int = Field(1, ge=1)
     use_gpu: bool = False
     checkpoint_every: int = Field(100, ge=1)  # steps between checkpoints a killed run resumes from
+
+
+class AdamWParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    learning_rate: float = Field(1e-3, gt=0)  # peak; linear warm-up from 0, then cosine-annealed to 0
+    weight_decay: float = Field(0.05, ge=0)
+    warmup_steps: int = Field(0, ge=0)

@@ -6,8 +6,6 @@ pixels; InfoNCE pulls each sampled point towards the pixel it is seen at and awa
 
 from __future__ import annotations
 
-import resource
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,9 +20,9 @@ from pix2point.io.scenes_table import read_splits
 from pix2point.models.backbone import BackboneSpec, build_backbone, point_input_features, save_backbone
 from pix2point.models.heads import ProjectionHead
 from pix2point.models.upl import UpsamplingProjection
-from pix2point.training import distributed
 from pix2point.training.augment import PointAugmentation, augment_points, flip_horizontal
 from pix2point.training.infonce import info_nce
+from pix2point.training.loop import run_steps
 from pix2point.training.ppkt_data import FrameSample, PretrainFrames
 from pix2point.training.voxelize import SparseBatch, collate_sparse, voxelize
 
@@ -118,11 +116,17 @@ class PPKTTraining:
     model: nn.Module  # what forward runs through (DDP-wrapped under Ray Train)
     optimizer: torch.optim.Optimizer
     schedule: torch.optim.lr_scheduler.LRScheduler
-    rng: np.random.Generator
+    rank: int
     device: torch.device
 
-    def step(self) -> tuple[float, int]:
-        """One optimiser step; returns (loss, points in the batch)."""
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng([self.config.seed, self.rank])
+
+    def reseed(self, step: int) -> None:
+        self.rng = np.random.default_rng([self.config.seed, self.rank, step])
+
+    def step(self) -> tuple[dict[str, float], dict[str, int]]:
+        """One optimiser step; returns ({loss}, {points in the batch})."""
         picks = self.rng.choice(len(self.frames), self.config.frames_per_batch)
         samples = [self.frames[i] for i in picks]
         loss = ppkt_loss(self.model, make_batch(samples, self.config, self.rng), self.config.temperature, self.device)
@@ -130,7 +134,7 @@ class PPKTTraining:
         loss.backward()
         self.optimizer.step()
         self.schedule.step()
-        return loss.item(), sum(len(sample.xyz) for sample in samples)
+        return {"loss": loss.item()}, {"points": sum(len(sample.xyz) for sample in samples)}
 
 
 def build_training(config: PPKTConfig, rank: int, device: torch.device) -> PPKTTraining:
@@ -141,40 +145,17 @@ def build_training(config: PPKTConfig, rank: int, device: torch.device) -> PPKTT
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
-    return PPKTTraining(config, frames, model, optimizer, schedule, np.random.default_rng([config.seed, rank]), device)
+    return PPKTTraining(config, frames, model, optimizer, schedule, rank, device)
 
 
 def train_loop(config: PPKTConfig) -> None:
     """Ray Train worker loop: resumes from the latest checkpoint, writes the backbone and loss curve at the end."""
     rank = ray.train.get_context().get_world_rank()
     training = build_training(config, rank, ray.train.torch.get_device())
-    history, start_step = [], 0
-    state = distributed.latest_state(torch.device("cpu"))
-    if state is not None:
-        training.model.load_state_dict(state["model"])
-        training.optimizer.load_state_dict(state["optimizer"])
-        training.schedule.load_state_dict(state["schedule"])
-        history, start_step = state["history"], state["step"]
-        training.rng = np.random.default_rng([config.seed, rank, start_step])
-    module = training.model
-    training.model = ray.train.torch.prepare_model(module)
-    started = time.perf_counter()
-    for step in range(start_step, config.steps):
-        loss, points = training.step()
-        history.append({"step": step + 1, "loss": distributed.mean_over_workers(loss), "points": points,
-                        "lr": training.schedule.get_last_lr()[0], "seconds": time.perf_counter() - started,
-                        "worker_peak_rss_mb": peak_rss_mb()})
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
-            snapshot = {"model": module.state_dict(), "optimizer": training.optimizer.state_dict(),
-                        "schedule": training.schedule.state_dict(), "history": history, "step": step + 1}
-            distributed.report({"step": step + 1, "loss": history[-1]["loss"], "resumed_from_step": start_step}, snapshot)
+    model, history, _ = run_steps(training, config.steps, config.checkpoint_every)
     if rank == 0:
-        save_backbone(config.out, module.backbone, config.backbone)
+        save_backbone(config.out, model.backbone, config.backbone)
         write_table(pa.Table.from_pylist(history), config.out / LOSS_FILE)
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def ppkt_loss(model: nn.Module, batch: PPKTBatch, temperature: float, device: torch.device) -> torch.Tensor:

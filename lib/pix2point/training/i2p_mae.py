@@ -1,0 +1,161 @@
+"""I2P-MAE (Zhang et al., CVPR 2023): masked autoencoding of object point clouds on a Point-M2AE hierarchy,
+with the visible tokens chosen by 2D saliency (or at random) and two targets, summed:
+
+- masked tokens of the decoder's output scale reconstruct their group's points (Chamfer L2);
+- visible tokens of that scale reconstruct the 3 views' 2D teacher features at each of their group's points
+  (MSE), when `target_2d` is on.
+
+Without saliency and the 2D target this is plain Point-M2AE masked autoencoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import ray.train.torch
+from pix2point.io.arrow import write_table
+from pix2point.models.point_groups import gather
+from pix2point.models.point_m2ae import HierarchicalEncoder, PointM2AESpec, save_encoder
+from pix2point.models.point_m2ae_decoder import HierarchicalDecoder
+from pix2point.training.chamfer import chamfer_l2
+from pix2point.training.i2p_mae_data import MAEBatch, ObjectViews, load_object_views, sample_batch
+from pix2point.training.loop import run_steps
+from pix2point.training.masking import guided_visible, propagate_visible, random_visible
+from pix2point.training.schedules import warmup_cosine
+
+LOSS_FILE = "loss.parquet"
+Masking = Literal["guided", "random"]
+
+
+@dataclass(frozen=True)
+class I2PMAEConfig:
+    objects_dir: Path
+    views_dir: Path | None  # needed for guided masking or the 2D target
+    out: Path
+    encoder: PointM2AESpec
+    decoder_depths: tuple[int, ...]
+    mask_ratio: float
+    masking: Masking
+    saliency_temperature: float
+    target_2d: bool
+    batch_size: int  # objects per step and worker
+    steps: int
+    learning_rate: float
+    weight_decay: float
+    warmup_steps: int
+    scale_range: tuple[float, float]
+    translate: float
+    checkpoint_every: int
+    seed: int
+
+
+class Losses(NamedTuple):
+    total: torch.Tensor
+    chamfer: torch.Tensor
+    feature: torch.Tensor  # 0 without the 2D target
+
+
+class I2PMAE(nn.Module):
+    def __init__(self, spec: PointM2AESpec, decoder_depths: tuple[int, ...], feature_channels: int | None,
+                 mask_ratio: float, masking: Masking, saliency_temperature: float = 1.0):
+        super().__init__()
+        self.encoder = HierarchicalEncoder(spec)
+        self.decoder = HierarchicalDecoder(spec.encoder_dims, decoder_depths, spec.num_heads)
+        self.output_scale = spec.scales - len(decoder_depths)
+        members, width = spec.group_sizes[self.output_scale], self.decoder.dims[-1]
+        self.point_head = nn.Linear(width, 3 * members)
+        self.feature_head = None if feature_channels is None else nn.Linear(width, feature_channels * members)
+        self.mask_ratio, self.masking, self.saliency_temperature = mask_ratio, masking, saliency_temperature
+
+    def forward(self, points: torch.Tensor, saliency: torch.Tensor | None, features: torch.Tensor | None,
+                generator: torch.Generator) -> Losses:
+        hierarchy = self.encoder.group(points)
+        spec = self.encoder.spec
+        top = spec.scales - 1
+        if self.masking == "guided":
+            top_saliency = gather(saliency, hierarchy.point_index[top])
+            top_visible = guided_visible(top_saliency, self.mask_ratio, generator, self.saliency_temperature)
+        else:
+            top_visible = random_visible(points.shape[0], spec.num_groups[top], self.mask_ratio, generator)
+        visible = propagate_visible(top_visible.to(points.device), hierarchy.neighbours, list(spec.num_groups))
+        tokens = self.decoder(hierarchy, self.encoder(hierarchy, visible))
+        seen = visible[self.output_scale]
+        masked = tokens[~seen]
+        predicted = self.point_head(masked).view(len(masked), -1, 3)
+        chamfer = chamfer_l2(predicted, hierarchy.members(self.output_scale)[~seen])
+        if self.feature_head is None:
+            return Losses(chamfer, chamfer, torch.zeros((), device=points.device))
+        cloud, token = seen.nonzero(as_tuple=True)
+        member_points = hierarchy.member_points(self.output_scale)[cloud, token]  # [L, K]
+        target = features[cloud[:, None], member_points].float()  # [L, K, V * C]
+        feature = F.mse_loss(self.feature_head(tokens[seen]).view(target.shape), target)
+        return Losses(chamfer + feature, chamfer, feature)
+
+
+@dataclass
+class I2PMAETraining:
+    """What one worker trains with; `step()` is the whole per-step work, shared by Ray Train and the bench."""
+
+    config: I2PMAEConfig
+    data: ObjectViews
+    model: nn.Module  # what forward runs through (DDP-wrapped under Ray Train)
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    rank: int
+    device: torch.device
+
+    def __post_init__(self) -> None:
+        self.reseed(0)
+
+    def reseed(self, step: int) -> None:
+        self.rng = np.random.default_rng([self.config.seed, self.rank, step])
+        self.generator = torch.Generator(self.device).manual_seed(int(self.rng.integers(2**62)))
+
+    def step(self) -> tuple[dict[str, float], dict[str, int]]:
+        config = self.config
+        batch = sample_batch(self.data, config.batch_size, self.rng, config.scale_range, config.translate)
+        losses = self.model(*self._on_device(batch), self.generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses.total.backward()
+        self.optimizer.step()
+        self.schedule.step()
+        return ({"loss": losses.total.item(), "chamfer": losses.chamfer.item(), "feature_loss": losses.feature.item()},
+                {"objects": len(batch.points)})
+
+    def _on_device(self, batch: MAEBatch) -> tuple[torch.Tensor | None, ...]:
+        return tuple(None if value is None else value.to(self.device) for value in batch)
+
+
+def needs_views(config: I2PMAEConfig) -> bool:
+    return config.masking == "guided" or config.target_2d
+
+
+def build_training(config: I2PMAEConfig, rank: int, device: torch.device) -> I2PMAETraining:
+    torch.manual_seed(config.seed)  # identical initial weights on every worker
+    data = load_object_views(config.objects_dir, config.views_dir if needs_views(config) else None)
+    if config.encoder.num_groups[0] > data.points.shape[1]:
+        raise ValueError(f"num_groups[0] = {config.encoder.num_groups[0]} exceeds the objects' "
+                         f"{data.points.shape[1]} points per object")
+    model = I2PMAE(config.encoder, config.decoder_depths, data.feature_channels if config.target_2d else None,
+                   config.mask_ratio, config.masking, config.saliency_temperature).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    schedule = warmup_cosine(optimizer, config.steps, config.warmup_steps)
+    return I2PMAETraining(config, data, model, optimizer, schedule, rank, device)
+
+
+def train_loop(config: I2PMAEConfig) -> None:
+    """Ray Train worker loop: resumes from the latest checkpoint, writes the encoder and loss curve at the end."""
+    rank = ray.train.get_context().get_world_rank()
+    training = build_training(config, rank, ray.train.torch.get_device())
+    model, history, _ = run_steps(training, config.steps, config.checkpoint_every)
+    if rank == 0:
+        save_encoder(config.out, model.encoder)
+        write_table(pa.Table.from_pylist(history), config.out / LOSS_FILE)

@@ -1,0 +1,55 @@
+"""The step loop of a single training run under Ray Train: continue from the latest checkpoint if the run is
+being resumed, step, record a history row per step, checkpoint every N steps and at the end."""
+
+from __future__ import annotations
+
+import resource
+import time
+from typing import Any, Protocol
+
+import ray.train.torch
+import torch
+
+from pix2point.training import distributed
+
+
+class StepTraining(Protocol):
+    model: torch.nn.Module  # replaced by its DDP wrapper for the loop
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+
+    def step(self) -> tuple[dict[str, float], dict[str, Any]]:
+        """One optimiser step -> (values to average over workers, e.g. losses; values kept as rank's own)."""
+
+    def reseed(self, step: int) -> None:
+        """Fresh random streams for a run resumed at `step` (the checkpoint does not hold them)."""
+
+
+def run_steps(training: StepTraining, steps: int, checkpoint_every: int) -> tuple[torch.nn.Module, list[dict], int]:
+    """Train to `steps`; returns (the unwrapped model, the history of every step including those before a
+    resume, the step resumed from). Reports {step, loss, resumed_from_step}: the averaged values must hold `loss`."""
+    history, start_step = [], 0
+    state = distributed.latest_state(torch.device("cpu"))
+    if state is not None:
+        training.model.load_state_dict(state["model"])
+        training.optimizer.load_state_dict(state["optimizer"])
+        training.schedule.load_state_dict(state["schedule"])
+        history, start_step = state["history"], state["step"]
+        training.reseed(start_step)
+    module = training.model
+    training.model = ray.train.torch.prepare_model(module)
+    started = time.perf_counter()
+    for step in range(start_step, steps):
+        averaged, own = training.step()
+        history.append({"step": step + 1, **{key: distributed.mean_over_workers(value) for key, value in averaged.items()},
+                        **own, "lr": training.schedule.get_last_lr()[0], "seconds": time.perf_counter() - started,
+                        "worker_peak_rss_mb": peak_rss_mb()})
+        if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
+            snapshot = {"model": module.state_dict(), "optimizer": training.optimizer.state_dict(),
+                        "schedule": training.schedule.state_dict(), "history": history, "step": step + 1}
+            distributed.report({"step": step + 1, "loss": history[-1]["loss"], "resumed_from_step": start_step}, snapshot)
+    return module, history, start_step
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

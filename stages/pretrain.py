@@ -4,8 +4,8 @@ stage runs, and which inputs it reads:
 - `ppkt` (inputs scenes, features2d, pairs): a MinkowskiEngine Res16UNet; writes `backbone.pt` +
   `backbone.json` (models/backbone.py) and `loss.parquet` (step, loss, points, lr, seconds).
 - `i2p_mae` (inputs objects, and views2d for guided masking or the 2D target): a Point-M2AE encoder;
-  writes `encoder.pt` + `encoder.json` (models/point_m2ae.py) and `loss.parquet` (step, loss, chamfer,
-  feature_loss, objects, lr, seconds).
+  writes `encoder.pt` + `encoder.json` (models/point_m2ae.py), `loss.parquet` (step, loss, chamfer,
+  feature_loss, objects, lr, seconds) and `pretraining.json` (masking, target_2d, mask_ratio, steps).
 
 Training runs on Ray Train; checkpoints live in the stage's scratch directory, so a killed run started
 again with the same params resumes from the last one.

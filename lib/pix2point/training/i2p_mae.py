@@ -10,6 +10,7 @@ Without saliency and the 2D target this is plain Point-M2AE masked autoencoding.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -22,7 +23,7 @@ from torch import nn
 
 import ray.train.torch
 from pix2point.io.arrow import write_table
-from pix2point.models.point_groups import gather
+from pix2point.models.point_groups import PointHierarchy, gather
 from pix2point.models.point_m2ae import HierarchicalEncoder, PointM2AESpec, save_encoder
 from pix2point.models.point_m2ae_decoder import HierarchicalDecoder
 from pix2point.training.chamfer import chamfer_l2
@@ -32,6 +33,7 @@ from pix2point.training.masking import guided_visible, propagate_visible, random
 from pix2point.training.schedules import warmup_cosine
 
 LOSS_FILE = "loss.parquet"
+PRETRAINING_FILE = "pretraining.json"  # how the encoder was pretrained: masking, target_2d, mask_ratio, steps
 Masking = Literal["guided", "random"]
 
 
@@ -93,11 +95,17 @@ class I2PMAE(nn.Module):
         chamfer = chamfer_l2(predicted, hierarchy.members(self.output_scale)[~seen])
         if self.feature_head is None:
             return Losses(chamfer, chamfer, torch.zeros((), device=points.device))
-        cloud, token = seen.nonzero(as_tuple=True)
-        member_points = hierarchy.member_points(self.output_scale)[cloud, token]  # [L, K]
-        target = features[cloud[:, None], member_points].float()  # [L, K, V * C]
+        target = feature_targets(features, hierarchy, self.output_scale, seen)
         feature = F.mse_loss(self.feature_head(tokens[seen]).view(target.shape), target)
         return Losses(chamfer + feature, chamfer, feature)
+
+
+def feature_targets(features: torch.Tensor, hierarchy: PointHierarchy, scale: int, seen: torch.Tensor) -> torch.Tensor:
+    """[B, N, F] per-point 2D features -> [L, K, F] float32: for each of the L visible tokens of `scale`
+    (seen [B, G], in row-major order), the features of its K group members' points."""
+    cloud, token = seen.nonzero(as_tuple=True)
+    member_points = hierarchy.member_points(scale)[cloud, token]  # [L, K]
+    return features[cloud[:, None], member_points].float()
 
 
 @dataclass
@@ -159,3 +167,9 @@ def train_loop(config: I2PMAEConfig) -> None:
     if rank == 0:
         save_encoder(config.out, model.encoder)
         write_table(pa.Table.from_pylist(history), config.out / LOSS_FILE)
+        (config.out / PRETRAINING_FILE).write_text(json.dumps(pretraining_description(config), indent=2))
+
+
+def pretraining_description(config: I2PMAEConfig) -> dict:
+    return {"method": "i2p_mae", "masking": config.masking, "target_2d": config.target_2d,
+            "mask_ratio": config.mask_ratio, "steps": config.steps}

@@ -1,0 +1,97 @@
+"""Stage `evaluate_objects`: I2P-MAE's linear-SVM evaluation of frozen object encoders.
+
+Inputs: `objects`, and any number of I2P-MAE pretrain artefacts (every other input; each holds encoder.pt,
+encoder.json and pretraining.json, see stages/pretrain.py), all of one encoder spec. Each pretrained
+encoder and a random-init encoder of the same spec (seeded by `seed`) embed every object (the coarsest
+tokens, max-pooled, as the paper does); a linear SVM fitted on the train split is scored on the test split
+(evaluation/linear_svm.py), and on `cv_folds` folds of the train split alone.
+
+Writes report.md (table, and whether the paper's ordering holds), metrics.json (evaluation/svm_report.py)
+and loss_<input>.png per pretrained encoder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from sklearn.model_selection import StratifiedKFold
+
+from pix2point.evaluation.linear_svm import I2P_MAE_MODELNET40_C, linear_svm_score
+from pix2point.evaluation.plots import plot_pretrain_loss
+from pix2point.evaluation.svm_report import RANDOM, EncoderScore, write_report
+from pix2point.io.objects_table import Objects, class_names, read_objects
+from pix2point.models.point_m2ae import (
+    HierarchicalEncoder, PointM2AESpec, embed_objects, load_encoder, load_encoder_spec,
+)
+from pix2point.training.i2p_mae import LOSS_FILE, PRETRAINING_FILE
+
+OBJECTS_INPUT = "objects"
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    svm_c: float = Field(I2P_MAE_MODELNET40_C, gt=0)  # the paper's C for ModelNet40
+    seed: int = 0  # weights of the random-init encoder
+    cv_folds: int = Field(5, ge=2)  # folds of the train split for the cross-validated accuracy
+    batch_size: int = Field(32, ge=1)  # objects per encoder forward pass
+
+
+def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
+    pretrained = {name: path for name, path in inputs.items() if name != OBJECTS_INPUT}
+    if OBJECTS_INPUT not in inputs or not pretrained:
+        raise ValueError(f"evaluate_objects needs the {OBJECTS_INPUT!r} input and at least one I2P-MAE pretrain "
+                         f"input; got {sorted(inputs)}")
+    train, test = (read_objects(inputs[OBJECTS_INPUT], split) for split in ("train", "test"))
+    encoders = {name: (load_encoder(path), read_pretraining(path)) for name, path in sorted(pretrained.items())}
+    torch.manual_seed(params.seed)
+    encoders[RANDOM] = (HierarchicalEncoder(common_spec(pretrained)), None)
+    scores = [score_encoder(name, encoder, pretraining, train, test, params)
+              for name, (encoder, pretraining) in encoders.items()]
+    write_report(out, scores, params.cv_folds, class_names(inputs[OBJECTS_INPUT]))
+    for name, path in pretrained.items():
+        loss = pq.read_table(path / LOSS_FILE, columns=["step", "loss"])
+        plot_pretrain_loss(loss["step"].to_numpy(), loss["loss"].to_numpy(), out / f"loss_{name}.png")
+    return {f"svm_accuracy_{score.name}": round(score.test.accuracy, 4) for score in scores}
+
+
+def read_pretraining(directory: Path) -> dict:
+    path = directory / PRETRAINING_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; is {directory} an I2P-MAE pretrain artefact?")
+    return json.loads(path.read_text())
+
+
+def common_spec(pretrained: dict[str, Path]) -> PointM2AESpec:
+    """The one encoder spec of all pretrained inputs: the random-init twin must match them to compare."""
+    specs = {name: load_encoder_spec(path) for name, path in pretrained.items()}
+    if len(set(specs.values())) != 1:
+        listing = "; ".join(f"{name}: {spec}" for name, spec in specs.items())
+        raise ValueError(f"the pretrained encoders differ in spec, so one random-init twin cannot match them: {listing}")
+    return next(iter(specs.values()))
+
+
+def score_encoder(name: str, encoder: HierarchicalEncoder, pretraining: dict | None, train: Objects, test: Objects,
+                  params: Params) -> EncoderScore:
+    train_features = embed_objects(encoder, train.points, params.batch_size)
+    test_features = embed_objects(encoder, test.points, params.batch_size)
+    score = linear_svm_score(train_features, train.labels, test_features, test.labels, params.svm_c)
+    return EncoderScore(name, pretraining, score, cross_validated(train_features, train.labels, params))
+
+
+def cross_validated(features: np.ndarray, labels: np.ndarray, params: Params) -> float:
+    """Mean test accuracy of the same SVM over stratified folds of the train split (no test objects used)."""
+    smallest = np.unique(labels, return_counts=True)[1].min()
+    if smallest < params.cv_folds:
+        raise ValueError(f"param 'cv_folds' = {params.cv_folds} exceeds the {smallest} training objects of the "
+                         "smallest class; lower it")
+    folds = StratifiedKFold(n_splits=params.cv_folds, shuffle=True, random_state=params.seed)
+    return float(np.mean([
+        linear_svm_score(features[fit], labels[fit], features[held], labels[held], params.svm_c).accuracy
+        for fit, held in folds.split(features, labels)
+    ]))

@@ -120,9 +120,14 @@ build_with_buildah() {
   log "host pip set-up mounted into the build: ${mounts[*]#--volume=}"
   local cert_arg=()
   [ -f "$(host_ca)" ] && cert_arg=(--build-arg "PIP_CERT=$BUILD_MOUNTS/ca.crt")
-  bah build --isolation chroot --layers=false -f "$ROOT/docker/Dockerfile.cpu" -t "$IMAGE" \
+  # No --layers: on vfs every cached layer is a full copy of the file system. Docker format keeps SHELL.
+  # The bind mounts leave empty mount points (/etc/pip.conf, /opt/wheels, ...) in the image; pip reads an
+  # empty config as no config.
+  bah build --isolation chroot --layers=false --format docker -f "$ROOT/docker/Dockerfile.cpu" -t "$IMAGE" \
     --build-arg BASE_IMAGE="$base" --build-arg TORCH_INDEX_URL="$(torch_index)" "${cert_arg[@]}" \
     "${mounts[@]}" "$ROOT"
+  # The image this tag named before is now untagged: drop it (a full copy on vfs).
+  bah rmi --prune >/dev/null || true
 }
 
 in_image_buildah() {  # in_image_buildah ARTEFACTS_DIR COMMAND...
@@ -150,6 +155,8 @@ main() {
   log "smoke run inside $IMAGE; artefacts: $artefacts (at $ARTEFACTS_IN_IMAGE in the image)"
   "in_image_$engine" "$artefacts" pix2point run --profile smoke --artefacts "$ARTEFACTS_IN_IMAGE"
   "in_image_$engine" "$artefacts" python scripts/check_artefacts.py "$ARTEFACTS_IN_IMAGE"
+  # A failed run keeps its artefacts for a look; a passed one keeps them only where SMOKE_ARTEFACTS asked.
+  [ -n "${SMOKE_ARTEFACTS:-}" ] || rm -rf "$artefacts"
   log "$IMAGE built and checked in $((SECONDS - started)) s; size $("image_size_$engine")"
 }
 

@@ -52,6 +52,8 @@ class Params(SGDParams, RayTrainParams):
     batch_size: int = Field(32, ge=1)
     voxel_size: float = Field(0.05, gt=0)  # in object radii: objects are normalised into the unit sphere
     pooling: Pooling = "avg"
+    # The twin's BatchNorm momentum (None: the 2D network's, 0.01 for EfficientNet): see models/object_classifier.py.
+    batchnorm_momentum: float | None = Field(0.1, gt=0, le=1)
     scale_range: tuple[float, float] = (0.9, 1.1)
     translate: float = Field(0.2, ge=0)
     jitter_sigma: float = Field(0.01, ge=0)
@@ -100,5 +102,6 @@ def run_specs(params: Params) -> tuple[ClassifyRunSpec, ...]:
 def classifier_spec(params: Params, num_classes: int) -> ClassifierSpec:
     return ClassifierSpec(
         network=params.network, num_classes=num_classes, pooling=params.pooling, weights_path=params.teacher_weights,
+        batchnorm_momentum=params.batchnorm_momentum,
         inflation=InflationOptions(scale_by_depth=params.inflate_scale_by_depth, new_axis=params.inflate_new_axis),
     )

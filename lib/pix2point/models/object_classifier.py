@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from torch.nn.modules.batchnorm import _BatchNorm
+
 from pix2point.models.inflated_efficientnet import (
     Pooling, SparseObjectClassifier, inflated_efficientnet_lite0, sparse_efficientnet_lite0,
 )
@@ -30,10 +32,23 @@ class ClassifierSpec:
     pooling: Pooling = "avg"
     weights_path: Path | None = None  # 2D weights; the ResNets need one, EfficientNet-Lite0 has its packaged ones
     inflation: InflationOptions = InflationOptions()
+    # None keeps the 2D network's. EfficientNet's 0.01 suits ImageNet's long schedules; over a few hundred
+    # steps the running statistics of a training BatchNorm would lag so far behind that evaluation sees
+    # stale ones (seen here: test accuracy at chance while the training loss fell).
+    batchnorm_momentum: float | None = None
 
 
 def build_classifier(spec: ClassifierSpec, init: Init) -> tuple[SparseObjectClassifier, InflationReport | None]:
     """The twin of `spec.network`, and the inflation report when its trunk came from 2D weights."""
+    model, report = _twin(spec, init)
+    if spec.batchnorm_momentum is not None:
+        for module in model.modules():
+            if isinstance(module, _BatchNorm):
+                module.momentum = spec.batchnorm_momentum
+    return model, report
+
+
+def _twin(spec: ClassifierSpec, init: Init) -> tuple[SparseObjectClassifier, InflationReport | None]:
     if init not in ("scratch", "inflated"):
         raise ValueError(f"unknown init {init!r}; known: scratch, inflated")
     if spec.network == "efficientnet_lite0":

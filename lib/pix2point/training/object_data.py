@@ -65,7 +65,7 @@ def object_batch(points: list[np.ndarray], voxel_size: float) -> ME.SparseTensor
     """One sparse tensor of the objects (batch index b = object b), each voxel's features the xyz of a point in it."""
     samples = []
     for object_points in points:
-        xyz = torch.from_numpy(np.ascontiguousarray(object_points, np.float32))
+        xyz = torch.from_numpy(np.array(object_points, np.float32))  # a copy: Arrow-backed arrays are read-only
         voxels = voxelize(xyz, voxel_size)
         samples.append((voxels, voxels.voxel_features(xyz)))
     return collate_sparse(samples).sparse_tensor()

@@ -139,7 +139,7 @@ class I2PMAETraining:
                 {"objects": len(batch.points)})
 
     def _on_device(self, batch: MAEBatch) -> tuple[torch.Tensor | None, ...]:
-        return tuple(None if value is None else value.to(self.device) for value in batch)
+        return tuple(None if value is None else value.to(self.device) for value in (batch.points, batch.saliency, batch.features))
 
 
 def needs_views(config: I2PMAEConfig) -> bool:

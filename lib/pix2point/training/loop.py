@@ -40,9 +40,10 @@ def run_steps(training: StepTraining, steps: int, checkpoint_every: int) -> tupl
     training.model = ray.train.torch.prepare_model(module)
     started = time.perf_counter()
     for step in range(start_step, steps):
+        lr = training.schedule.get_last_lr()[0]  # the rate this step uses
         averaged, own = training.step()
         history.append({"step": step + 1, **{key: distributed.mean_over_workers(value) for key, value in averaged.items()},
-                        **own, "lr": training.schedule.get_last_lr()[0], "seconds": time.perf_counter() - started,
+                        **own, "lr": lr, "seconds": time.perf_counter() - started,
                         "worker_peak_rss_mb": peak_rss_mb()})
         if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
             snapshot = {"model": module.state_dict(), "optimizer": training.optimizer.state_dict(),

@@ -77,6 +77,8 @@ build_minkowski_cuda() {
   command -v nvcc >/dev/null || [ -x "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" ] \
     || { echo "ME_CUDA=1 but no nvcc (PATH or \$CUDA_HOME/bin)" >&2; exit 1; }
   local src; src=$(mktemp -d)
+  # --config-settings needs pip >= 22.1; a distribution's ensurepip may bring an older one.
+  "$VENV/bin/pip" install -q "pip>=23.1"
   log "building MinkowskiEngine $ME_VERSION with CUDA for TORCH_CUDA_ARCH_LIST='${TORCH_CUDA_ARCH_LIST:-torch default}'"
   SETUPTOOLS_USE_DISTUTILS=stdlib "$VENV/bin/pip" download -q --no-deps --no-binary :all: --no-build-isolation \
     -d "$src" "minkowskiengine==$ME_VERSION"

@@ -163,6 +163,6 @@ def load_encoder(directory: Path) -> HierarchicalEncoder:
 def embed_objects(encoder: HierarchicalEncoder, points: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """[M, N, 3] object point clouds -> [M, C] float32 max-pooled features of the frozen encoder."""
     encoder.eval()
-    chunks = [encoder.pooled(torch.from_numpy(np.ascontiguousarray(points[start:start + batch_size], np.float32)))
+    chunks = [encoder.pooled(torch.tensor(points[start:start + batch_size], dtype=torch.float32))
               for start in range(0, len(points), batch_size)]
     return torch.cat(chunks).numpy()

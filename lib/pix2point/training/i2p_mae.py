@@ -28,7 +28,7 @@ from pix2point.models.point_m2ae import HierarchicalEncoder, PointM2AESpec, save
 from pix2point.models.point_m2ae_decoder import HierarchicalDecoder
 from pix2point.training.chamfer import chamfer_l2
 from pix2point.training.i2p_mae_data import MAEBatch, ObjectViews, load_object_views, sample_batch
-from pix2point.training.loop import run_steps
+from pix2point.training.loop import StepTraining, run_steps
 from pix2point.training.masking import guided_visible, propagate_visible, random_visible
 from pix2point.training.schedules import warmup_cosine
 
@@ -109,16 +109,11 @@ def feature_targets(features: torch.Tensor, hierarchy: PointHierarchy, scale: in
 
 
 @dataclass
-class I2PMAETraining:
-    """What one worker trains with; `step()` is the whole per-step work, shared by Ray Train and the bench."""
+class I2PMAETraining(StepTraining):
+    """One worker's training; `step()` is the whole per-step work, shared by Ray Train and the bench."""
 
     config: I2PMAEConfig
     data: ObjectViews
-    model: nn.Module  # what forward runs through (DDP-wrapped under Ray Train)
-    optimizer: torch.optim.Optimizer
-    schedule: torch.optim.lr_scheduler.LRScheduler
-    rank: int
-    device: torch.device
 
     def __post_init__(self) -> None:
         self.reseed(0)
@@ -131,10 +126,7 @@ class I2PMAETraining:
         config = self.config
         batch = sample_batch(self.data, config.batch_size, self.rng, config.scale_range, config.translate)
         losses = self.model(*self._on_device(batch), self.generator)
-        self.optimizer.zero_grad(set_to_none=True)
-        losses.total.backward()
-        self.optimizer.step()
-        self.schedule.step()
+        self.optimise(losses.total)
         return ({"loss": losses.total.item(), "chamfer": losses.chamfer.item(), "feature_loss": losses.feature.item()},
                 {"objects": len(batch.points)})
 
@@ -156,7 +148,8 @@ def build_training(config: I2PMAEConfig, rank: int, device: torch.device) -> I2P
                    config.mask_ratio, config.masking, config.saliency_temperature).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     schedule = warmup_cosine(optimizer, config.steps, config.warmup_steps)
-    return I2PMAETraining(config, data, model, optimizer, schedule, rank, device)
+    return I2PMAETraining(model=model, optimizer=optimizer, schedule=schedule, rank=rank, device=device, config=config,
+                          data=data)
 
 
 def train_loop(config: I2PMAEConfig) -> None:

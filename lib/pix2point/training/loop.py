@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import resource
 import time
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import ray.train.torch
 import torch
@@ -13,16 +14,29 @@ import torch
 from pix2point.training import distributed
 
 
-class StepTraining(Protocol):
-    model: torch.nn.Module  # replaced by its DDP wrapper for the loop
+@dataclass
+class StepTraining:
+    """What a worker trains with: subclasses add their data and config, `step` and `reseed`."""
+
+    model: torch.nn.Module  # what forward runs through (replaced by its DDP wrapper in run_steps)
     optimizer: torch.optim.Optimizer
     schedule: torch.optim.lr_scheduler.LRScheduler
+    rank: int
+    device: torch.device
 
     def step(self) -> tuple[dict[str, float], dict[str, Any]]:
         """One optimiser step -> (values to average over workers, e.g. losses; values kept as rank's own)."""
+        raise NotImplementedError
 
     def reseed(self, step: int) -> None:
         """Fresh random streams for a run resumed at `step` (the checkpoint does not hold them)."""
+        raise NotImplementedError
+
+    def optimise(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.schedule.step()
 
 
 def run_steps(training: StepTraining, steps: int, checkpoint_every: int) -> tuple[torch.nn.Module, list[dict], int]:

@@ -22,7 +22,7 @@ from pix2point.models.heads import ProjectionHead
 from pix2point.models.upl import UpsamplingProjection
 from pix2point.training.augment import PointAugmentation, augment_points, flip_horizontal
 from pix2point.training.infonce import info_nce
-from pix2point.training.loop import run_steps
+from pix2point.training.loop import StepTraining, run_steps
 from pix2point.training.ppkt_data import FrameSample, PretrainFrames
 from pix2point.training.voxelize import SparseBatch, collate_sparse, voxelize
 
@@ -108,16 +108,11 @@ def make_batch(samples: list[FrameSample], config: PPKTConfig, rng: np.random.Ge
 
 
 @dataclass
-class PPKTTraining:
-    """Everything one worker trains with; `step()` is the whole per-step work, shared by Ray Train and the bench."""
+class PPKTTraining(StepTraining):
+    """One worker's training; `step()` is the whole per-step work, shared by Ray Train and the bench."""
 
     config: PPKTConfig
     frames: PretrainFrames
-    model: nn.Module  # what forward runs through (DDP-wrapped under Ray Train)
-    optimizer: torch.optim.Optimizer
-    schedule: torch.optim.lr_scheduler.LRScheduler
-    rank: int
-    device: torch.device
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng([self.config.seed, self.rank])
@@ -130,10 +125,7 @@ class PPKTTraining:
         picks = self.rng.choice(len(self.frames), self.config.frames_per_batch)
         samples = [self.frames[i] for i in picks]
         loss = ppkt_loss(self.model, make_batch(samples, self.config, self.rng), self.config.temperature, self.device)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.schedule.step()
+        self.optimise(loss)
         return {"loss": loss.item()}, {"points": sum(len(sample.xyz) for sample in samples)}
 
 
@@ -145,7 +137,8 @@ def build_training(config: PPKTConfig, rank: int, device: torch.device) -> PPKTT
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
-    return PPKTTraining(config, frames, model, optimizer, schedule, rank, device)
+    return PPKTTraining(model=model, optimizer=optimizer, schedule=schedule, rank=rank, device=device, config=config,
+                        frames=frames)
 
 
 def train_loop(config: PPKTConfig) -> None:

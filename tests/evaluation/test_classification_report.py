@@ -65,7 +65,7 @@ def test_report_states_who_wins_and_metrics_are_strict_json(tmp_path):
     metrics = write_report(tmp_path, runs, history, target=0.8, network="efficientnet_lite0")
     report = (tmp_path / "report.md").read_text()
     assert "shots 1: inflated/io wins by +15.0 points; reaches 80.0 % in 1.2x fewer epochs" in report
-    assert "shots all: inflated/io loses by -10.0 points" in report
+    assert "shots all: inflated/io loses by -10.0 points; needs 1.5x more epochs to reach 80.0 %" in report
     assert "| scratch | all | 1 | 70.0 ± 14.1 (n=2) |" in report
     document = json.loads((tmp_path / "metrics.json").read_text())
     assert document["cells"][0]["epochs_to_target"] == [None, 3]

@@ -170,11 +170,18 @@ def _verdicts(comparisons: list[Comparison], target: float) -> list[str]:
     for comparison in comparisons:
         init, fip = comparison.variant
         winner = "wins" if comparison.accuracy_gain > 0 else "loses" if comparison.accuracy_gain < 0 else "ties"
-        speed = (f"reaches {percent(target)} % in {comparison.speedup:.1f}x fewer epochs"
-                 if not math.isnan(comparison.speedup) else "epochs-to-target not comparable (a side never reached it)")
+        speed = _speed_text(comparison.speedup, target)
         lines.append(f"- shots {shots_label(comparison.shots)}: {init}/{fip} {winner} by "
                      f"{signed_points(comparison.accuracy_gain)} points; {speed}.")
     return ["\n".join(lines)]
+
+
+def _speed_text(speedup: float, target: float) -> str:
+    if math.isnan(speedup):
+        return "epochs-to-target not comparable (a side never reached it)"
+    if speedup >= 1:
+        return f"reaches {percent(target)} % in {speedup:.1f}x fewer epochs"
+    return f"needs {1 / speedup:.1f}x more epochs to reach {percent(target)} %"
 
 
 def _epochs_text(cell: ClassifyCell) -> str:

@@ -95,3 +95,12 @@ def test_a_second_run_with_more_steps_resumes_from_the_first_runs_checkpoint(inp
     # the resumed weights moved on from the first run's
     first_weights, second_weights = load_encoder(tmp_path / "first").state_dict(), load_encoder(tmp_path / "second").state_dict()
     assert any(not torch.equal(first_weights[key], second_weights[key]) for key in first_weights)
+
+
+def test_two_workers_train_with_ddp(inputs, tmp_path):
+    """DDP checks every parameter gets a gradient; the finest scale's output norm feeds no loss, which the
+    training declares (as the original's find_unused_parameters does)."""
+    metrics = run_stage(i2p_mae_params(steps=3, num_workers=2, cpus_per_worker=1), inputs, tmp_path)
+    assert metrics["steps"] == 3
+    loss = pq.read_table(tmp_path / "out" / "loss.parquet").to_pydict()
+    assert loss["step"] == [1, 2, 3] and loss["objects"] == [8, 8, 8]  # rank 0's batches

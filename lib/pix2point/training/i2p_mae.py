@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -114,6 +114,9 @@ class I2PMAETraining(StepTraining):
 
     config: I2PMAEConfig
     data: ObjectViews
+    # The finest scales' output LayerNorms feed no loss (the decoder reads the coarsest scales); the original
+    # runs DDP with find_unused_parameters too.
+    has_unused_parameters: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         self.reseed(0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import resource
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import ray.train.torch
 import torch
@@ -23,6 +23,9 @@ class StepTraining:
     schedule: torch.optim.lr_scheduler.LRScheduler
     rank: int
     device: torch.device
+    # DDP by default expects every parameter to get a gradient every step; a model with parameters that
+    # some losses leave unused must say so (DDP then searches the graph for them each step).
+    has_unused_parameters: ClassVar[bool] = False
 
     def step(self) -> tuple[dict[str, float], dict[str, Any]]:
         """One optimiser step -> (values to average over workers, e.g. losses; values kept as rank's own)."""
@@ -51,7 +54,8 @@ def run_steps(training: StepTraining, steps: int, checkpoint_every: int) -> tupl
         history, start_step = state["history"], state["step"]
         training.reseed(start_step)
     module = training.model
-    training.model = ray.train.torch.prepare_model(module)
+    training.model = ray.train.torch.prepare_model(
+        module, parallel_strategy_kwargs={"find_unused_parameters": training.has_unused_parameters})
     started = time.perf_counter()
     for step in range(start_step, steps):
         lr = training.schedule.get_last_lr()[0]  # the rate this step uses

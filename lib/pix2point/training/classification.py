@@ -93,7 +93,6 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, train: 
     ddp_model = ray.train.torch.prepare_model(model)
     chosen = few_shot_indices(train.labels, run.shots, run.seed)
     started = time.perf_counter() - seconds_before
-    confusion = None
     for epoch in range(step // steps_per_epoch, config.epochs):
         order = chosen[epoch_order(len(chosen), steps_per_epoch * config.batch_size,
                                    np.random.default_rng([run.seed, rank, epoch]))]
@@ -121,7 +120,7 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, train: 
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), path)
     return ClassifyRun(run.name, run.init, run.fip, run.shots, run.seed, len(chosen), fip.trainable, fip.frozen,
-                       config.epochs, float(np.trace(confusion) / confusion.sum()), best,
+                       config.epochs, accuracy, best,
                        time.perf_counter() - started, confusion)
 
 

@@ -43,6 +43,11 @@ class SceneLayout:
         """Furniture box i is box i + 1 of the layout."""
         return self.boxes.select(np.arange(ROOM_BOX + 1, len(self.boxes)))
 
+    def box_owner(self) -> np.ndarray:
+        """[len(boxes)] the placement each box is a part of; -1 for the room."""
+        parts = [len(p.kind.parts(*p.size)[1]) for p in self.placements]
+        return np.concatenate([[-1], np.repeat(np.arange(len(parts)), parts)]).astype(np.int64)
+
 
 def choose_kinds(rng: np.random.Generator) -> list[FurnitureKind]:
     """4 to 7 distinct kinds, then up to 2 more pieces of any kind and up to 2 more chairs.

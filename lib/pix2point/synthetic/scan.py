@@ -19,6 +19,7 @@ class Scan:
     xyz: np.ndarray  # [N, 3] float32
     rgb: np.ndarray  # [N, 3] uint8
     surface_class: np.ndarray  # [N] index into SURFACE_CLASSES
+    box_index: np.ndarray  # [N] the layout box each point lies on (0: the room)
 
     @property
     def label(self) -> np.ndarray:
@@ -89,4 +90,4 @@ def sample_scan(layout: SceneLayout, count: int, rng: np.random.Generator) -> Sc
     xyz, box_index = np.concatenate(points)[:count], np.concatenate(boxes_of)[:count]
     surface = describe_surface(xyz, layout.boxes, box_index)
     rgb = np.round(shade(surface, layout.materials) * 255).astype(np.uint8)
-    return Scan(xyz.astype(np.float32), rgb, layout.materials.surface_class[surface.materials])
+    return Scan(xyz.astype(np.float32), rgb, layout.materials.surface_class[surface.materials], box_index)

@@ -6,10 +6,13 @@
     <scene>/intrinsic/intrinsic_{color,depth}.txt   4x4, K in the top-left 3x3
     <scene>/<scene>_vh_clean_2.ply        scan vertices with their colours
     <scene>/<scene>_vh_clean_2.labels.ply the same vertices with NYU40 labels (colours: the label palette)
+    <scene>/<scene>_vh_clean_2.0.010000.segs.json   segment id of every scan vertex
+    <scene>/<scene>.aggregation.json      object instances: groups of segments with a label
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -71,3 +74,12 @@ def write_scan(scene_dir: Path, scene: str, xyz: np.ndarray, rgb: np.ndarray, la
         ("_vh_clean_2.labels.ply", _vertices(xyz, label_rgb, labels)),
     ):
         PlyData([PlyElement.describe(vertices, "vertex")], text=False, byte_order="<").write(str(scene_dir / f"{scene}{suffix}"))
+
+
+def write_annotations(scene_dir: Path, scene: str, segment: np.ndarray, objects: list[tuple[str, list[int]]]) -> None:
+    """ScanNet's instance annotation: per-vertex segment ids [N] and objects (label, segment ids), id = position."""
+    segs_name = f"{scene}_vh_clean_2.0.010000.segs.json"
+    (scene_dir / segs_name).write_text(json.dumps({"sceneId": scene, "segIndices": segment.astype(int).tolist()}))
+    groups = [{"id": i, "objectId": i, "segments": segments, "label": label} for i, (label, segments) in enumerate(objects)]
+    (scene_dir / f"{scene}.aggregation.json").write_text(json.dumps(
+        {"sceneId": f"scannet.{scene}", "segmentsFile": f"scannet.{segs_name}", "segGroups": groups}))

@@ -1,8 +1,11 @@
 """Stage `objects`: labelled object point clouds with normals -> objects.parquet (see io.objects_table).
 
-`source: modelnet40` reads a user's `modelnet40_normal_resampled` tree; `source: synthetic` first writes
-procedural objects in the same layout under the artefact's `source/` folder and reads them back through
-the same reader. One Ray task per class writes (synthetic) and one per class reads.
+`source: modelnet40` reads a user's `modelnet40_normal_resampled` tree, `shapenet55` Point-BERT's
+`ShapeNet55-34` folder (I2P-MAE's pretraining set; no normals) and `scanobjectnn` the `h5_files` folder of
+ScanObjectNN in one `variant` (OBJ-BG, OBJ-ONLY or PB-T50-RS; no normals). `source: synthetic` first writes
+procedural objects in the ModelNet layout under the artefact's `source/` folder and reads them back through
+the same reader. One Ray task per class writes (synthetic) and one per class reads (ScanObjectNN: its two
+h5 files are read in the driver).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pix2point.io.paths import AbsolutePath
-from pix2point.io import modelnet
+from pix2point.io import modelnet, scanobjectnn, shapenet55
 from pix2point.io.arrow import write_table
 from pix2point.io.objects_table import OBJECTS_FILE, ROW_GROUP_ROWS, SOURCE_DIR, SPLITS, Objects, objects_table
 from pix2point.parallel import map_tasks
@@ -35,8 +38,10 @@ class SyntheticParams(BaseModel):
 class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    source: Literal["synthetic", "modelnet40"] = "synthetic"
-    root: AbsolutePath | None = None  # the modelnet40_normal_resampled directory (source: modelnet40)
+    source: Literal["synthetic", "modelnet40", "shapenet55", "scanobjectnn"] = "synthetic"
+    # modelnet40: the modelnet40_normal_resampled folder; shapenet55: ShapeNet55-34; scanobjectnn: h5_files
+    root: AbsolutePath | None = None
+    variant: scanobjectnn.Variant = "PB-T50-RS"  # source: scanobjectnn only
     synthetic: SyntheticParams = SyntheticParams()
     points_per_object: int = Field(2048, ge=1)  # Image2Point and I2P-MAE use 2048
     # first: the file's first rows (its farthest-point order, as PointNet++ loads ModelNet); random: a
@@ -46,31 +51,60 @@ class Params(BaseModel):
     normalize: bool = True  # centre each shape on its centroid and scale it into the unit sphere
 
     @model_validator(mode="after")
-    def _root_for_modelnet(self) -> Params:
-        if self.source == "modelnet40" and self.root is None:
-            raise ValueError("source 'modelnet40' needs `root`, the modelnet40_normal_resampled directory")
+    def _root_for_a_dataset(self) -> Params:
+        if self.source != "synthetic" and self.root is None:
+            raise ValueError(f"source {self.source!r} needs `root`, the dataset's folder ({ROOT_FOLDERS[self.source]})")
         return self
 
 
+ROOT_FOLDERS = {"modelnet40": "modelnet40_normal_resampled", "shapenet55": "ShapeNet55-34", "scanobjectnn": "h5_files"}
+UP_AXES = {"synthetic": modelnet.UP_AXIS, "modelnet40": modelnet.UP_AXIS, "shapenet55": shapenet55.UP_AXIS, "scanobjectnn": scanobjectnn.UP_AXIS}
+
+
 def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
-    root = write_synthetic_source(out / SOURCE_DIR, params) if params.source == "synthetic" else params.root
-    index = modelnet.read_index(root)
-    by_class = [[e for e in index.shapes if e.label == label] for label in range(len(index.class_names))]
-    results = map_tasks(read_class, [entries for entries in by_class if entries], desc="objects", params=params)
-    objects = Objects(
-        points=np.concatenate([r.objects.points for r in results]),
-        normals=np.concatenate([r.objects.normals for r in results]),
-        labels=np.concatenate([r.objects.labels for r in results]),
-        shapes=[shape for r in results for shape in r.objects.shapes],
-    )
-    splits = [split for r in results for split in r.splits]
-    table = objects_table(objects, splits, index.class_names, up_axis=modelnet.UP_AXIS, normalized=params.normalize)
+    if params.source == "scanobjectnn":
+        class_names, result = list(scanobjectnn.CLASS_NAMES), read_scanobjectnn(params)
+    else:
+        class_names, shapes = read_index(params, out)
+        by_class = [[e for e in shapes if e.label == label] for label in range(len(class_names))]
+        results = map_tasks(read_class, [entries for entries in by_class if entries], desc="objects", params=params)
+        result = ClassObjects(
+            objects=Objects(
+                points=np.concatenate([r.objects.points for r in results]),
+                normals=None if results[0].objects.normals is None else np.concatenate([r.objects.normals for r in results]),
+                labels=np.concatenate([r.objects.labels for r in results]),
+                shapes=[shape for r in results for shape in r.objects.shapes],
+            ),
+            splits=[split for r in results for split in r.splits],
+        )
+    table = objects_table(result.objects, result.splits, class_names, up_axis=UP_AXES[params.source], normalized=params.normalize)
     write_table(table, out / OBJECTS_FILE, row_group_size=ROW_GROUP_ROWS)
     return {
-        "classes": len(index.class_names),
+        "classes": len(class_names),
         "points_per_object": params.points_per_object,
-        **{f"{split}_objects": splits.count(split) for split in SPLITS},
+        **{f"{split}_objects": result.splits.count(split) for split in SPLITS},
     }
+
+
+def read_index(params: Params, out: Path) -> tuple[list[str], list[modelnet.ShapeEntry]]:
+    """Class names and every shape (train first) of a per-file source."""
+    if params.source == "shapenet55":
+        return shapenet55.read_index(params.root)
+    root = write_synthetic_source(out / SOURCE_DIR, params) if params.source == "synthetic" else params.root
+    index = modelnet.read_index(root)
+    return index.class_names, index.shapes
+
+
+def read_scanobjectnn(params: Params) -> ClassObjects:
+    """Both split files of the variant, each object's points drawn as `sampling` says."""
+    scans = {split: scanobjectnn.read_split(params.root, params.variant, split, params.points_per_object) for split in SPLITS}
+    shapes = {split: scanobjectnn.shape_ids(split, len(scan.labels)) for split, scan in scans.items()}
+    points = [_sample_rows(cloud, shape, params) for split in SPLITS for cloud, shape in zip(scans[split].points, shapes[split])]
+    objects = Objects(
+        points=_normalized(np.stack(points), params), normals=None,
+        labels=np.concatenate([scans[split].labels for split in SPLITS]), shapes=[s for split in SPLITS for s in shapes[split]],
+    )
+    return ClassObjects(objects=objects, splits=[split for split in SPLITS for _ in shapes[split]])
 
 
 def write_synthetic_source(root: Path, params: Params) -> Path:
@@ -98,17 +132,33 @@ class ClassObjects:
 
 def read_class(entries: list[modelnet.ShapeEntry], params: Params) -> ClassObjects:
     """One Ray task: the point clouds of one class's shapes, in `entries` order."""
-    clouds = [modelnet.read_shape(e.path, params.points_per_object, _sampling_rng(e.shape, params)) for e in entries]
-    points = np.stack([points for points, _ in clouds])
-    if params.normalize:
-        points = normalize_to_unit_sphere(points)
+    clouds = [read_shape(e, params) for e in entries]
     objects = Objects(
-        points=points,
-        normals=np.stack([normals for _, normals in clouds]),
+        points=_normalized(np.stack([points for points, _ in clouds]), params),
+        normals=None if clouds[0][1] is None else np.stack([normals for _, normals in clouds]),
         labels=np.array([e.label for e in entries], np.int16),
         shapes=[e.shape for e in entries],
     )
     return ClassObjects(objects=objects, splits=[e.split for e in entries])
+
+
+def read_shape(entry: modelnet.ShapeEntry, params: Params) -> tuple[np.ndarray, np.ndarray | None]:
+    """([N, 3] points, [N, 3] normals or None) of one shape file, N = points_per_object."""
+    rng = _sampling_rng(entry.shape, params)
+    if params.source == "shapenet55":
+        return shapenet55.read_cloud(entry.path, params.points_per_object, rng), None
+    return modelnet.read_shape(entry.path, params.points_per_object, rng)
+
+
+def _sample_rows(cloud: np.ndarray, shape: str, params: Params) -> np.ndarray:
+    rng = _sampling_rng(shape, params)
+    if rng is None:
+        return cloud[: params.points_per_object]
+    return cloud[np.sort(rng.choice(len(cloud), size=params.points_per_object, replace=False))]
+
+
+def _normalized(points: np.ndarray, params: Params) -> np.ndarray:
+    return normalize_to_unit_sphere(points) if params.normalize else points
 
 
 def _sampling_rng(shape: str, params: Params) -> np.random.Generator | None:

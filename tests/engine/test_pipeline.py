@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pix2point.engine.errors import PipelineError
 from pix2point.engine.pipeline import load_pipeline
@@ -58,7 +59,9 @@ def test_unknown_input_and_cycles_are_errors(toy):
 
 def test_the_project_pipeline_and_its_profiles_validate():
     root = Path(__file__).resolve().parents[2]
-    for profile in (None, "smoke", "scannet", "modelnet40"):
+    profiles = yaml.safe_load((root / "pipeline.yaml").read_text())["profiles"]
+    assert {"smoke", "scannet", "modelnet40", "shapenet55", "scanobjectnn"} <= set(profiles)
+    for profile in (None, *profiles):
         pipeline = load_pipeline(root / "pipeline.yaml", profile)
         order = list(pipeline.stages)
         assert order.index("scenes") < order.index("features2d") < order.index("pairs") < order.index("pretrain")

@@ -97,3 +97,48 @@ def test_params_reject_a_missing_or_relative_root_and_too_few_classes():
         objects.Params(synthetic={"num_classes": 4})
     with pytest.raises(ValueError, match="points_per_objects"):
         objects.Params(points_per_objects=1024)
+
+
+def test_shapenet55_source_reads_point_bert_layout_without_normals(ray_runtime, tmp_path):
+    root = tmp_path / "ShapeNet55-34"
+    names = {"train": ["02691156-aa.npy", "03001627-bb.npy", "03001627-cc.npy"], "test": ["02691156-dd.npy"]}
+    (root / "shapenet_pc").mkdir(parents=True)
+    (root / "ShapeNet-55").mkdir()
+    for split, files in names.items():
+        (root / "ShapeNet-55" / f"{split}.txt").write_text("\n".join(files) + "\n")
+        for i, name in enumerate(files):
+            np.save(root / "shapenet_pc" / name, np.random.default_rng(i).normal(size=(40, 3)).astype(np.float32))
+    objects.run(objects.Params(source="shapenet55", root=root, points_per_object=32, normalize=False), {}, tmp_path / "out")
+    train = read_objects(tmp_path / "out", "train")
+    assert train.normals is None and "normals" not in pq.read_schema(tmp_path / "out" / "objects.parquet").names
+    assert train.shapes == ["02691156-aa", "03001627-bb", "03001627-cc"] and train.labels.tolist() == [0, 1, 1]
+    np.testing.assert_array_equal(train.points[1], np.load(root / "shapenet_pc" / "03001627-bb.npy")[:32])
+    assert class_names(tmp_path / "out") == ["02691156", "03001627"] and objects_metadata(tmp_path / "out")["up_axis"] == 1
+    np.save(root / "shapenet_pc" / "02691156-dd.npy", np.zeros((40, 2), np.float32))
+    with pytest.raises(ObjectReadError, match="02691156-dd.npy: expected float points of shape"):
+        objects.run(objects.Params(source="shapenet55", root=root, points_per_object=32), {}, tmp_path / "bad")
+
+
+def test_scanobjectnn_source_reads_the_variant_files_sampled_and_normalised(tmp_path):
+    import h5py
+
+    root = tmp_path / "h5_files"
+    (root / "main_split_nobg").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    written = {}
+    for split, prefix, count in (("train", "training", 4), ("test", "test", 2)):
+        written[split] = rng.normal(size=(count, 48, 3)).astype(np.float32)
+        with h5py.File(root / "main_split_nobg" / f"{prefix}_objectdataset.h5", "w") as h5:
+            h5.create_dataset("data", data=written[split])
+            h5.create_dataset("label", data=np.arange(count, dtype=np.uint8) + 10)
+    params = objects.Params(source="scanobjectnn", root=root, variant="OBJ-ONLY", points_per_object=32)
+    metrics = objects.run(params, {}, tmp_path / "out")
+    assert metrics == {"classes": 15, "points_per_object": 32, "train_objects": 4, "test_objects": 2}
+    test = read_objects(tmp_path / "out", "test")
+    assert test.shapes == ["test_00000", "test_00001"] and test.labels.tolist() == [10, 11] and test.normals is None
+    np.testing.assert_allclose(test.points[1], objects.normalize_to_unit_sphere(written["test"][1:2, :32])[0], atol=1e-6)
+    assert class_names(tmp_path / "out")[10:] == ["bed", "pillow", "sink", "sofa", "toilet"]
+    drawn = objects.run(params.model_copy(update={"sampling": "random"}), {}, tmp_path / "random")
+    assert drawn == metrics and not np.allclose(read_objects(tmp_path / "random", "test").points, test.points)
+    with pytest.raises(ObjectReadError, match=f"missing file: {root / 'main_split' / 'training_objectdataset_augmentedrot_scale75.h5'}"):
+        objects.run(params.model_copy(update={"variant": "PB-T50-RS"}), {}, tmp_path / "hardest")

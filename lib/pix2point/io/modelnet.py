@@ -24,7 +24,7 @@ COLUMNS = ("x", "y", "z", "nx", "ny", "nz")
 
 
 class ObjectReadError(ValueError):
-    """A ModelNet file is missing or malformed; the message names it."""
+    """An object dataset file (ModelNet, ShapeNet-55, ScanObjectNN) is missing or malformed; the message names it."""
 
 
 @dataclass(frozen=True)

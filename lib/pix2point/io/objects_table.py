@@ -1,7 +1,8 @@
 """The `objects` artefact: labelled object point clouds with normals, for object-level methods.
 
     <artefact>/objects.parquet   one row per shape: shape (string), label (int16), split (train | test),
-                                 points and normals (fixed_shape_tensor float32 [N, 3])
+                                 points and normals (fixed_shape_tensor float32 [N, 3]); no normals
+                                 column for a source without normals (ShapeNet-55, ScanObjectNN)
     <artefact>/source/           (synthetic source only) the generated ModelNet-layout tree
 
 Schema metadata: class_names (JSON list; label i is class_names[i]), points_per_object, up_axis (0, 1, 2
@@ -31,7 +32,7 @@ ROW_GROUP_ROWS = 256  # 12 MB of points and normals per row group at 2048 points
 
 class Objects(NamedTuple):
     points: np.ndarray  # [M, N, 3] float32
-    normals: np.ndarray  # [M, N, 3] float32, unit length
+    normals: np.ndarray | None  # [M, N, 3] float32, unit length; None for a source without normals
     labels: np.ndarray  # [M] int16
     shapes: list[str]
 
@@ -40,14 +41,14 @@ def objects_path(objects_dir: Path) -> Path:
     return objects_dir / OBJECTS_FILE
 
 
-def objects_schema(points_per_object: int) -> pa.Schema:
+def objects_schema(points_per_object: int, with_normals: bool = True) -> pa.Schema:
     cloud = pa.fixed_shape_tensor(pa.float32(), (points_per_object, 3))
     return pa.schema([
         pa.field("shape", pa.string(), nullable=False),
         pa.field("label", pa.int16(), nullable=False),
         pa.field("split", pa.string(), nullable=False),
         pa.field("points", cloud, nullable=False),
-        pa.field("normals", cloud, nullable=False),
+        *([pa.field("normals", cloud, nullable=False)] if with_normals else []),
     ])
 
 
@@ -62,9 +63,9 @@ def objects_table(
             pa.array(objects.labels[order].astype(np.int16)),
             pa.array([splits[i] for i in order], pa.string()),
             tensor_column(objects.points[order].astype(np.float32)),
-            tensor_column(objects.normals[order].astype(np.float32)),
+            *([] if objects.normals is None else [tensor_column(objects.normals[order].astype(np.float32))]),
         ],
-        schema=objects_schema(objects.points.shape[1]),
+        schema=objects_schema(objects.points.shape[1], with_normals=objects.normals is not None),
     )
     metadata = {
         "class_names": list(class_names), "points_per_object": objects.points.shape[1],
@@ -80,7 +81,7 @@ def read_objects(objects_dir: Path, split: str) -> Objects:
     table = pq.read_table(path, filters=pc.field("split") == split)
     return Objects(
         points=tensor_column_to_numpy(table["points"]),
-        normals=tensor_column_to_numpy(table["normals"]),
+        normals=tensor_column_to_numpy(table["normals"]) if "normals" in table.column_names else None,
         labels=table["label"].to_numpy(),
         shapes=table["shape"].to_pylist(),
     )

@@ -88,7 +88,7 @@ def ray_train(params: pretrain.PPKTParams, spine: dict[str, Path]) -> dict:
 
 def print_table(rows: list[dict], params: pretrain.PPKTParams) -> None:
     print(f"\nPPKT pretraining, backbone {params.backbone}, voxel {params.voxel_size} m, "
-          f"{params.frames_per_batch} frames x {params.num_pairs} pairs per worker step, {params.steps} steps")
+          f"{params.frames_per_batch} frames x {params.num_pairs} pairs per step, split among the workers, {params.steps} steps")
     print(f"{'run':45} {'steps/s':>8} {'points/s':>10} {'vs plain':>9} {'startup s':>10} {'peak RSS MB':>12}")
     baseline = rows[0]["steps_per_s"]
     for row in rows:

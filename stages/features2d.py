@@ -42,6 +42,9 @@ class Params(BaseModel):
     num_workers: int = Field(1, ge=1)  # Ray tasks, each loading the teacher once
     cpus_per_worker: int | None = Field(None, ge=1)  # unset: the CPUs of the largest node shared among the workers
     gpus_per_worker: float = Field(0, ge=0)  # > 0: the teacher runs on the task's GPU
+    # Also store the teacher's map of each mirrored image (column features_mirrored), which PPKT's 2D flip
+    # needs (SLidR flips the image before the teacher). Doubles the artefact's size and the teacher's work.
+    mirrored: bool = True
 
     @model_validator(mode="after")
     def _check_layer_and_size(self) -> Params:
@@ -136,7 +139,7 @@ def extract_features(batches: list[FrameBatch], params: Params, out: Path,
     device = torch.device("cuda" if params.gpus_per_worker > 0 else "cpu")
     teacher = build_teacher(params.teacher, params.layer, params.teacher_weights).to(device)
     shape = feature_shape(teacher_layer(params.teacher, params.layer), params.image_size)
-    schema = features_schema(shape, shard_metadata(teacher, params))
+    schema = features_schema(shape, shard_metadata(teacher, params), params.mirrored)
     started = time.perf_counter()
     # On a GPU the forward pass is quick and decoding is the bottleneck, so it gets all the task's CPUs.
     decode_threads = cpus if device.type == "cuda" else 1
@@ -144,7 +147,10 @@ def extract_features(batches: list[FrameBatch], params: Params, out: Path,
     for scene, scene_batches in groupby(zip(batches, images), key=lambda pair: pair[0].scene):
         with FeatureShardWriter(out, scene, schema, params.row_group_size) as shard:
             for batch, pixels in scene_batches:
-                shard.write(batch.frames, teacher_features(teacher, pixels, device))
+                maps = [teacher_features(teacher, pixels, device)]
+                if params.mirrored:
+                    maps.append(teacher_features(teacher, mirror_images(pixels), device))
+                shard.write(batch.frames, *maps)
                 yield BatchDone(len(batch.frames))
     yield WorkerDone(
         frames=frame_count(batches),
@@ -160,12 +166,17 @@ def teacher_features(teacher: Teacher, pixels: np.ndarray, device: torch.device)
         return teacher(normalise_images(images, teacher.mean, teacher.std)).half().cpu().numpy()
 
 
+def mirror_images(pixels: np.ndarray) -> np.ndarray:
+    """[B, H, W, 3] images mirrored left to right: column u becomes column W - 1 - u."""
+    return np.ascontiguousarray(pixels[:, :, ::-1])
+
+
 def shard_metadata(teacher: Teacher, params: Params) -> dict[str, object]:
     width, height = params.image_size
     return {
         "teacher": teacher.name, "layer": teacher.layer, "stride": teacher.stride, "channels": teacher.channels,
         "input_width": width, "input_height": height, "mean": list(teacher.mean), "std": list(teacher.std),
-        "frame_step": params.frame_step,
+        "frame_step": params.frame_step, "mirrored": params.mirrored,
     }
 
 

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from pix2point.io.features_table import feature_metadata
 from pix2point.models.backbone import BackboneSpec, InputFeatures
 from pix2point.models.point_m2ae import PointM2AESpec
 from pix2point.models.res16unet import UNetSizeName
@@ -39,13 +40,24 @@ class PPKTParams(SGDParams, PointAugmentationParams, RayTrainParams):
     voxel_size: float = Field(0.025, gt=0)  # metres; PPKT: 2.5 cm
     dim: int = Field(64, ge=1)  # D, the shared embedding width
     temperature: float = Field(0.07, gt=0)
-    num_pairs: int = Field(4096, ge=2)  # point-pixel pairs per step and worker
-    frames_per_batch: int = Field(8, ge=1)
+    # Both are per step in total over the workers, each worker drawing an equal share (as SLidR's DDP, each
+    # worker's InfoNCE takes its negatives from its own share); not divisible by num_workers is an error.
+    num_pairs: int = Field(4096, ge=2)  # point-pixel pairs per step
+    frames_per_batch: int = Field(8, ge=1)  # frames per step
     steps: int = Field(1000, ge=1)
     learning_rate: float = Field(0.5, gt=0)
-    flip_2d: bool = True
+    flip_2d: bool = True  # SLidR's FlipHorizontal, p = 0.5: needs features2d's mirrored maps
     checkpoint_every: int = Field(50, ge=1)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _batches_split_evenly(self) -> PPKTParams:
+        for key, least in (("frames_per_batch", 1), ("num_pairs", 2)):
+            value = getattr(self, key)
+            if value % self.num_workers or value // self.num_workers < least:
+                raise ValueError(f"{key}={value} is per step over all workers and must split evenly among "
+                                 f"num_workers={self.num_workers} (at least {least} each)")
+        return self
 
 
 class I2PMAEParams(AdamWParams, RayTrainParams):
@@ -65,6 +77,7 @@ class I2PMAEParams(AdamWParams, RayTrainParams):
     masking: i2p_mae.Masking = "guided"  # guided: 2D saliency picks the visible tokens (needs views2d)
     saliency_temperature: float = Field(1.0, gt=0)  # softmax(saliency / T); the paper's T = 1
     target_2d: bool = True  # visible tokens also reconstruct the 3 views' 2D features (needs views2d)
+    drop_path_rate: float = Field(0.1, ge=0, lt=1)  # the reference's stochastic depth, last block's rate
     batch_size: int = Field(64, ge=1)  # objects per step and worker
     steps: int = Field(1000, ge=1)
     scale_range: tuple[float, float] = (2 / 3, 3 / 2)  # Point-M2AE's per-axis scale and translation
@@ -107,11 +120,16 @@ def _fit(train_loop: Callable[[Any], None], config: Any, params: PPKTParams | I2
 
 
 def ppkt_config(params: PPKTParams, inputs: dict[str, Path], out: Path) -> ppkt.PPKTConfig:
+    """The run's config, each worker's share of the batch; flip_2d without features2d's mirrored maps is an
+    error naming both params, raised before any worker starts."""
+    if params.flip_2d and not feature_metadata(inputs["features2d"]).get("mirrored", False):
+        raise ValueError(f"pretrain param flip_2d needs the teacher's maps of the mirrored images, which "
+                         f"{inputs['features2d']} lacks: run features2d with mirrored: true, or set flip_2d: false")
     return ppkt.PPKTConfig(
         scenes_dir=inputs["scenes"], features_dir=inputs["features2d"], pairs_dir=inputs["pairs"], out=out,
         backbone=BackboneSpec(params.backbone, params.input_features, params.voxel_size),
-        dim=params.dim, temperature=params.temperature, num_pairs=params.num_pairs,
-        frames_per_batch=params.frames_per_batch, steps=params.steps, learning_rate=params.learning_rate,
+        dim=params.dim, temperature=params.temperature, num_pairs=params.num_pairs // params.num_workers,
+        frames_per_batch=params.frames_per_batch // params.num_workers, steps=params.steps, learning_rate=params.learning_rate,
         momentum=params.momentum, weight_decay=params.weight_decay,
         augmentation=params.point_augmentation(),
         flip_2d=params.flip_2d, checkpoint_every=params.checkpoint_every, seed=params.seed,
@@ -131,6 +149,6 @@ def i2p_mae_config(params: I2PMAEParams, inputs: dict[str, Path], out: Path) -> 
         decoder_depths=params.decoder_depths, mask_ratio=params.mask_ratio, masking=params.masking,
         saliency_temperature=params.saliency_temperature, target_2d=params.target_2d, batch_size=params.batch_size,
         steps=params.steps, learning_rate=params.learning_rate, weight_decay=params.weight_decay,
-        warmup_steps=params.warmup_steps, scale_range=params.scale_range, translate=params.translate,
+        drop_path_rate=params.drop_path_rate, warmup_steps=params.warmup_steps, scale_range=params.scale_range, translate=params.translate,
         checkpoint_every=params.checkpoint_every, seed=params.seed,
     )

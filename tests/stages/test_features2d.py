@@ -11,7 +11,13 @@ import pytest
 import torch
 
 import stages.features2d as features2d
-from pix2point.io.features_table import feature_metadata, kept_frames, read_scene_features, shard_path
+from pix2point.io.features_table import (
+    feature_metadata,
+    kept_frames,
+    read_scene_features,
+    read_scene_mirrored_features,
+    shard_path,
+)
 from pix2point.io.scenes_table import Frame, read_frames
 from pix2point.models.teachers import build_teacher
 
@@ -72,7 +78,7 @@ def test_shard_metadata_records_teacher_input_and_sampling(features_run):
     assert metadata == {
         "teacher": "efficientnet_lite0", "layer": "stage5", "stride": 16, "channels": 112,
         "input_width": 96, "input_height": 64, "mean": list(teacher.mean), "std": list(teacher.std),
-        "frame_step": 2,
+        "frame_step": 2, "mirrored": True,
     }
 
 
@@ -96,6 +102,19 @@ def test_features_equal_the_teachers_own_output(features_run, tiny_scenes):
         expected = teacher(torch.from_numpy(pixels).permute(2, 0, 1)[None])[0].numpy()
     np.testing.assert_allclose(features[-1].astype(np.float32), expected, rtol=2e-3, atol=2e-3)
     assert np.abs(expected).max() > 0.1  # not trivially close
+    # The mirrored column is the teacher's map of the image mirrored by hand, not the mirrored map.
+    with torch.inference_mode():
+        expected_mirrored = teacher(torch.from_numpy(pixels[:, ::-1].copy()).permute(2, 0, 1)[None])[0].numpy()
+    mirrored = read_scene_mirrored_features(out, "scene0001_00")
+    np.testing.assert_allclose(mirrored[-1].astype(np.float32), expected_mirrored, rtol=2e-3, atol=2e-3)
+    assert np.abs(expected_mirrored - expected[:, :, ::-1]).max() > 0.1
+
+
+def test_without_mirrored_the_shards_have_no_mirrored_column(ray_runtime, tiny_scenes, tmp_path):
+    features2d.run(PARAMS.model_copy(update={"mirrored": False}), {"scenes": tiny_scenes}, tmp_path)
+    assert pq.read_schema(shard_path(tmp_path, "scene0000_00")).names == ["scene", "frame", "features"]
+    with pytest.raises(ValueError, match="scene0000_00.parquet has no 'features_mirrored' column"):
+        read_scene_mirrored_features(tmp_path, "scene0000_00")
 
 
 def test_unreadable_color_image_is_an_error_naming_it(ray_runtime, tiny_scenes, tmp_path):

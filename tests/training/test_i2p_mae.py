@@ -2,12 +2,15 @@
 masked tokens, and a few optimiser steps lower both losses on a fixed batch."""
 
 import numpy as np
+import pytest
 import torch
 
 from pix2point.models.point_groups import group_hierarchy
 from pix2point.models.point_m2ae import HierarchicalEncoder, PointM2AESpec
+from pix2point.models.transformer import DropPath
 from pix2point.training.i2p_mae import I2PMAE, feature_targets
 from pix2point.training.masking import propagate_visible, random_visible
+from pix2point.training.weight_decay import weight_decay_groups
 
 SPEC = PointM2AESpec((64, 32, 8), (16, 8, 4), (24, 48, 96), (1, 1, 1), 3, (16, 32, 64))
 
@@ -63,3 +66,30 @@ def test_a_few_steps_lower_both_losses_on_a_fixed_batch():
         optimizer.step()
     last = losses()
     assert last.chamfer < 0.7 * first.chamfer and last.feature < 0.7 * first.feature
+
+
+def test_weight_decay_spares_biases_norms_and_the_mask_token_as_the_references_add_weight_decay():
+    model = I2PMAE(SPEC, (1, 1), feature_channels=6, mask_ratio=0.8, masking="random")
+    spared, decayed = weight_decay_groups(model, 0.05)
+    assert (spared["weight_decay"], decayed["weight_decay"]) == (0.0, 0.05)
+    names = {id(parameter): name for name, parameter in model.named_parameters()}
+    spared_names = {names[id(p)] for p in spared["params"]}
+    assert "decoder.mask_token" in spared_names
+    assert {name for name, p in model.named_parameters() if name.endswith(".bias") or p.ndim == 1} <= spared_names
+    assert any(".norm1.weight" in name for name in spared_names)
+    assert all(p.ndim == 2 for p in decayed["params"]) and len(decayed["params"]) > 0
+    assert len(spared["params"]) + len(decayed["params"]) == len(list(model.parameters()))
+
+
+def test_drop_path_rises_linearly_to_its_rate_over_the_encoders_blocks_and_drops_whole_samples():
+    spec = PointM2AESpec((64, 32, 8), (16, 8, 4), (24, 48, 96), (2, 2, 1), 3, (16, 32, 64))
+    encoder = HierarchicalEncoder(spec, drop_path_rate=0.1)
+    rates = [block.drop_path.rate for stack in encoder.stacks for block in stack.blocks]
+    np.testing.assert_allclose(rates, [0.0, 0.025, 0.05, 0.075, 0.1], atol=1e-7)
+    drop = DropPath(0.5).train()
+    branch = torch.ones(400, 5, 7)
+    out = drop(branch)
+    per_sample = out.flatten(1)
+    assert set(per_sample.unique().tolist()) == {0.0, 2.0}  # each sample all dropped or all kept, kept x 1/(1-p)
+    assert (per_sample == 0).all(1).float().mean().item() == pytest.approx(0.5, abs=0.08)
+    assert torch.equal(drop.eval()(branch), branch)

@@ -1,9 +1,11 @@
-"""PPKT: batches map each pair to the right voxel and pixel; flips stay consistent; training lowers the loss."""
+"""PPKT: batches map each pair to the right voxel and pixel; the 2D flip meets the mirrored image's teacher map;
+global batch params split among workers; training lowers the loss."""
 
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+import pydantic
 import pytest
 import torch
 
@@ -11,7 +13,10 @@ from stages import pretrain
 
 from pix2point.models.backbone import BackboneSpec, load_backbone
 from pix2point.models.upl import UpsamplingProjection
-from pix2point.training.augment import PointAugmentation, augment_points, flip_horizontal
+from stages.features2d import mirror_images, teacher_features
+
+from pix2point.models.teachers import build_teacher
+from pix2point.training.augment import PointAugmentation, augment_points
 from pix2point.training.ppkt import PPKTConfig, make_batch
 from pix2point.training.ppkt_data import FrameSample, PretrainFrames
 
@@ -54,15 +59,88 @@ def test_every_sampled_pair_uses_its_own_points_voxel_and_pixel():
     np.testing.assert_array_equal(torch.stack([batch.u, batch.v], 1).numpy(), pixels)
 
 
-def test_flipping_features_and_columns_together_keeps_each_pixel_embedding():
+def test_under_the_flip_a_point_meets_the_teacher_map_of_the_mirrored_image():
+    # A real teacher on a real-looking image (left-right asymmetric gradients and blocks), so that the map of
+    # the mirrored image is not the mirrored map: SLidR flips the image before the teacher runs.
     rng = np.random.default_rng(2)
-    features = rng.standard_normal((6, 4, 5)).astype(np.float32)
-    u, v = rng.integers(0, 40, 50), rng.integers(0, 32, 50)
-    flipped, flipped_u = flip_horizontal(features, u, image_width=40)
-    upl = UpsamplingProjection(6, 3, align_corners=False)
-    at = lambda f, cols: upl.project_at_pixels(torch.from_numpy(f)[None], torch.zeros(50), torch.tensor(cols).float(),  # noqa: E731
-                                               torch.tensor(v).float(), (40, 32))
-    torch.testing.assert_close(at(flipped, flipped_u), at(features, u), rtol=1e-5, atol=1e-5)
+    width, height = 96, 64
+    image = np.zeros((height, width, 3), np.uint8)
+    image[..., 0] = np.linspace(0, 255, width)[None, :]
+    image[10:40, 5:30, 1], image[30:60, 50:90, 2] = 220, 180
+    teacher = build_teacher("efficientnet_lite0", "stage3")
+    plain = teacher_features(teacher, image[None], torch.device("cpu"))[0]
+    mirrored = teacher_features(teacher, mirror_images(image[None]), torch.device("cpu"))[0]
+    points = 200
+    pixels = np.stack([rng.integers(0, width, points), rng.integers(0, height, points)], 1)
+    sample = FrameSample(xyz=rng.uniform(-1, 1, (points, 3)).astype(np.float32),
+                         rgb=np.zeros((points, 3), np.uint8), pixels=pixels, image_size=(width, height),
+                         features=plain, features_mirrored=mirrored)
+    batch = make_batch([sample] * 8, config(flip_2d=True, num_pairs=8 * points), np.random.default_rng(5))
+    upl = UpsamplingProjection(plain.shape[0], 8, align_corners=False)
+
+    def embed(features: np.ndarray, u: np.ndarray, v: np.ndarray) -> torch.Tensor:
+        return upl.project_at_pixels(torch.from_numpy(features.astype(np.float32))[None], torch.zeros(len(u)),
+                                     torch.from_numpy(u).float(), torch.from_numpy(v).float(), (width, height))
+
+    flips = []
+    with torch.no_grad():
+        for b in range(8):
+            rows = (batch.sample == b).numpy()
+            u, v = batch.u.numpy()[rows], batch.v.numpy()[rows]
+            original_u = pixels[batch.point.numpy()[rows], 0]
+            met = upl.project_at_pixels(batch.teacher_features, batch.sample[rows], batch.u[rows], batch.v[rows],
+                                        (width, height))
+            flipped = not np.array_equal(u, original_u)
+            flips.append(flipped)
+            if flipped:
+                np.testing.assert_array_equal(u, width - 1 - original_u)
+                torch.testing.assert_close(met, embed(mirrored, width - 1 - original_u, v), rtol=1e-4, atol=1e-4)
+                unflipped = embed(plain, original_u, v)
+                assert (met - unflipped).norm(dim=1).mean() > 0.1  # the flip changes what a point meets
+            else:
+                torch.testing.assert_close(met, embed(plain, original_u, v), rtol=1e-4, atol=1e-4)
+    assert any(flips) and not all(flips)  # p = 0.5 over 8 frames
+
+
+def test_flip_without_mirrored_maps_is_an_error_naming_the_param():
+    sample = frame_sample(np.random.default_rng(6))
+    with pytest.raises(ValueError, match="flip_2d needs .* mirrored: true"):
+        for seed in range(10):  # the first flip draw raises
+            make_batch([sample], config(flip_2d=True), np.random.default_rng(seed))
+
+
+def test_batch_params_are_global_and_split_among_workers(smoke_spine, tmp_path):
+    params = pretrain.PPKTParams(frames_per_batch=24, num_pairs=4096, num_workers=8)
+    inputs = {name: smoke_spine[name] for name in ("scenes", "features2d", "pairs")}
+    per_worker = pretrain.ppkt_config(params, inputs, tmp_path)
+    assert (per_worker.frames_per_batch, per_worker.num_pairs) == (3, 512)
+    with pytest.raises(pydantic.ValidationError, match="frames_per_batch=24 .* num_workers=5"):
+        pretrain.PPKTParams(frames_per_batch=24, num_pairs=4100, num_workers=5)
+    with pytest.raises(pydantic.ValidationError, match="num_pairs=4097 .* num_workers=3"):
+        pretrain.PPKTParams(frames_per_batch=24, num_pairs=4097, num_workers=3)
+
+
+def test_scannet_profile_draws_the_papers_batch_per_step_in_total():
+    from pix2point.engine.pipeline import load_pipeline
+
+    stage = load_pipeline(Path(__file__).resolve().parents[2] / "pipeline.yaml", "scannet").stages["pretrain"]
+    params = stage.params
+    assert (params.frames_per_batch, params.num_pairs, params.num_workers) == (24, 4096, 8)
+
+
+def test_flip_on_features_without_mirrored_maps_is_rejected_before_training(smoke_spine, tmp_path):
+    plain = tmp_path / "features2d"
+    features_dir = smoke_spine["features2d"] / "features"
+    (plain / "features").mkdir(parents=True)
+    for shard in features_dir.glob("*.parquet"):
+        table = pq.read_table(shard)
+        metadata = {**table.schema.metadata, b"mirrored": b"false"}
+        pq.write_table(table.drop_columns(["features_mirrored"]).replace_schema_metadata(metadata),
+                       plain / "features" / shard.name)
+    inputs = {"scenes": smoke_spine["scenes"], "features2d": plain, "pairs": smoke_spine["pairs"]}
+    with pytest.raises(ValueError, match="flip_2d needs .* mirrored: true, or set flip_2d: false"):
+        pretrain.ppkt_config(pretrain.PPKTParams(), inputs, tmp_path)
+    assert pretrain.ppkt_config(pretrain.PPKTParams(flip_2d=False), inputs, tmp_path).flip_2d is False
 
 
 def test_augmentation_rotates_about_up_and_scales_within_range():
@@ -78,13 +156,14 @@ def test_frames_dataset_reads_smoke_artefacts(smoke_spine):
     frames = PretrainFrames(smoke_spine["scenes"], smoke_spine["features2d"], smoke_spine["pairs"], ["scene0000_00"])
     sample = frames[0]
     assert len(frames) == 3 and sample.features.dtype == np.float16
+    assert sample.features_mirrored.shape == sample.features.shape  # the smoke profile stores mirrored maps
     assert len(sample.xyz) == len(sample.pixels) > 0
     assert (sample.pixels[:, 0] < sample.image_size[0]).all() and (sample.pixels[:, 1] < sample.image_size[1]).all()
 
 
 @pytest.mark.slow
 def test_pretraining_with_two_ray_train_workers_lowers_the_loss(smoke_spine, tmp_path):
-    params = pretrain.PPKTParams(backbone="tiny", voxel_size=0.05, num_pairs=256, frames_per_batch=2, steps=24,
+    params = pretrain.PPKTParams(backbone="tiny", voxel_size=0.05, num_pairs=512, frames_per_batch=4, steps=24,
                              learning_rate=0.05, checkpoint_every=12, num_workers=2, cpus_per_worker=1)
     inputs = {name: smoke_spine[name] for name in ("scenes", "features2d", "pairs")}
     (tmp_path / "out").mkdir()

@@ -25,8 +25,19 @@ def test_pretrained_backbone_weights_load_into_a_fresh_backbone(tmp_path):
 def test_weights_of_another_network_are_an_error_naming_the_file(tmp_path):
     other = Res16UNet(7, UNetSize(planes=(8,) * 8, layers=(1,) * 8, init_dim=8))
     torch.save({f"other.{k}": v for k, v in other.state_dict().items()}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match=r"no weight of .*other.pt matches the backbone"):
+    with pytest.raises(ValueError, match=r"pretrained backbone file .*other.pt does not fit .* missing keys"):
         load_pretrained(build_backbone(BackboneSpec("tiny", "rgb", 0.05)), tmp_path / "other.pt")
+
+
+def test_a_missing_or_misshapen_tensor_is_an_error_naming_it_not_a_partial_load(tmp_path):
+    state = build_backbone(BackboneSpec("tiny", "rgb", 0.05)).state_dict()
+    first, second = list(state)[:2]
+    torch.save({key: value for key, value in state.items() if key != first}, tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match=rf"missing.pt does not fit .*missing keys \[{first}\]"):
+        load_pretrained(build_backbone(BackboneSpec("tiny", "rgb", 0.05)), tmp_path / "missing.pt")
+    torch.save({**state, second: torch.zeros(3)}, tmp_path / "misshapen.pt")
+    with pytest.raises(ValueError, match=rf"misshapen keys \[{second} \(3,\) in file"):
+        load_pretrained(build_backbone(BackboneSpec("tiny", "rgb", 0.05)), tmp_path / "misshapen.pt")
 
 
 def test_label_fraction_of_scenes_keeps_whole_scenes(tiny_scenes):

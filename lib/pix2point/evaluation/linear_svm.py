@@ -2,9 +2,10 @@
 
 As the reference (ZrrSkywalker/I2P-MAE, tools/runner_test_svm.py) does: an sklearn SVC with a linear
 kernel (libsvm, one-vs-one over classes) fitted on the raw features of the train split (the encoder's
-max-pooled tokens), scored on the test split. The features are not standardised and C is not
-cross-validated: the paper fixes C = 0.0093 for ModelNet40 (0.018 for ScanObjectNN), so the number
-measures the features as they come out of the encoder, scale included.
+max-pooled tokens), scored on the test split. The features are not standardised, so the number measures
+them as they come out of the encoder, scale included. This function fits one given C; the paper fixes
+C = 0.0093 for ModelNet40 (0.018 for ScanObjectNN), while the `evaluate_objects` stage picks C among its
+`svm_c` candidates by cross-validation on the train split (a departure the README states).
 """
 
 from __future__ import annotations

@@ -1,9 +1,14 @@
 """The `features2d` artefact: frozen-teacher feature maps of the kept frames, one Parquet shard per scene.
 
     <artefact>/features/<scene>.parquet   columns scene, frame, features (fixed_shape_tensor float16 [C, H, W])
+                                          and, when `mirrored` is true, features_mirrored (the same shape)
+
+`features_mirrored` is the teacher's map of the horizontally mirrored image (for PPKT's 2D flip, SLidR
+utils/transforms.py FlipHorizontal, which flips the image before the teacher runs): color column u of the
+image is column W - 1 - u of the mirrored one.
 
 Schema metadata: teacher, layer, stride, channels, input_width, input_height (the size the color image
-was resized to before the teacher), mean, std (the teacher's input normalisation), frame_step.
+was resized to before the teacher), mean, std (the teacher's input normalisation), frame_step, mirrored.
 A color pixel (u, v) of a W x H color image lies at feature cell
 (u * input_width / W / stride, v * input_height / H / stride).
 
@@ -24,6 +29,7 @@ import pyarrow.parquet as pq
 from pix2point.io.arrow import read_metadata, tensor_column, tensor_column_to_numpy, with_metadata
 
 FEATURES_DIR = "features"
+MIRRORED_COLUMN = "features_mirrored"
 
 
 def shard_path(features_dir: Path, scene: str) -> Path:
@@ -54,6 +60,16 @@ def read_scene_features(features_dir: Path, scene: str) -> tuple[np.ndarray, np.
     return table["frame"].to_numpy(), tensor_column_to_numpy(table["features"])
 
 
+def read_scene_mirrored_features(features_dir: Path, scene: str) -> np.ndarray:
+    """[F, C, H, W] float16 teacher maps of one scene's mirrored images, rows as in read_scene_features.
+
+    Raises ValueError naming the shard when the artefact was built without `mirrored: true`."""
+    path = shard_path(features_dir, scene)
+    if MIRRORED_COLUMN not in pq.read_schema(path).names:
+        raise ValueError(f"{path} has no {MIRRORED_COLUMN!r} column: run features2d with mirrored: true")
+    return tensor_column_to_numpy(pq.read_table(path, columns=[MIRRORED_COLUMN])[MIRRORED_COLUMN])
+
+
 def _maybe_json(value: str) -> object:
     try:
         return json.loads(value)
@@ -61,12 +77,15 @@ def _maybe_json(value: str) -> object:
         return value
 
 
-def features_schema(shape: tuple[int, int, int], metadata: dict[str, object]) -> pa.Schema:
-    """Schema of a shard whose feature maps are [C, H, W] = `shape`, with the module docstring's metadata."""
+def features_schema(shape: tuple[int, int, int], metadata: dict[str, object], mirrored: bool = False) -> pa.Schema:
+    """Schema of a shard whose feature maps are [C, H, W] = `shape`, with the module docstring's metadata;
+    `mirrored` adds the features_mirrored column."""
+    tensor = pa.fixed_shape_tensor(pa.float16(), shape)
+    maps = ["features", MIRRORED_COLUMN] if mirrored else ["features"]
     schema = pa.schema([
         pa.field("scene", pa.string(), nullable=False),
         pa.field("frame", pa.int32(), nullable=False),
-        pa.field("features", pa.fixed_shape_tensor(pa.float16(), shape), nullable=False),
+        *(pa.field(name, tensor, nullable=False) for name in maps),
     ])
     return with_metadata(schema.empty_table(), metadata).schema
 
@@ -82,8 +101,9 @@ class FeatureShardWriter:
         self.row_group_size = row_group_size
         self.path = shard_path(features_dir, scene)
         self.temporary_path = self.path.with_name(f".{self.path.name}.partial")
+        self.map_columns = schema.names[2:]  # features, and features_mirrored when the schema has it
         self._frames: list[np.ndarray] = []
-        self._features: list[np.ndarray] = []
+        self._maps: list[list[np.ndarray]] = [[] for _ in self.map_columns]
         self._writer: pq.ParquetWriter | None = None
 
     def __enter__(self) -> FeatureShardWriter:
@@ -92,14 +112,18 @@ class FeatureShardWriter:
         # into byte streams, their exponent bytes compress (to about 85 % with zstd, against 95 % without).
         self._writer = pq.ParquetWriter(
             self.temporary_path, self.schema, compression="zstd",
-            use_dictionary=["scene"], use_byte_stream_split=["features.list.element"],
+            use_dictionary=["scene"], use_byte_stream_split=[f"{name}.list.element" for name in self.map_columns],
         )
         return self
 
-    def write(self, frames: np.ndarray, features: np.ndarray) -> None:
-        """Add [N] frame ids and their [N, C, H, W] feature maps (converted to float16)."""
+    def write(self, frames: np.ndarray, *maps: np.ndarray) -> None:
+        """Add [N] frame ids and their [N, C, H, W] feature maps (converted to float16), one array per map
+        column of the schema (features, then features_mirrored when there is one)."""
+        if len(maps) != len(self.map_columns):
+            raise ValueError(f"shard {self.path} has map columns {self.map_columns}, got {len(maps)} arrays")
         self._frames.append(np.asarray(frames, np.int32))
-        self._features.append(np.asarray(features, np.float16))
+        for buffer, values in zip(self._maps, maps):
+            buffer.append(np.asarray(values, np.float16))
         while self._buffered_rows() >= self.row_group_size:
             self._write_row_group(self.row_group_size)
 
@@ -118,10 +142,12 @@ class FeatureShardWriter:
         return sum(len(frames) for frames in self._frames)
 
     def _write_row_group(self, rows: int) -> None:
-        frames, features = np.concatenate(self._frames), np.concatenate(self._features)
-        self._frames, self._features = [frames[rows:]], [features[rows:]]
+        frames = np.concatenate(self._frames)
+        maps = [np.concatenate(buffer) for buffer in self._maps]
+        self._frames, self._maps = [frames[rows:]], [[values[rows:]] for values in maps]
         table = pa.Table.from_arrays(
-            [pa.array([self.scene] * rows, pa.string()), pa.array(frames[:rows]), tensor_column(features[:rows])],
+            [pa.array([self.scene] * rows, pa.string()), pa.array(frames[:rows]),
+             *(tensor_column(values[:rows]) for values in maps)],
             schema=self.schema,
         )
         self._writer.write_table(table, row_group_size=rows)

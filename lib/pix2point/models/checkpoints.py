@@ -39,10 +39,10 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_fitting_weights(model: nn.Module, model_name: str, state: dict[str, torch.Tensor], path: Path,
-                         ignored_prefixes: tuple[str, ...] = ()) -> None:
-    """Copy `state` (read from `path`) into `model`; keys under `ignored_prefixes` (e.g. a classifier the caller
-    drops) are skipped. Every other key must match the model's in name and shape, else a ValueError names the
-    file, the model and the keys."""
+                         ignored_prefixes: tuple[str, ...] = (), source: str = "teacher weights file") -> None:
+    """Copy `state` (read from `path`, a `source`) into `model`; keys under `ignored_prefixes` (e.g. a classifier
+    the caller drops) are skipped. Every other key must match the model's in name and shape, else a ValueError
+    names the file, the model and the keys."""
     expected = _shapes(model.state_dict().items(), ignored_prefixes)
     given = _shapes(state.items(), ignored_prefixes)
     problems = []
@@ -54,7 +54,7 @@ def load_fitting_weights(model: nn.Module, model_name: str, state: dict[str, tor
                      for key in sorted(expected.keys() & given.keys()) if given[key] != expected[key]]:
         problems.append(f"misshapen keys {_listing(misshapen)}")
     if problems:
-        raise ValueError(f"teacher weights file {path} does not fit {model_name}: " + "; ".join(problems))
+        raise ValueError(f"{source} {path} does not fit {model_name}: " + "; ".join(problems))
     model.load_state_dict({key: state[key] for key in given}, strict=False)
 
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from pix2point.models.point_groups import PointHierarchy, gather, group_hierarchy, scatter_rows, visible_first
-from pix2point.models.transformer import TransformerStack, position_embedding
+from pix2point.models.transformer import TransformerStack, drop_path_rates, position_embedding
 
 ENCODER_WEIGHTS = "encoder.pt"
 ENCODER_SPEC = "encoder.json"
@@ -85,7 +85,9 @@ class EncodedLevel(NamedTuple):
 
 
 class HierarchicalEncoder(nn.Module):
-    def __init__(self, spec: PointM2AESpec):
+    def __init__(self, spec: PointM2AESpec, drop_path_rate: float = 0.0):
+        """`drop_path_rate`: stochastic depth of the last block, rising linearly from 0 over all blocks
+        (a training setting: inactive in eval mode, so not part of the spec)."""
         super().__init__()
         self.spec = spec
         dims = spec.encoder_dims
@@ -94,7 +96,10 @@ class HierarchicalEncoder(nn.Module):
             + [TokenEmbed(dims[i - 1], (dims[i - 1], dims[i - 1], dims[i]), dims[i]) for i in range(1, spec.scales)]
         )
         self.position_embeds = nn.ModuleList(position_embedding(dim) for dim in dims)
-        self.stacks = nn.ModuleList(TransformerStack(dim, depth, spec.num_heads) for dim, depth in zip(dims, spec.encoder_depths))
+        self.stacks = nn.ModuleList(
+            TransformerStack(dim, depth, spec.num_heads, rates)
+            for dim, depth, rates in zip(dims, spec.encoder_depths, drop_path_rates(drop_path_rate, spec.encoder_depths))
+        )
         self.norms = nn.ModuleList(nn.LayerNorm(dim) for dim in dims)
         self.apply(init_weights)
 

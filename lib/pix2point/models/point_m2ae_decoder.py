@@ -9,7 +9,7 @@ from torch import nn
 
 from pix2point.models.point_groups import PointHierarchy, gather, knn, scatter_rows
 from pix2point.models.point_m2ae import EncodedLevel
-from pix2point.models.transformer import TransformerStack, position_embedding
+from pix2point.models.transformer import TransformerStack, drop_path_rates, position_embedding
 
 
 class ResidualMLP(nn.Module):
@@ -47,13 +47,15 @@ class HierarchicalDecoder(nn.Module):
     """Decodes the coarsest len(depths) scales; its widths are the encoder's at those scales, coarsest first.
     The output is the tokens of scale `encoder scales - len(depths)`, where I2P-MAE reconstructs."""
 
-    def __init__(self, encoder_dims: tuple[int, ...], depths: tuple[int, ...], heads: int, up_blocks: int = 1):
+    def __init__(self, encoder_dims: tuple[int, ...], depths: tuple[int, ...], heads: int, up_blocks: int = 1,
+                 drop_path_rate: float = 0.0):
         super().__init__()
         if not 0 < len(depths) <= len(encoder_dims):
             raise ValueError(f"decoder depths {depths} need 1 to {len(encoder_dims)} scales")
         self.dims = tuple(reversed(encoder_dims))[: len(depths)]
         self.mask_token = nn.Parameter(torch.zeros(1, 1, self.dims[0]))
-        self.stacks = nn.ModuleList(TransformerStack(dim, depth, heads) for dim, depth in zip(self.dims, depths))
+        self.stacks = nn.ModuleList(TransformerStack(dim, depth, heads, rates) for dim, depth, rates
+                                    in zip(self.dims, depths, drop_path_rates(drop_path_rate, depths)))
         self.position_embeds = nn.ModuleList(position_embedding(dim) for dim in self.dims)
         self.propagations = nn.ModuleList(FeaturePropagation(self.dims[i], self.dims[i - 1], up_blocks)
                                           for i in range(1, len(self.dims)))

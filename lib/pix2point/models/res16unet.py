@@ -158,7 +158,8 @@ class Res16UNet(nn.Module):
         self._initialise_weights()
 
     def _initialise_weights(self) -> None:
-        # As MinkowskiEngine's examples: He init for convs feeding ReLUs, identity BN (SLidR's ResNetBase).
+        # He init for convs feeding ReLUs, as MinkowskiEngine's examples (SLidR leaves convs at ME's default);
+        # identity BatchNorm, as SLidR's ResNetBase.weight_initialization, the only init SLidR does.
         for module in self.modules():
             if isinstance(module, (ME.MinkowskiConvolution, ME.MinkowskiConvolutionTranspose)):
                 ME.utils.kaiming_normal_(module.kernel, mode="fan_out", nonlinearity="relu")

@@ -1,4 +1,5 @@
-"""Augmentations for pretraining: 3D (rotation about the up axis, scaling, elastic distortion) and 2D flips."""
+"""Augmentations for pretraining: 3D (rotation about the up axis, scaling, elastic distortion) and the pixel
+columns of a 2D flip."""
 
 from __future__ import annotations
 
@@ -44,11 +45,9 @@ def elastic_distortion(xyz: np.ndarray, granularity: float, magnitude: float, rn
     return xyz + interpolate(xyz).astype(np.float32) * magnitude
 
 
-def flip_horizontal(features: np.ndarray, u: np.ndarray, image_width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mirror a [C, h, w] feature map and the pixel columns that index its image.
+def mirror_columns(u: np.ndarray, image_width: int) -> np.ndarray:
+    """Pixel columns after mirroring a `image_width`-wide image left to right: u -> width - 1 - u.
 
-    The teacher's features were computed on the unflipped image, so this mirrors its output rather than
-    re-running it on a mirrored input; with pixel centres at integer coordinates the column u maps to
-    width - 1 - u on both the image and the (half-pixel aligned) feature map.
-    """
-    return np.ascontiguousarray(features[:, :, ::-1]), (image_width - 1 - u).astype(u.dtype)
+    With pixel centres at integer coordinates this is exact on the image and, under the half-pixel
+    convention, on any resized copy of it (SLidR utils/transforms.py, FlipHorizontal)."""
+    return (image_width - 1 - u).astype(u.dtype)

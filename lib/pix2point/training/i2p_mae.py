@@ -31,6 +31,7 @@ from pix2point.training.i2p_mae_data import MAEBatch, ObjectViews, load_object_v
 from pix2point.training.loop import StepTraining, run_steps
 from pix2point.training.masking import guided_visible, propagate_visible, random_visible
 from pix2point.training.schedules import warmup_cosine
+from pix2point.training.weight_decay import weight_decay_groups
 
 LOSS_FILE = "loss.parquet"
 PRETRAINING_FILE = "pretraining.json"  # how the encoder was pretrained: masking, target_2d, mask_ratio, steps
@@ -51,7 +52,8 @@ class I2PMAEConfig:
     batch_size: int  # objects per step and worker
     steps: int
     learning_rate: float
-    weight_decay: float
+    weight_decay: float  # AdamW's, on weight matrices only (weight_decay_groups)
+    drop_path_rate: float  # stochastic depth of the last encoder and decoder block
     warmup_steps: int
     scale_range: tuple[float, float]
     translate: float
@@ -67,10 +69,11 @@ class Losses(NamedTuple):
 
 class I2PMAE(nn.Module):
     def __init__(self, spec: PointM2AESpec, decoder_depths: tuple[int, ...], feature_channels: int | None,
-                 mask_ratio: float, masking: Masking, saliency_temperature: float = 1.0):
+                 mask_ratio: float, masking: Masking, saliency_temperature: float = 1.0, drop_path_rate: float = 0.0):
         super().__init__()
-        self.encoder = HierarchicalEncoder(spec)
-        self.decoder = HierarchicalDecoder(spec.encoder_dims, decoder_depths, spec.num_heads)
+        self.encoder = HierarchicalEncoder(spec, drop_path_rate)
+        self.decoder = HierarchicalDecoder(spec.encoder_dims, decoder_depths, spec.num_heads,
+                                           drop_path_rate=drop_path_rate)
         self.output_scale = spec.scales - len(decoder_depths)
         members, width = spec.group_sizes[self.output_scale], self.decoder.dims[-1]
         self.point_head = nn.Linear(width, 3 * members)
@@ -148,8 +151,8 @@ def build_training(config: I2PMAEConfig, rank: int, device: torch.device) -> I2P
         raise ValueError(f"num_groups[0] = {config.encoder.num_groups[0]} exceeds the objects' "
                          f"{data.points.shape[1]} points per object")
     model = I2PMAE(config.encoder, config.decoder_depths, data.feature_channels if config.target_2d else None,
-                   config.mask_ratio, config.masking, config.saliency_temperature).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+                   config.mask_ratio, config.masking, config.saliency_temperature, config.drop_path_rate).to(device)
+    optimizer = torch.optim.AdamW(weight_decay_groups(model, config.weight_decay), lr=config.learning_rate)
     schedule = warmup_cosine(optimizer, config.steps, config.warmup_steps)
     return I2PMAETraining(model=model, optimizer=optimizer, schedule=schedule, rank=rank, device=device, config=config,
                           data=data)

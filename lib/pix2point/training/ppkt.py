@@ -20,7 +20,7 @@ from pix2point.io.scenes_table import read_splits
 from pix2point.models.backbone import BackboneSpec, build_backbone, point_input_features, save_backbone
 from pix2point.models.heads import ProjectionHead
 from pix2point.models.upl import UpsamplingProjection
-from pix2point.training.augment import PointAugmentation, augment_points, flip_horizontal
+from pix2point.training.augment import PointAugmentation, augment_points, mirror_columns
 from pix2point.training.infonce import info_nce
 from pix2point.training.loop import StepTraining, run_steps
 from pix2point.training.ppkt_data import FrameSample, PretrainFrames
@@ -38,14 +38,14 @@ class PPKTConfig:
     backbone: BackboneSpec
     dim: int
     temperature: float
-    num_pairs: int  # point-pixel pairs per step and worker
-    frames_per_batch: int
+    num_pairs: int  # point-pixel pairs per step and worker (the stage's global num_pairs / num_workers)
+    frames_per_batch: int  # frames per step and worker (the stage's global frames_per_batch / num_workers)
     steps: int
     learning_rate: float
     momentum: float
     weight_decay: float
     augmentation: PointAugmentation
-    flip_2d: bool
+    flip_2d: bool  # mirror each frame with probability 0.5 (needs features2d's mirrored maps)
     checkpoint_every: int
     seed: int
 
@@ -87,9 +87,7 @@ def make_batch(samples: list[FrameSample], config: PPKTConfig, rng: np.random.Ge
     per_frame = max(1, config.num_pairs // len(samples))
     for sample in samples:
         xyz = augment_points(sample.xyz, rng, config.augmentation)
-        teacher, u = sample.features, sample.pixels[:, 0]
-        if config.flip_2d and rng.random() < 0.5:
-            teacher, u = flip_horizontal(teacher, u, image_size[0])
+        teacher, u = teacher_map_and_columns(sample, flip=config.flip_2d and rng.random() < 0.5)
         voxels = voxelize(torch.from_numpy(xyz), config.backbone.voxel_size)
         voxelized.append((voxels, voxels.voxel_features(point_input_features(sample.rgb, config.backbone.input_features))))
         features.append(torch.from_numpy(teacher.astype(np.float32)))
@@ -105,6 +103,20 @@ def make_batch(samples: list[FrameSample], config: PPKTConfig, rng: np.random.Ge
         u=torch.from_numpy(pixels[:, 0]).float(), v=torch.from_numpy(pixels[:, 1]).float(),
         teacher_features=torch.stack(features), image_size=image_size,
     )
+
+
+def teacher_map_and_columns(sample: FrameSample, flip: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The [C, h, w] teacher map a frame's pairs meet and their [P] pixel columns u.
+
+    Under the flip (SLidR utils/transforms.py FlipHorizontal, which mirrors the image before the teacher
+    runs) that is the teacher's map of the mirrored image at the mirrored columns. Mirroring the unflipped
+    map instead would change nothing: a 1x1 projection and bilinear sampling commute with the mirror, so
+    every point would meet the same embedding. Raises ValueError when the sample has no mirrored map."""
+    if not flip:
+        return sample.features, sample.pixels[:, 0]
+    if sample.features_mirrored is None:
+        raise ValueError("flip_2d needs the teacher's maps of the mirrored images: run features2d with mirrored: true")
+    return sample.features_mirrored, mirror_columns(sample.pixels[:, 0], sample.image_size[0])
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2point.io.features_table import feature_metadata, read_scene_features
+from pix2point.io.features_table import feature_metadata, read_scene_features, read_scene_mirrored_features
 from pix2point.io.pairs_table import read_scene_pairs
 from pix2point.io.scenes_table import read_frames, read_points
 
@@ -24,6 +24,7 @@ class FrameSample:
     pixels: np.ndarray  # [P, 2] int (u, v) of each point in the color image
     image_size: tuple[int, int]  # (width, height) of the color image
     features: np.ndarray  # [C, h, w] float16 teacher features of the frame
+    features_mirrored: np.ndarray | None = None  # [C, h, w] float16 teacher features of the mirrored image
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class _SceneData:
     point_index: np.ndarray
     pixels: np.ndarray
     features: dict[int, np.ndarray]
+    features_mirrored: dict[int, np.ndarray] | None
     image_size: dict[int, tuple[int, int]]
 
 
@@ -42,7 +44,9 @@ class PretrainFrames:
 
     def __init__(self, scenes_dir: Path, features_dir: Path, pairs_dir: Path, scenes: list[str], cached_scenes: int = 64):
         self.scenes_dir, self.features_dir, self.pairs_dir = scenes_dir, features_dir, pairs_dir
-        self.teacher_channels = int(feature_metadata(features_dir)["channels"])
+        metadata = feature_metadata(features_dir)
+        self.teacher_channels = int(metadata["channels"])
+        self.mirrored = bool(metadata.get("mirrored", False))
         self._load = functools.lru_cache(maxsize=cached_scenes)(self._load_scene)
         self.index = [(scene, frame) for scene in scenes for frame in self._frames_with_pairs(scene)]
         if not self.index:
@@ -59,6 +63,7 @@ class PretrainFrames:
         return FrameSample(
             xyz=data.xyz[points], rgb=data.rgb[points], pixels=data.pixels[rows],
             image_size=data.image_size[frame], features=data.features[frame],
+            features_mirrored=None if data.features_mirrored is None else data.features_mirrored[frame],
         )
 
     def _frames_with_pairs(self, scene: str) -> list[int]:
@@ -77,5 +82,7 @@ class PretrainFrames:
             frame_rows={int(f): slice(int(a), int(b)) for f, a, b in zip(frame_ids, starts, stops)},
             point_index=pairs.point_index.astype(np.int64), pixels=pairs.pixel.astype(np.int64),
             features=dict(zip(frame_ids.tolist(), feature_maps)),
+            features_mirrored=(dict(zip(frame_ids.tolist(), read_scene_mirrored_features(self.features_dir, scene)))
+                               if self.mirrored else None),
             image_size={int(f): sizes[int(f)] for f in frame_ids},
         )

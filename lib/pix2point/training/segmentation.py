@@ -19,6 +19,7 @@ import ray.train.torch
 from pix2point.evaluation.segmentation_metrics import segmentation_scores
 from pix2point.io.finetune_table import EpochRecord, RunResult, model_path, write_history, write_runs
 from pix2point.io.scenes_table import IGNORE_LABEL, ScenePoints
+from pix2point.models.checkpoints import load_fitting_weights
 from pix2point.models.backbone import BackboneSpec, build_backbone, point_input_features
 from pix2point.models.heads import SegmentationHead
 from pix2point.training import distributed
@@ -66,15 +67,12 @@ class SegmentationModel(nn.Module):
 
 
 def load_pretrained(backbone: nn.Module, weights: Path) -> int:
-    """Copy the matching tensors of a pretrained state dict; returns how many. None matching is an error."""
+    """Copy a pretrained state dict of the same backbone spec; returns how many tensors it holds. A tensor
+    missing, unexpected or of another shape is a ValueError naming the file and the tensors (a partial load
+    would silently finetune a half-random network)."""
     pretrained = torch.load(weights, map_location="cpu", weights_only=True)
-    own = backbone.state_dict()
-    matching = {key: value for key, value in pretrained.items() if key in own and own[key].shape == value.shape}
-    if not matching:
-        raise ValueError(f"no weight of {weights} matches the backbone ({len(pretrained)} tensors, none with a "
-                         f"name and shape of the {len(own)} the backbone has)")
-    backbone.load_state_dict(matching, strict=False)
-    return len(matching)
+    load_fitting_weights(backbone, "the finetuned backbone", pretrained, weights, source="pretrained backbone file")
+    return len(pretrained)
 
 
 def scene_batch(scenes: list[ScenePoints], spec: BackboneSpec, rng: np.random.Generator | None,
@@ -122,7 +120,7 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
     backbone = build_backbone(config.backbone)
     if run.init == "pretrain":
         loaded = load_pretrained(backbone, config.pretrained_backbone)
-        print(f"run {run.name}: loaded {loaded}/{len(backbone.state_dict())} backbone tensors from {config.pretrained_backbone}")
+        print(f"run {run.name}: loaded all {loaded} backbone tensors from {config.pretrained_backbone}")
     model = SegmentationModel(backbone, len(config.class_names))
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum,
                                 weight_decay=config.weight_decay)

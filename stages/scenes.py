@@ -2,6 +2,11 @@
 
 `source: scannet` reads a user's ScanNet export; `source: synthetic` first writes procedural rooms in the
 same layout under the artefact's `source/` folder and reads them back through the same reader.
+
+Point-only sources, for finetune and evaluate (no frames.parquet: features2d, pairs and pretrain refuse
+them, see scenes_table.read_frames): `pointcept_scannet` reads Pointcept's preprocessed ScanNet (its
+train/ and val/ folders are the split), `s3dis` the Stanford3dDataset_v1.2_Aligned_Version tree (the
+rooms of `s3dis_val_area` are val, the others train).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pix2point.io.paths import AbsolutePath
-from pix2point.io import scannet
+from pix2point.io import pointcept_scannet, s3dis, scannet
 from pix2point.io.arrow import write_table
 from pix2point.io.scenes_table import (
     FRAMES_FILE, SCANNET20_CLASS_NAMES, SOURCE_DIR, SPLITS_FILE, SPLITS_SCHEMA, frames_table, points_path, points_table,
@@ -42,8 +47,8 @@ class SyntheticParams(BaseModel):
 class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    source: Literal["synthetic", "scannet"] = "synthetic"
-    root: AbsolutePath | None = None  # the ScanNet export (source: scannet)
+    source: Literal["synthetic", "scannet", "pointcept_scannet", "s3dis"] = "synthetic"
+    root: AbsolutePath | None = None  # the dataset's folder (all sources but synthetic)
     scenes: list[str] | None = None  # a subset of the root's scenes; all when unset
     synthetic: SyntheticParams = SyntheticParams()
     depth_scale: float = Field(1000.0, gt=0)
@@ -51,12 +56,22 @@ class Params(BaseModel):
     val_scenes: list[str] | None = None  # explicit validation scenes, e.g. ScanNet's official val list
     val_fraction: float = Field(0.25, gt=0, lt=1)  # else this share of scenes, drawn with split_seed
     split_seed: int = 0
+    s3dis_val_area: int = Field(5, ge=1, le=6)  # S3DIS's usual protocol holds Area 5 out
 
     @model_validator(mode="after")
-    def _root_for_scannet(self) -> Params:
-        if self.source == "scannet" and self.root is None:
-            raise ValueError("source 'scannet' needs `root`, the directory of exported scenes")
+    def _root_for_a_dataset(self) -> Params:
+        if self.source != "synthetic" and self.root is None:
+            raise ValueError(f"source {self.source!r} needs `root`, the dataset's folder ({ROOT_FOLDERS[self.source]})")
+        if self.source in POINT_ONLY_SOURCES and (self.val_scenes is not None or self.scenes is not None):
+            raise ValueError(f"source {self.source!r} takes its scenes and split from its layout: leave out scenes and val_scenes")
         return self
+
+
+ROOT_FOLDERS = {
+    "scannet": "the directory of exported scenes", "pointcept_scannet": "Pointcept's scannet folder with train/ and val/",
+    "s3dis": "Stanford3dDataset_v1.2_Aligned_Version",
+}
+POINT_ONLY_SOURCES = ("pointcept_scannet", "s3dis")
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,8 @@ class SceneJob:
 
 
 def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
+    if params.source in POINT_ONLY_SOURCES:
+        return run_point_only(params, out)
     if params.source == "synthetic":
         root, data_root = out / SOURCE_DIR, SOURCE_DIR
         names = [f"scene{i:04d}_00" for i in range(params.synthetic.num_scenes)]
@@ -82,7 +99,7 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
     frames = [frame for result in results for frame in result.frames]
     write_table(frames_table(frames, data_root), out / FRAMES_FILE)
     splits = assign_splits(names, params)
-    write_table(pa.Table.from_pydict({"scene": list(splits), "split": list(splits.values())}, schema=SPLITS_SCHEMA), out / SPLITS_FILE)
+    write_splits(splits, out)
     skipped = sum((result.skipped for result in results), Counter())
     if skipped:
         log.warning("skipped %d frames: %s", sum(skipped.values()), dict(skipped))
@@ -122,6 +139,48 @@ def ingest_scene(job: SceneJob, out: Path, params: Params) -> IngestedScene:
         frames=scene_frames.frames, skipped=scene_frames.skipped,
         points=len(points.xyz), labelled_points=int((points.label >= 0).sum()),
     )
+
+
+@dataclass(frozen=True)
+class PointSceneJob:
+    scene: str
+    path: Path  # the scene's folder in the source
+
+
+def run_point_only(params: Params, out: Path) -> dict:
+    """Points tables and splits of a point-only source; one Ray task per scene."""
+    if params.source == "s3dis":
+        rooms = s3dis.list_rooms(params.root)
+        jobs = [PointSceneJob(name, path) for name, path in rooms.items()]
+        splits = {name: "val" if s3dis.area_of(name) == params.s3dis_val_area else "train" for name in rooms}
+    else:
+        split_of = pointcept_scannet.list_scenes(params.root)
+        jobs = [PointSceneJob(name, params.root / split / name) for name, split in split_of.items()]
+        splits = dict(split_of)
+    counts = map_tasks(ingest_point_scene, jobs, desc="scenes", out=out, source=params.source)
+    write_splits(dict(sorted(splits.items())), out)
+    return {
+        "scenes": len(jobs),
+        "train_scenes": sum(split == "train" for split in splits.values()),
+        "val_scenes": sum(split == "val" for split in splits.values()),
+        "frames": 0,
+        "points": sum(points for points, _ in counts),
+        "labelled_points": sum(labelled for _, labelled in counts),
+    }
+
+
+def ingest_point_scene(job: PointSceneJob, out: Path, source: str) -> tuple[int, int]:
+    """One Ray task: read a scene of a point-only source, write its point table; (points, labelled points)."""
+    if source == "s3dis":
+        points, names = s3dis.read_room(job.path), s3dis.S3DIS13_CLASS_NAMES
+    else:
+        points, names = pointcept_scannet.read_scene(job.path), SCANNET20_CLASS_NAMES
+    write_table(points_table(points, names), points_path(out, job.scene))
+    return len(points.xyz), int((points.label >= 0).sum())
+
+
+def write_splits(splits: dict[str, str], out: Path) -> None:
+    write_table(pa.Table.from_pydict({"scene": list(splits), "split": list(splits.values())}, schema=SPLITS_SCHEMA), out / SPLITS_FILE)
 
 
 def assign_splits(names: list[str], params: Params) -> dict[str, str]:

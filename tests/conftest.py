@@ -56,3 +56,19 @@ def tiny_objects(ray_runtime, tmp_path_factory):
     synthetic = objects.SyntheticParams(num_classes=8, train_per_class=3, test_per_class=2, seed=0)
     objects.run(objects.Params(synthetic=synthetic, points_per_object=256), {}, out)
     return out
+
+
+@pytest.fixture
+def s3dis_tree(tmp_path):
+    """A Stanford3dDataset_v1.2_Aligned_Version tree: rooms of Areas 1, 2 and 5, each a wall and a chair of 40 points."""
+    import numpy as np
+
+    root = tmp_path / "Stanford3dDataset_v1.2_Aligned_Version"
+    rng = np.random.default_rng(0)
+    for area, room in (("Area_1", "office_1"), ("Area_2", "WC_1"), ("Area_5", "office_3")):
+        annotations = root / area / room / "Annotations"
+        annotations.mkdir(parents=True)
+        for name in ("wall_1", "chair_1"):
+            rows = np.hstack([rng.uniform(0, 3, (40, 3)), rng.integers(0, 256, (40, 3))])
+            np.savetxt(annotations / f"{name}.txt", rows, fmt="%.4f")
+    return root

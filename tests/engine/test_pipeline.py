@@ -68,6 +68,24 @@ def test_the_project_pipeline_and_its_profiles_validate():
         assert order.index("pretrain") < order.index("finetune") < order.index("evaluate")
 
 
+def test_ppkt_s3dis_pipeline_reuses_the_scannet_profiles_pretraining_and_finetunes_on_s3dis():
+    from pix2point.engine.runner import compute_keys
+
+    root = Path(__file__).resolve().parents[2]
+    s3dis = load_pipeline(root / "pipelines" / "ppkt_s3dis.yaml")
+    scannet_keys, s3dis_keys = compute_keys(load_pipeline(root / "pipeline.yaml", "scannet")), compute_keys(s3dis)
+    assert all(s3dis_keys[stage] == scannet_keys[stage] for stage in ("scenes", "features2d", "pairs", "pretrain"))
+    assert s3dis.stages["s3dis"].params.source == "s3dis" and s3dis.stages["s3dis"].params.s3dis_val_area == 5
+    assert s3dis.stages["finetune"].input_names == {"scenes": "s3dis", "pretrain": "pretrain"}
+    assert s3dis.stages["evaluate"].input_names["scenes"] == "s3dis"
+
+
+def test_inputs_must_be_a_list_or_a_mapping_of_stage_names(toy):
+    toy.pipeline.write_text(toy.pipeline.read_text().replace("inputs: [numbers]", "inputs: numbers"))
+    with pytest.raises(PipelineError, match="inputs must be a list of stages or a mapping name: stage"):
+        load_pipeline(toy.pipeline)
+
+
 def test_a_stage_defined_twice_is_an_error_not_a_silent_override(toy):
     text = toy.pipeline.read_text().replace("profiles:", f"  numbers:\n    module: {toy.package}.numbers\nprofiles:")
     toy.pipeline.write_text(text)

@@ -132,3 +132,16 @@ def test_a_stage_that_takes_scratch_keeps_it_across_failed_attempts_until_comple
     (key,) = store.complete_keys("numbers")
     assert (store.path("numbers", key) / "attempts.txt").read_text() == "2"
     assert not list(toy.artefacts.glob("numbers/.scratch-*"))
+
+
+def test_a_mapped_input_hands_another_stages_artefact_under_the_name_the_stage_reads(toy):
+    text = toy.pipeline.read_text().replace("profiles:", (
+        f"  few:\n    module: {toy.package}.numbers\n    params: {{count: 3}}\n"
+        f"  total_of_few:\n    module: {toy.package}.total\n    inputs: {{numbers: few}}\nprofiles:"))
+    toy.pipeline.write_text(text)
+    assert run(toy, only=None, targets=["total_of_few"]) == {"few": "ran", "total_of_few": "ran"}
+    store = ArtefactStore(toy.artefacts)
+    (key,) = store.complete_keys("total_of_few")
+    assert store.manifest("total_of_few", key)["metrics"] == {"total": 3}  # 0 + 1 + 2: `few`'s numbers, not `numbers`'
+    assert store.manifest("total_of_few", key)["inputs"] == {"numbers": store.complete_keys("few")[0]}
+    assert run(toy) == {"numbers": "ran", "total": "ran", "few": "cached", "total_of_few": "cached"}

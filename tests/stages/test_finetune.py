@@ -37,6 +37,22 @@ def test_finetune_runs_scratch_and_pretrained_and_writes_the_contract(smoke_spin
     assert all(np.isfinite(record.train_loss) for record in history)
 
 
+@pytest.mark.slow
+def test_finetune_takes_its_scenes_from_a_point_only_s3dis_artefact(ray_runtime, s3dis_tree, tmp_path):
+    from stages import scenes
+
+    scenes.run(scenes.Params(source="s3dis", root=s3dis_tree), {}, tmp_path / "s3dis")
+    pretrain_dir = tmp_path / "pretrain"
+    pretrain_dir.mkdir()
+    spec = BackboneSpec("tiny", "rgb", 0.05)
+    save_backbone(pretrain_dir, build_backbone(spec), spec)
+    params = finetune.Params(label_fractions=[1.0], seeds=[0], steps=2, eval_every=1, scenes_per_batch=1, cpus_per_worker=2)
+    finetune.run(params, {"scenes": tmp_path / "s3dis", "pretrain": pretrain_dir}, tmp_path / "out", scratch=tmp_path / "s")
+    class_names, _ = runs_metadata(tmp_path / "out")
+    assert len(class_names) == 13 and class_names[-1] == "clutter"
+    assert all(run.confusion.shape == (13, 13) and run.confusion.sum() == 80 for run in read_runs(tmp_path / "out"))
+
+
 def test_label_fractions_outside_zero_one_are_rejected():
     with pytest.raises(ValueError, match=r"label fractions must lie in \(0, 1\]"):
         finetune.Params(label_fractions=[0.0, 1.5])

@@ -54,3 +54,51 @@ def test_scannet_source_needs_an_absolute_root():
 def test_unknown_validation_scene_is_an_error():
     with pytest.raises(ValueError, match=r"val_scenes \['nope'\]"):
         scenes.assign_splits(["a", "b"], scenes.Params(val_scenes=["nope"]))
+
+
+def test_s3dis_source_writes_a_point_only_artefact_with_area5_held_out(ray_runtime, s3dis_tree, tmp_path):
+    from pix2point.io.scenes_table import NoFramesError, class_names, read_splits
+
+    root = s3dis_tree
+    metrics = scenes.run(scenes.Params(source="s3dis", root=root), {}, tmp_path / "out")
+    assert metrics == {"scenes": 3, "train_scenes": 2, "val_scenes": 1, "frames": 0, "points": 240, "labelled_points": 240}
+    out = tmp_path / "out"
+    assert read_splits(out) == {"Area_1_office_1": "train", "Area_2_WC_1": "train", "Area_5_office_3": "val"}
+    assert class_names(out, "Area_5_office_3")[:3] == ["ceiling", "floor", "wall"]
+    assert sorted(set(read_points(out, "Area_2_WC_1").label.tolist())) == [2, 8]  # wall, chair
+    assert not (out / "frames.parquet").exists()
+    with pytest.raises(NoFramesError, match="point-only .* features2d, pairs and pretrain need a frames source"):
+        read_frames(out)
+    (root / "Area_2" / "WC_1" / "Annotations" / "chair_1.txt").write_text("0 0 0 1 2\n")
+    with pytest.raises(Exception, match="WC_1/Annotations/chair_1.txt: not rows of 6"):
+        scenes.run(scenes.Params(source="s3dis", root=root), {}, tmp_path / "bad")
+
+
+def test_features2d_refuses_a_point_only_scenes_artefact_naming_it(ray_runtime, s3dis_tree, tmp_path):
+    from stages import features2d
+
+    from pix2point.io.scenes_table import NoFramesError
+
+    scenes.run(scenes.Params(source="s3dis", root=s3dis_tree), {}, tmp_path / "scenes")
+    with pytest.raises(NoFramesError, match=f"{tmp_path / 'scenes' / 'frames.parquet'} does not exist"):
+        features2d.run(features2d.Params(), {"scenes": tmp_path / "scenes"}, tmp_path / "features")
+
+
+def test_pointcept_scannet_source_keeps_its_train_and_val_folders(ray_runtime, tmp_path):
+    from pix2point.io.scenes_table import read_splits
+
+    root = tmp_path / "scannet"
+    for split, scene, count in (("train", "scene0000_00", 30), ("train", "scene0000_01", 20), ("val", "scene0011_00", 10)):
+        (root / split / scene).mkdir(parents=True)
+        np.save(root / split / scene / "coord.npy", np.random.default_rng(count).uniform(0, 4, (count, 3)).astype(np.float32))
+        np.save(root / split / scene / "color.npy", np.full((count, 3), 128, np.uint8))
+        np.save(root / split / scene / "normal.npy", np.zeros((count, 3), np.float32))
+        np.save(root / split / scene / "segment20.npy", np.arange(count, dtype=np.int16) % 21 - 1)
+    metrics = scenes.run(scenes.Params(source="pointcept_scannet", root=root), {}, tmp_path / "out")
+    assert metrics["scenes"] == 3 and metrics["points"] == 60 and metrics["frames"] == 0
+    assert read_splits(tmp_path / "out") == {"scene0000_00": "train", "scene0000_01": "train", "scene0011_00": "val"}
+    points = read_points(tmp_path / "out", "scene0000_00")
+    np.testing.assert_array_equal(points.xyz, np.load(root / "train" / "scene0000_00" / "coord.npy"))
+    assert (points.label == -1).sum() == 2 and metrics["labelled_points"] == 60 - 2 - 1 - 1  # one -1 per 21 points
+    with pytest.raises(ValueError, match="takes its scenes and split from its layout"):
+        scenes.Params(source="pointcept_scannet", root=root, val_scenes=["scene0011_00"])

@@ -3,7 +3,8 @@
     stages:
       <name>:
         module: stages.<name>     # a module with `Params` and `run(params, inputs, out)`
-        inputs: [<stage>, ...]    # upstream stages whose artefacts `run` receives
+        inputs: [<stage>, ...]    # upstream stages whose artefacts `run` receives, keyed by stage name
+        inputs: {<name>: <stage>} # or keyed by the name `run` reads (finetune's `scenes` from stage `s3dis`)
         params: {...}             # the default profile
     profiles:
       <profile>: {<stage>: {<param>: value}}   # deep-merged over the defaults
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from types import ModuleType
@@ -29,8 +30,14 @@ from pix2point.engine.errors import PipelineError
 class Stage:
     name: str
     module: ModuleType
-    inputs: tuple[str, ...]
+    inputs: tuple[str, ...]  # upstream stage names
     params: pydantic.BaseModel
+    renamed_inputs: dict[str, str] = field(default_factory=dict)  # name `run` reads -> upstream stage
+
+    @property
+    def input_names(self) -> dict[str, str]:
+        """The key each input has in the dict `run` receives -> the upstream stage whose artefact it is."""
+        return self.renamed_inputs or {upstream: upstream for upstream in self.inputs}
 
 
 @dataclass(frozen=True)
@@ -129,7 +136,7 @@ def _apply_override(raw_params: dict, override: str) -> None:
 def _dependency_order(stage_entries: dict, path: Path) -> list[str]:
     graph = {}
     for name, entry in stage_entries.items():
-        inputs = entry.get("inputs") or []
+        inputs = list(_input_names(name, entry, path).values())
         for upstream in inputs:
             if upstream not in stage_entries:
                 raise PipelineError(f"{path}: stage {name!r} has unknown input {upstream!r}")
@@ -152,7 +159,22 @@ def _build_stage(name: str, entry: dict, raw_params: dict, path: Path) -> Stage:
         raise PipelineError(f"{path}: stage {name!r}: cannot import module {entry['module']!r}: {error}") from error
     if not hasattr(module, "Params") or not hasattr(module, "run"):
         raise PipelineError(f"{path}: module {entry['module']!r} of stage {name!r} lacks `Params` or `run`")
-    return Stage(name=name, module=module, inputs=tuple(entry.get("inputs") or ()), params=validate_params(name, module.Params, raw_params))
+    names = _input_names(name, entry, path)
+    return Stage(
+        name=name, module=module, inputs=tuple(dict.fromkeys(names.values())),
+        params=validate_params(name, module.Params, raw_params),
+        renamed_inputs=names if isinstance(entry.get("inputs"), dict) else {},
+    )
+
+
+def _input_names(name: str, entry: dict, path: Path) -> dict[str, str]:
+    """`inputs:` as {name `run` reads: upstream stage}; a list names each input after its stage."""
+    inputs = entry.get("inputs") or []
+    if isinstance(inputs, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in inputs.items()):
+        return dict(inputs)
+    if isinstance(inputs, list) and all(isinstance(upstream, str) for upstream in inputs):
+        return {upstream: upstream for upstream in inputs}
+    raise PipelineError(f"{path}: stage {name!r}: inputs must be a list of stages or a mapping name: stage, got {inputs!r}")
 
 
 def validate_params(stage: str, model: Any, raw_params: dict) -> pydantic.BaseModel:

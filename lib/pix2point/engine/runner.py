@@ -46,7 +46,7 @@ def compute_keys(pipeline: Pipeline) -> dict[str, str]:
         keys[name] = stage_key(
             name,
             stage.params.model_dump(mode="json"),
-            {upstream: keys[upstream] for upstream in stage.inputs},
+            {name: keys[upstream] for name, upstream in stage.input_names.items()},
             code_fingerprint(stage.module.__name__),
         )
     return keys
@@ -121,7 +121,7 @@ def _require_built_inputs(stage: Stage, keys: dict[str, str], store: Store) -> N
 
 def _run_stage(pipeline: Pipeline, stage: Stage, keys: dict[str, str], store: Store) -> StageOutcome:
     key = keys[stage.name]
-    inputs = {upstream: store.local_copy(upstream, keys[upstream]) for upstream in stage.inputs}
+    inputs = {name: store.local_copy(upstream, keys[upstream]) for name, upstream in stage.input_names.items()}
     log.info("stage %s (key %s): running", stage.name, key)
     started = time.perf_counter()
     with store.writing(stage.name, key) as temporary:
@@ -133,7 +133,7 @@ def _run_stage(pipeline: Pipeline, stage: Stage, keys: dict[str, str], store: St
             "key": key,
             "module": stage.module.__name__,
             "params": stage.params.model_dump(mode="json"),
-            "inputs": {upstream: keys[upstream] for upstream in stage.inputs},
+            "inputs": {name: keys[upstream] for name, upstream in stage.input_names.items()},
             "code_fingerprint": code_fingerprint(stage.module.__name__),
             "profile": pipeline.profile,
             "metrics": metrics,

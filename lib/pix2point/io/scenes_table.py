@@ -1,6 +1,6 @@
 """The `scenes` artefact: its layout, Arrow schemas, and the readers every downstream stage uses.
 
-    <artefact>/frames.parquet          one row per usable RGB-D frame
+    <artefact>/frames.parquet          one row per usable RGB-D frame (absent for a point-only source)
     <artefact>/points/<scene>.parquet  the labelled scan of one scene
     <artefact>/splits.parquet          scene -> train | val
     <artefact>/source/                 (synthetic source only) the generated ScanNet-layout tree
@@ -105,15 +105,31 @@ def frames_table(frames: list[Frame], data_root: str) -> pa.Table:
     return with_metadata(table, {"data_root": data_root})
 
 
+class NoFramesError(ValueError):
+    """A stage that needs RGB-D frames was given a point-only scenes artefact."""
+
+
+def frames_file(scenes_dir: Path) -> Path:
+    """The frames table; NoFramesError when the artefact is point-only (pointcept_scannet, s3dis)."""
+    path = scenes_dir / FRAMES_FILE
+    if not path.is_file():
+        raise NoFramesError(
+            f"{path} does not exist: the scenes artefact {scenes_dir} is point-only (source pointcept_scannet or "
+            "s3dis), without RGB-D frames. features2d, pairs and pretrain need a frames source (scannet, synthetic); "
+            "point-only scenes are for finetune and evaluate (pipelines/ppkt_s3dis.yaml shows both together)."
+        )
+    return path
+
+
 def data_root(scenes_dir: Path) -> Path:
     """Where the frames table's image paths are rooted (see module docstring)."""
-    root = Path(read_metadata(scenes_dir / FRAMES_FILE)["data_root"])
+    root = Path(read_metadata(frames_file(scenes_dir))["data_root"])
     return root if root.is_absolute() else scenes_dir / root
 
 
 def read_frames(scenes_dir: Path, scenes: list[str] | None = None) -> list[Frame]:
     """Frames of the scenes artefact (optionally only `scenes`), with absolute image paths."""
-    table = pq.read_table(scenes_dir / FRAMES_FILE)
+    table = pq.read_table(frames_file(scenes_dir))
     if scenes is not None:
         table = table.filter(pa.compute.is_in(table["scene"], pa.array(scenes, pa.string())))
     root = data_root(scenes_dir)

@@ -80,6 +80,21 @@ def test_ppkt_s3dis_pipeline_reuses_the_scannet_profiles_pretraining_and_finetun
     assert s3dis.stages["evaluate"].input_names["scenes"] == "s3dis"
 
 
+def test_base_stages_come_from_another_file_under_its_profile_and_cannot_be_redefined(toy):
+    derived = toy.root / "derived.yaml"
+    derived.write_text(f"base: {{pipeline: pipeline.yaml, profile: small, stages: [numbers]}}\n"
+                       f"stages:\n  twice:\n    module: {toy.package}.total\n    inputs: [numbers]\n    params: {{scale: 2}}\n")
+    pipeline = load_pipeline(derived, overrides=["twice.scale=3"])
+    assert list(pipeline.stages) == ["numbers", "twice"]
+    assert pipeline.stages["numbers"].params.count == 2 and pipeline.stages["twice"].params.scale == 3
+    derived.write_text(derived.read_text().replace("twice:", "numbers:"))
+    with pytest.raises(PipelineError, match="stage 'numbers' is both a base stage and defined here"):
+        load_pipeline(derived)
+    derived.write_text(derived.read_text().replace("stages: [numbers]", "stages: [missing]"))
+    with pytest.raises(PipelineError, match="base stage 'missing' is not a stage of .*pipeline.yaml"):
+        load_pipeline(derived)
+
+
 def test_inputs_must_be_a_list_or_a_mapping_of_stage_names(toy):
     toy.pipeline.write_text(toy.pipeline.read_text().replace("inputs: [numbers]", "inputs: numbers"))
     with pytest.raises(PipelineError, match="inputs must be a list of stages or a mapping name: stage"):

@@ -8,6 +8,7 @@
         params: {...}             # the default profile
     profiles:
       <profile>: {<stage>: {<param>: value}}   # deep-merged over the defaults
+    base: {pipeline: <file>, profile: <name>, stages: [<stage>, ...]}   # optional: stages of another file
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def load_pipeline(path: Path, profile: str | None = None, overrides: list[str] =
     if not isinstance(stage_entries, dict) or not stage_entries:
         raise PipelineError(f"{path}: no `stages:` mapping")
     raw_params = {name: copy.deepcopy(entry.get("params") or {}) for name, entry in stage_entries.items()}
+    if "base" in document:
+        stage_entries = _add_base_stages(document["base"], path, stage_entries, raw_params)
     if profile is not None:
         _merge_profile(raw_params, document.get("profiles") or {}, profile, path)
     for override in overrides:
@@ -71,6 +74,26 @@ def load_pipeline(path: Path, profile: str | None = None, overrides: list[str] =
     order = _dependency_order(stage_entries, path)
     stages = {name: _build_stage(name, stage_entries[name], raw_params[name], path) for name in order}
     return Pipeline(path=path, profile=profile, stages=stages)
+
+
+def _add_base_stages(base: Any, path: Path, stage_entries: dict, raw_params: dict) -> dict:
+    """`base: {pipeline: <file, relative to this one>, profile: <name or null>, stages: [...]}`: those stages
+    of another pipeline file, with its params under that profile, join this file's (which may not redefine them)."""
+    if not isinstance(base, dict) or set(base) - {"pipeline", "profile", "stages"} or not isinstance(base.get("stages"), list):
+        raise PipelineError(f"{path}: base must be a mapping with pipeline, stages (a list) and optionally profile")
+    base_path = path.parent / base.get("pipeline", "")
+    base_pipeline = _read_yaml(base_path)
+    base_entries = base_pipeline.get("stages") or {}
+    base_params = {name: copy.deepcopy(entry.get("params") or {}) for name, entry in base_entries.items()}
+    if base.get("profile") is not None:
+        _merge_profile(base_params, base_pipeline.get("profiles") or {}, base["profile"], base_path)
+    for name in base["stages"]:
+        if name not in base_entries:
+            raise PipelineError(f"{path}: base stage {name!r} is not a stage of {base_path}")
+        if name in stage_entries:
+            raise PipelineError(f"{path}: stage {name!r} is both a base stage and defined here")
+        raw_params[name] = base_params[name]
+    return {**{name: base_entries[name] for name in base["stages"]}, **stage_entries}
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pix2point.io.paths import AbsolutePath
-from pix2point.io import pointcept_scannet, s3dis, scannet
+from pix2point.io import pointcept_scannet, s3dis, scannet, scannet_split
 from pix2point.io.arrow import write_table
 from pix2point.io.scenes_table import (
     FRAMES_FILE, SCANNET20_CLASS_NAMES, SOURCE_DIR, SPLITS_FILE, SPLITS_SCHEMA, frames_table, points_path, points_table,
@@ -44,6 +44,15 @@ class SyntheticParams(BaseModel):
     seed: int = 0
 
 
+class SplitFiles(BaseModel):
+    """ScanNet's official scene lists, from the ScanNet repository's Tasks/Benchmark/ folder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    train: AbsolutePath  # scannetv2_train.txt
+    val: AbsolutePath  # scannetv2_val.txt
+
+
 class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -53,8 +62,11 @@ class Params(BaseModel):
     synthetic: SyntheticParams = SyntheticParams()
     depth_scale: float = Field(1000.0, gt=0)
     frame_step: int = Field(1, ge=1)  # every k-th frame enters the dataset (PPKT used every 25th of ScanNet)
-    val_scenes: list[str] | None = None  # explicit validation scenes, e.g. ScanNet's official val list
-    val_fraction: float = Field(0.25, gt=0, lt=1)  # else this share of scenes, drawn with split_seed
+    # The split (source scannet): ScanNet's official lists (scenes in neither are left out), or explicit
+    # val_scenes, or else val_fraction of the rooms drawn with split_seed, all scans of a room on one side.
+    split_files: SplitFiles | None = None
+    val_scenes: list[str] | None = None
+    val_fraction: float = Field(0.25, gt=0, lt=1)
     split_seed: int = 0
     s3dis_val_area: int = Field(5, ge=1, le=6)  # S3DIS's usual protocol holds Area 5 out
 
@@ -64,6 +76,8 @@ class Params(BaseModel):
             raise ValueError(f"source {self.source!r} needs `root`, the dataset's folder ({ROOT_FOLDERS[self.source]})")
         if self.source in POINT_ONLY_SOURCES and (self.val_scenes is not None or self.scenes is not None):
             raise ValueError(f"source {self.source!r} takes its scenes and split from its layout: leave out scenes and val_scenes")
+        if self.split_files is not None and (self.source != "scannet" or self.val_scenes is not None):
+            raise ValueError("split_files are ScanNet's official lists: only for source 'scannet', and not with val_scenes")
         return self
 
 
@@ -92,19 +106,21 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
         root, data_root = params.root, str(params.root)
         names = params.scenes or scannet.list_scenes(root)
         jobs = [SceneJob(root, name, None) for name in names]
+    splits = assign_splits(names, params)
+    jobs = [job for job in jobs if job.scene in splits]
     results = map_tasks(
         ingest_scene, jobs, desc="scenes",
         out=out, params=params,
     )
     frames = [frame for result in results for frame in result.frames]
     write_table(frames_table(frames, data_root), out / FRAMES_FILE)
-    splits = assign_splits(names, params)
     write_splits(splits, out)
     skipped = sum((result.skipped for result in results), Counter())
     if skipped:
         log.warning("skipped %d frames: %s", sum(skipped.values()), dict(skipped))
     return {
-        "scenes": len(names),
+        "scenes": len(jobs),
+        "unlisted_scenes": len(names) - len(jobs),  # read but in neither split file
         "train_scenes": sum(split == "train" for split in splits.values()),
         "val_scenes": sum(split == "val" for split in splits.values()),
         "frames": len(frames),
@@ -184,12 +200,29 @@ def write_splits(splits: dict[str, str], out: Path) -> None:
 
 
 def assign_splits(names: list[str], params: Params) -> dict[str, str]:
+    """Scene -> train | val for the scenes read (see Params); with split_files, only the listed ones."""
     if params.val_scenes is not None:
         unknown = sorted(set(params.val_scenes) - set(names))
         if unknown:
             raise ValueError(f"scenes: val_scenes {unknown} are not among the scenes read")
-        val = set(params.val_scenes)
-    else:
-        count = max(1, round(len(names) * params.val_fraction)) if len(names) > 1 else 0
-        val = set(np.random.default_rng(params.split_seed).choice(sorted(names), size=count, replace=False))
-    return {name: "val" if name in val else "train" for name in sorted(names)}
+        return {name: "val" if name in params.val_scenes else "train" for name in sorted(names)}
+    if params.split_files is not None:
+        return listed_splits(names, params.split_files)
+    if params.source == "scannet":
+        log.warning("no split_files: a random split of the rooms (val_fraction %s), not ScanNet's official one", params.val_fraction)
+    return scannet_split.grouped_random_split(names, params.val_fraction, params.split_seed)
+
+
+def listed_splits(names: list[str], files: SplitFiles) -> dict[str, str]:
+    official = scannet_split.official_split(files.train, files.val)
+    unlisted = sorted(set(names) - set(official))
+    if unlisted:
+        log.warning("%d scenes are in neither %s nor %s and are left out: %s", len(unlisted), files.train, files.val, unlisted[:5])
+    absent = set(official) - set(names)
+    if absent:
+        log.warning("%d scenes of the split files are not among the scenes read", len(absent))
+    splits = {name: official[name] for name in sorted(names) if name in official}
+    if set(splits.values()) != {"train", "val"}:
+        raise scannet.SceneReadError(
+            f"none of the scenes read is listed in {files.train if 'train' not in splits.values() else files.val}")
+    return splits

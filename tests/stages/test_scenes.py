@@ -102,3 +102,25 @@ def test_pointcept_scannet_source_keeps_its_train_and_val_folders(ray_runtime, t
     assert (points.label == -1).sum() == 2 and metrics["labelled_points"] == 60 - 2 - 1 - 1  # one -1 per 21 points
     with pytest.raises(ValueError, match="takes its scenes and split from its layout"):
         scenes.Params(source="pointcept_scannet", root=root, val_scenes=["scene0011_00"])
+
+
+def test_scannet_official_split_files_set_the_split_and_leave_unlisted_scenes_out(ray_runtime, tiny_scenes, tmp_path):
+    import shutil
+
+    from pix2point.io.scenes_table import read_splits
+
+    root = tmp_path / "scans"
+    shutil.copytree(tiny_scenes / "source", root)
+    shutil.copytree(root / "scene0001_00", root / "scene0707_00")  # a test scene: in neither list
+    (tmp_path / "scannetv2_train.txt").write_text("scene0000_00\nscene0000_01\n")  # scene0000_01 not downloaded
+    (tmp_path / "scannetv2_val.txt").write_text("scene0001_00\n")
+    files = {"train": tmp_path / "scannetv2_train.txt", "val": tmp_path / "scannetv2_val.txt"}
+    metrics = scenes.run(scenes.Params(source="scannet", root=root, split_files=files), {}, tmp_path / "out")
+    assert metrics["scenes"] == 2 and metrics["unlisted_scenes"] == 1
+    assert read_splits(tmp_path / "out") == {"scene0000_00": "train", "scene0001_00": "val"}
+    assert not (tmp_path / "out" / "points" / "scene0707_00.parquet").exists()
+    files["val"].unlink()
+    with pytest.raises(Exception, match=f"missing split file: {files['val']}"):
+        scenes.run(scenes.Params(source="scannet", root=root, split_files=files), {}, tmp_path / "out2")
+    with pytest.raises(ValueError, match="only for source 'scannet'"):
+        scenes.Params(split_files=files)

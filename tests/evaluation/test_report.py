@@ -83,3 +83,9 @@ def test_per_class_table_leaves_out_classes_no_run_saw():
 def test_a_gain_that_rounds_to_zero_is_shown_without_a_minus_sign():
     _, rows = miou_table_rows(replace(evaluation(), gains={0.5: -1e-17}))
     assert rows[-1][1] == "+0.0"
+
+
+def test_report_says_what_the_label_budget_counts():
+    assert "a label fraction is the share of training scenes whose labels" in report_markdown(evaluation())
+    per_scene = report_markdown(replace(evaluation(), label_unit="points_per_scene"))
+    assert "labels N means finetuning used N labelled points of each training scene." in per_scene

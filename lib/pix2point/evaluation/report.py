@@ -41,7 +41,7 @@ class LossSummary:
 @dataclass(frozen=True)
 class Evaluation:
     class_names: list[str]
-    label_unit: str  # what a label fraction is a share of: "scenes" or "points"
+    label_unit: str  # what a label fraction counts: a share of "scenes" or "points", or "points_per_scene" (a number)
     runs: list[ScoredRun]
     cells: list[CellSummary]
     gains: dict[float, float]  # label fraction -> mean mIoU of pretrain minus scratch
@@ -138,9 +138,15 @@ def _overview_section(evaluation: Evaluation) -> str:
         "# PPKT evaluation",
         "",
         f"{len(evaluation.runs)} finetuning runs (inits: {', '.join(inits)}), {len(evaluation.class_names)} classes; "
-        f"a label fraction is the share of training {evaluation.label_unit} whose labels finetuning used.",
+        + _label_budget_sentence(evaluation.label_unit),
         f"All scores are recomputed from each run's validation confusion matrix after its last epoch. mIoU: {MIOU_DEFINITION}.",
     ])
+
+
+def _label_budget_sentence(unit: str) -> str:
+    if unit == "points_per_scene":
+        return "labels N means finetuning used N labelled points of each training scene."
+    return f"a label fraction is the share of training {unit} whose labels finetuning used."
 
 
 def _miou_section(evaluation: Evaluation) -> str:

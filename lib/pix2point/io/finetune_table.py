@@ -7,7 +7,7 @@
     <artefact>/runs/<run>/model.pt   backbone + head state dict of the last epoch
 
 Schema metadata of runs.parquet: class_names (JSON list, K entries), label_unit ("scenes" or "points": what
-label_fraction is a share of).
+label_fraction is a share of; "points_per_scene": label_fraction is a number of labelled points per scene).
 """
 
 from __future__ import annotations

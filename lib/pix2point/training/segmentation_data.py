@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-import numpy as np
-
-from pix2point.io.scenes_table import IGNORE_LABEL, ScenePoints, read_points, read_splits
-
-LabelUnit = Literal["scenes", "points"]
+from pix2point.io.scenes_table import ScenePoints, read_points, read_splits
+from pix2point.training.label_budget import LabelUnit, kept_point_count, kept_point_fraction, kept_scenes
 
 
 @dataclass(frozen=True)
@@ -24,18 +19,19 @@ def split_scenes(scenes_dir: Path, split: str) -> list[str]:
     return sorted(scene for scene, scene_split in read_splits(scenes_dir).items() if scene_split == split)
 
 
-def limited_labels(scenes_dir: Path, fraction: float, unit: LabelUnit, seed: int) -> list[LabelledScene]:
-    """The training scenes with `fraction` of their labels: of whole scenes (at least one), or of each scene's points."""
+def limited_labels(scenes_dir: Path, budget: float, unit: LabelUnit, seed: int) -> list[LabelledScene]:
+    """The training scenes with a label budget (training/label_budget.py): a fraction of whole scenes, a
+    fraction of each scene's points, or a number of labelled points per scene."""
     names = split_scenes(scenes_dir, "train")
-    rng = np.random.default_rng(seed)
     if unit == "scenes":
-        kept = sorted(rng.choice(names, size=max(1, math.ceil(fraction * len(names))), replace=False))
-        return [LabelledScene(name, read_points(scenes_dir, name)) for name in kept]
+        return [LabelledScene(name, read_points(scenes_dir, name)) for name in kept_scenes(names, budget, seed)]
     scenes = []
     for name in names:
         points = read_points(scenes_dir, name)
-        hidden = rng.random(len(points.label)) >= fraction
-        label = np.where(hidden, IGNORE_LABEL, points.label).astype(np.int16)
+        if unit == "points_per_scene":
+            label = kept_point_count(points.label, int(budget), name, seed)
+        else:
+            label = kept_point_fraction(points.label, budget, name, seed)
         scenes.append(LabelledScene(name, ScenePoints(points.xyz, points.rgb, label)))
     return scenes
 

@@ -1,19 +1,23 @@
-"""`pix2point run` and `pix2point status`."""
+"""`pix2point run`, `pix2point status` and `pix2point report`."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from pix2point.engine.cluster import connect_ray
+from pix2point.engine.cluster import connect_ray, release_ray
 from pix2point.engine.errors import PipelineError
+from pix2point.engine.failures import StageFailed, describe, root_cause
 from pix2point.engine.pipeline import load_pipeline
+from pix2point.engine.report import write_report
+from pix2point.engine.runlog import append_traceback, new_log_path, quiet_console
 from pix2point.engine.runner import StageOutcome, run_pipeline, stage_states
 from pix2point.engine.stores import Store, open_store
 
@@ -23,23 +27,74 @@ console = Console(stderr=False)
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     pipeline_path, stage_names = _split_pipeline_and_targets(args.names)
+    if args.command == "run":
+        return _run(args, pipeline_path, stage_names)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         pipeline = load_pipeline(pipeline_path, args.profile, args.set)
         store = open_store(args.artefacts, args.cache)
-        if args.command == "status":
-            _print_status(pipeline, store)
+        if args.command == "report":
+            out = args.out or _local_root(store) / "_report" / (args.profile or "default")
+            for path in write_report(pipeline, store, out):
+                console.print(f"wrote {path}", highlight=False, soft_wrap=True)
             return 0
-        outcomes = run_pipeline(
-            pipeline, store, targets=stage_names, only=args.only, force=args.force,
-            before_first_run=lambda: connect_ray(args.address),
-        )
+        _print_status(pipeline, store, args.verify)
     except PipelineError as error:
         console.print(f"[bold red]error:[/] {error}", highlight=False)
         return 2
-    _print_outcomes(outcomes)
     return 0
+
+
+def _run(args: argparse.Namespace, pipeline_path: Path, stage_names: list[str]) -> int:
+    """`run`: Ray's and the stages' own output goes to a log file under the artefact root (runlog.py); the
+    console gets the stages, training progress, each warning once, and on failure the root cause."""
+    try:
+        store = open_store(args.artefacts, args.cache)
+    except PipelineError as error:
+        console.print(f"[bold red]error:[/] {error}", highlight=False)
+        return 2
+    log_path = new_log_path(_local_root(store))
+    console.print(f"log: {log_path}", highlight=False, soft_wrap=True)
+    with quiet_console(log_path, args.verbose) as stream:
+        shown = Console(file=stream)
+        try:
+            pipeline = load_pipeline(pipeline_path, args.profile, args.set)
+            outcomes = run_pipeline(
+                pipeline, store, targets=stage_names, only=args.only, force=args.force,
+                before_first_run=lambda: connect_ray(args.address),
+            )
+        except StageFailed as error:
+            append_traceback(log_path)
+            shown.print(f"[bold red]error:[/] {error}\n  full log: {log_path}\n  rerun: {_rerun_command(args, pipeline_path, error.stage)}",
+                        highlight=False, soft_wrap=True)
+            return 1
+        except PipelineError as error:
+            shown.print(f"[bold red]error:[/] {error}", highlight=False)
+            return 2
+        except Exception as error:  # the engine's own failure: its traceback to the log, its cause to the console
+            append_traceback(log_path)
+            shown.print(f"[bold red]error:[/] {describe(root_cause(error))}\n  full log: {log_path}", highlight=False,
+                        soft_wrap=True)
+            return 1
+        finally:
+            release_ray()
+        _print_outcomes(outcomes, shown)
+        shown.print(f"log: {log_path}", highlight=False, soft_wrap=True)
+    return 0
+
+
+def _local_root(store: Store) -> Path:
+    """The artefact root, or for an object-store root its local mirror."""
+    return store.root if hasattr(store, "root") else store.cache.root
+
+
+def _rerun_command(args: argparse.Namespace, pipeline_path: Path, stage: str) -> str:
+    """The command that runs `stage` again with this run's pipeline, params and artefact root."""
+    command = ["pix2point", "run", *([str(pipeline_path)] if pipeline_path != DEFAULT_PIPELINE else []), stage]
+    command += [*(["--profile", args.profile] if args.profile else []), *[f"--set={item}" for item in args.set]]
+    command += ["--artefacts", args.artefacts, *(["--cache", str(args.cache)] if args.cache else [])]
+    return shlex.join(command + (["--address", args.address] if args.address else []))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,9 +105,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--only", metavar="STAGE", help="run just this stage on its cached inputs")
     run.add_argument("--force", action="store_true", help="recompute the selected stages even if cached")
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else an embedded local Ray)")
+    run.add_argument("--verbose", action="store_true", help="show Ray's and the stages' own output on the console too")
     status = commands.add_parser("status", help="each stage's key and whether it is cached, stale or missing")
     status.add_argument("names", nargs="*", metavar="[PIPELINE]")
-    for command in (run, status):
+    status.add_argument("--verify", action="store_true", help="also check every file's content hash (reads all of them)")
+    report = commands.add_parser("report", help="one page (Markdown and HTML) of every cached result, by artefact key")
+    report.add_argument("names", nargs="*", metavar="[PIPELINE]")
+    report.add_argument("--out", type=Path, help="where report.md, report.html and images/ go (default: <artefacts>/_report/<profile>)")
+    for command in (run, status, report):
         command.add_argument("--profile", help="a profile of pipeline.yaml (default: the stages' own params)")
         command.add_argument("--set", action="append", default=[], metavar="STAGE.KEY=VALUE", help="override a param (repeatable)")
         command.add_argument("--artefacts", default=os.environ.get("PIX2POINT_ARTEFACTS", "artefacts"),
@@ -67,17 +127,25 @@ def _split_pipeline_and_targets(names: list[str]) -> tuple[Path, list[str]]:
     return DEFAULT_PIPELINE, names
 
 
-def _print_status(pipeline, store: Store) -> None:
+def _print_status(pipeline, store: Store, verify: bool = False) -> None:
     table = Table(title=f"{pipeline.path} (profile: {pipeline.profile or 'default'})")
     for column in ("stage", "key", "state", "path"):
         table.add_column(column, overflow="fold")  # job logs are 80 columns wide: wrap paths, never cut them
-    colours = {"cached": "green", "stale": "yellow", "missing": "red"}
-    for name, (key, state) in stage_states(pipeline, store).items():
-        table.add_row(name, key, f"[{colours[state]}]{state}[/]", store.location(name, key) if state == "cached" else "")
+    colours = {"cached": "green", "damaged": "red", "stale": "yellow", "missing": "red"}
+    damaged = {}
+    for name, (key, state) in stage_states(pipeline, store, verify).items():
+        table.add_row(name, key, f"[{colours[state]}]{state}[/]", store.location(name, key) if state in ("cached", "damaged") else "")
+        if state == "damaged":
+            damaged[name] = (key, store.damage(name, key, verify))
     console.print(table)
+    for name, (key, problems) in damaged.items():
+        for problem in problems:
+            console.print(f"damaged: stage {name}, key {key}, file {problem}", highlight=False, soft_wrap=True)
+    if damaged:
+        console.print("`pix2point run` rebuilds a damaged artefact and what uses it.", highlight=False)
 
 
-def _print_outcomes(outcomes: list[StageOutcome]) -> None:
+def _print_outcomes(outcomes: list[StageOutcome], console: Console) -> None:
     table = Table(title="pix2point run")
     for column in ("stage", "key", "status", "seconds", "nodes", "output"):
         table.add_column(column, overflow="fold")  # job logs are 80 columns wide: wrap paths, never cut them

@@ -65,11 +65,20 @@ def map_tasks(
 
 def _reporting_node(fn: Callable[..., Result]) -> Callable[..., tuple[str, Result]]:
     def task(item, **shared):
-        return ray.get_runtime_context().get_node_id(), fn(item, **shared)
+        try:
+            return ray.get_runtime_context().get_node_id(), fn(item, **shared)
+        except Exception as error:
+            # The item (often the file being read) is what a user needs to find the problem.
+            error.add_note(f"in task {fn.__name__}({_short(repr(item))})")
+            raise
 
     # Ray names the task after the function (dashboard, `ray list tasks`): keep the stage's name.
     task.__name__ = task.__qualname__ = fn.__name__
     return task
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 def cluster_cpus() -> int:

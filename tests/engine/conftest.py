@@ -73,6 +73,99 @@ def scaled_sum(values, scale):
     return sum(values) * scale
 '''
 
+TRAIN_STAGE = '''
+"""Ray Train with `workers` workers that chatter, warn and report progress; optionally reads a Parquet file in a
+Ray task (`read`), to fail there."""
+import warnings
+from pathlib import Path
+
+import MinkowskiEngine  # noqa: F401  (its CPU-only warning, in the driver and in every worker)
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict
+
+from pix2point.parallel import map_tasks
+from pix2point.training.distributed import fit
+from pix2point.training.progress import Progress
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    steps: int = 3
+    workers: int = 2
+    read: str | None = None
+
+
+def train_loop(config: dict) -> None:
+    progress = Progress("toy", config["steps"])
+    for step in range(1, config["steps"] + 1):
+        print("worker chatter", flush=True)
+        warnings.warn("toy warning from a worker")
+        progress.report(step, loss=1.0 / step)
+
+
+def run(params: Params, inputs: dict, out: Path, scratch: Path) -> dict:
+    if params.read:
+        map_tasks(pq.read_metadata, [params.read], desc="read")  # importable in any worker
+    fit(train_loop, {"steps": params.steps}, num_workers=params.workers, cpus_per_worker=1, use_gpu=False,
+        storage=scratch, name="toy")
+    (out / "trained.txt").write_text(str(params.steps))
+    return {"steps": params.steps}
+'''
+
+REPORT_STAGE = '''
+"""A result stage as the methods' evaluation stages write one: report.md with a table and a figure, metrics,
+and a figure report.md does not show."""
+from pathlib import Path
+
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = "Toy result"
+
+
+def plot(values, path):
+    figure, axis = plt.subplots(figsize=(3, 2))
+    axis.plot(values)
+    figure.savefig(path, dpi=50)
+    plt.close(figure)
+
+
+def run(params: Params, inputs: dict, out: Path) -> dict:
+    numbers = pq.read_table(inputs["numbers"] / "numbers.parquet")["n"].to_pylist()
+    plot(numbers, out / "curve.png")
+    plot(numbers[::-1], out / "unreferenced.png")
+    (out / "report.md").write_text(
+        f"# {params.title}\\n\\n| what | value |\\n| --- | --- |\\n| sum | {sum(numbers)} |\\n\\n![the curve](curve.png)\\n")
+    return {"sum": sum(numbers), "scores": {"best": 0.75}}
+'''
+
+REPORT_PIPELINE = '''
+stages:
+  numbers:
+    module: {package}.numbers
+    params: {{count: 5}}
+  result:
+    module: {package}.result
+    inputs: [numbers]
+'''
+
+RAY_PIPELINE = '''
+stages:
+  numbers:
+    module: {package}.numbers
+    params: {{count: 5}}
+  train:
+    module: {package}.train
+    inputs: [numbers]
+    params: {{steps: 3, workers: 2}}
+'''
+
 PIPELINE = '''
 stages:
   numbers:
@@ -98,8 +191,14 @@ class ToyProject:
         (self.package_dir / "numbers.py").write_text(NUMBERS_STAGE)
         (self.package_dir / "total.py").write_text(TOTAL_STAGE.format(package=self.package))
         (self.package_dir / "helper.py").write_text(HELPER)
+        (self.package_dir / "train.py").write_text(TRAIN_STAGE)
+        (self.package_dir / "result.py").write_text(REPORT_STAGE)
         self.pipeline = root / "pipeline.yaml"
         self.pipeline.write_text(textwrap.dedent(PIPELINE.format(package=self.package)))
+        self.ray_pipeline = root / "ray_pipeline.yaml"  # numbers, then a Ray Train stage
+        self.ray_pipeline.write_text(textwrap.dedent(RAY_PIPELINE.format(package=self.package)))
+        self.report_pipeline = root / "report_pipeline.yaml"  # numbers, then a stage that writes report.md
+        self.report_pipeline.write_text(textwrap.dedent(REPORT_PIPELINE.format(package=self.package)))
         self.artefacts = root / "artefacts"
 
     def cli(self, *args: str) -> tuple[list[str], dict[str, str]]:

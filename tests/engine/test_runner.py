@@ -8,6 +8,7 @@ import pytest
 from pix2point.cli import main
 from pix2point.engine.artefacts import MANIFEST, ArtefactStore
 from pix2point.engine.errors import PipelineError
+from pix2point.engine.failures import StageFailed
 from pix2point.engine.pipeline import load_pipeline
 from pix2point.engine.runner import run_pipeline, stage_states
 
@@ -66,7 +67,7 @@ def test_force_recomputes_and_replaces_the_artefact(toy):
 
 
 def test_failing_stage_leaves_no_artefact_and_no_temporary(toy):
-    with pytest.raises(RuntimeError, match="on purpose"):
+    with pytest.raises(StageFailed, match="stage numbers failed: RuntimeError: numbers stage failed on purpose"):
         run(toy, "numbers.fail_after_write=true")
     assert not (toy.artefacts / "numbers").exists() or not any((toy.artefacts / "numbers").iterdir())
     assert run(toy) == {"numbers": "ran", "total": "ran"}
@@ -124,7 +125,7 @@ def test_a_stage_that_takes_scratch_keeps_it_across_failed_attempts_until_comple
         "    if int(counter.read_text()) == 1:\n"
         "        raise RuntimeError('first attempt fails')",
     ))
-    with pytest.raises(RuntimeError, match="first attempt fails"):
+    with pytest.raises(StageFailed, match="first attempt fails"):
         run(toy, targets=["numbers"])
     assert [p.read_text() for p in toy.artefacts.glob("numbers/.scratch-*/attempts")] == ["1"]
     assert run(toy, targets=["numbers"]) == {"numbers": "ran"}

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from pix2point.engine.integrity import file_entry, local_differences
 from pix2point.engine.locks import FileLockRecord, holding, process_alive
 
 MANIFEST = "_manifest.json"
@@ -51,6 +52,10 @@ class ArtefactStore:
 
     def manifest(self, stage: str, key: str) -> dict[str, Any]:
         return json.loads((self.path(stage, key) / MANIFEST).read_text())
+
+    def damage(self, stage: str, key: str, hashes: bool = False) -> list[str]:
+        """How a complete artefact's files differ from its manifest (integrity.py); empty when intact."""
+        return local_differences(self.path(stage, key), self.manifest(stage, key)["files"], hashes)
 
     def complete_keys(self, stage: str) -> list[str]:
         stage_dir = self.root / stage
@@ -93,6 +98,11 @@ class ArtefactStore:
             shutil.rmtree(retired, ignore_errors=True)
         else:
             temporary.rename(final)
+
+    def discard(self, stage: str, key: str) -> None:
+        """Remove an artefact, its manifest first so that it stops counting at once."""
+        (self.path(stage, key) / MANIFEST).unlink(missing_ok=True)
+        shutil.rmtree(self.path(stage, key), ignore_errors=True)
 
     def scratch(self, stage: str, key: str) -> Path:
         """A working directory for one key that survives killed runs (checkpoints to resume from)."""
@@ -139,7 +149,7 @@ def _temporary_owner(name: str) -> tuple[str, int] | None:
 
 def _list_files(directory: Path) -> list[dict[str, Any]]:
     return [
-        {"path": str(path.relative_to(directory)), "bytes": path.stat().st_size}
+        file_entry(path, str(path.relative_to(directory)))
         for path in sorted(directory.rglob("*"))
         if path.is_file() and path.name != MANIFEST
     ]

@@ -28,6 +28,7 @@ import pyarrow.fs as pafs
 
 from pix2point.engine.artefacts import MANIFEST, ArtefactStore, describe_files, manifest_text
 from pix2point.engine.errors import PipelineError
+from pix2point.engine.integrity import differences, stream_sha256
 from pix2point.engine.locks import ObjectLockRecord, holding
 
 
@@ -49,6 +50,19 @@ class RemoteArtefactStore:
         with self.filesystem.open_input_stream(self._manifest_path(stage, key)) as stream:
             return json.loads(stream.read())
 
+    def damage(self, stage: str, key: str, hashes: bool = False) -> list[str]:
+        """How the stored files differ from the manifest (sizes from one listing; hashes read every file)."""
+        listed = self.manifest(stage, key)["files"]
+        prefix = self._prefix(stage, key)
+        infos = self.filesystem.get_file_info([f"{prefix}/{entry['path']}" for entry in listed])
+        sizes = {entry["path"]: info.size if info.type == pafs.FileType.File else None for entry, info in zip(listed, infos)}
+
+        def sha256_of(relative: str) -> str:
+            with self.filesystem.open_input_stream(f"{prefix}/{relative}") as stream:
+                return stream_sha256(stream)
+
+        return differences(listed, sizes.get, sha256_of if hashes else None)
+
     def complete_keys(self, stage: str) -> list[str]:
         listing = self.filesystem.get_file_info(pafs.FileSelector(f"{self.base}/{stage}", allow_not_found=True))
         keys = [entry.base_name for entry in listing if entry.type == pafs.FileType.Directory]
@@ -60,7 +74,11 @@ class RemoteArtefactStore:
 
     def local_copy(self, stage: str, key: str) -> Path:
         """The artefact in the local mirror, downloaded first if the mirror lacks it."""
-        if not self.cache.is_complete(stage, key):
+        mirrored = self.cache.is_complete(stage, key)
+        if mirrored and self.cache.damage(stage, key):
+            self.cache.discard(stage, key)  # the mirror's copy was damaged: fetch it again
+            mirrored = False
+        if not mirrored:
             if not self.is_complete(stage, key):
                 raise PipelineError(f"{self.location(stage, key)}: no artefact there (no {MANIFEST})")
             with self.cache.writing(stage, key) as temporary:

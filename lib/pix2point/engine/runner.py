@@ -13,6 +13,7 @@ from typing import Literal
 
 import pix2point
 from pix2point.engine.errors import PipelineError
+from pix2point.engine.failures import StageFailed
 from pix2point.engine.keys import code_fingerprint, stage_key
 from pix2point.engine.pipeline import Pipeline, Stage
 from pix2point.engine.stores import Store
@@ -20,7 +21,7 @@ from pix2point.parallel import counting_task_nodes
 
 log = logging.getLogger(__name__)
 
-StageState = Literal["cached", "stale", "missing"]
+StageState = Literal["cached", "damaged", "stale", "missing"]
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,13 @@ def compute_keys(pipeline: Pipeline) -> dict[str, str]:
     return keys
 
 
-def stage_states(pipeline: Pipeline, store: Store) -> dict[str, tuple[str, StageState]]:
-    """Each stage's key and whether its artefact is cached, stale (only other keys exist) or missing."""
+def stage_states(pipeline: Pipeline, store: Store, verify: bool = False) -> dict[str, tuple[str, StageState]]:
+    """Each stage's key and whether its artefact is cached, damaged (its files differ from its manifest: sizes,
+    and with `verify` content hashes; `store.damage` says how), stale (only other keys exist) or missing."""
     states = {}
     for name, key in compute_keys(pipeline).items():
         if store.is_complete(name, key):
-            states[name] = (key, "cached")
+            states[name] = (key, "damaged" if store.damage(name, key, verify) else "cached")
         else:
             states[name] = (key, "stale" if store.complete_keys(name) else "missing")
     return states
@@ -85,7 +87,7 @@ def run_pipeline(
     """Run the selected stages; `before_first_run` is called once, only if some stage must run (starts Ray).
 
     A stage is computed under its artefact's lock: a concurrent run of the same pipeline on the same root
-    waits for it and then finds it cached.
+    waits for it and then finds it cached. A stage that raises ends the run with StageFailed (its root cause).
     """
     selected = select_stages(pipeline, list(targets), only)
     keys = compute_keys(pipeline)
@@ -93,21 +95,43 @@ def run_pipeline(
         _require_built_inputs(pipeline.stages[only], keys, store)
     outcomes: list[StageOutcome] = []
     started = False
+    # Rebuilt because they were damaged, or an input was: what reads them is rebuilt too, since when the
+    # damage happened (before or after a downstream stage read the file) cannot be known.
+    rebuilt: set[str] = set()
     for name in selected:
         key = keys[name]
         cached = StageOutcome(name, key, "cached", 0.0, store.location(name, key))
-        if store.is_complete(name, key) and not force:
+        damaged_input = next((upstream for upstream in pipeline.stages[name].inputs if upstream in rebuilt), None)
+        reuse = not force and damaged_input is None
+        if reuse and _intact(store, name, key, say=False):
             outcomes.append(cached)
             continue
         with store.lock(name, key):
-            if store.is_complete(name, key) and not force:
+            if reuse and _intact(store, name, key, say=True):
                 outcomes.append(cached)  # another run computed it while this one waited
                 continue
+            if damaged_input is not None:
+                log.warning("stage %s (key %s): rebuilding, its input %s was damaged and rebuilt", name, key, damaged_input)
+            if damaged_input is not None or (reuse and store.is_complete(name, key)):
+                rebuilt.add(name)
             if not started:
                 before_first_run()
                 started = True
-            outcomes.append(_run_stage(pipeline, pipeline.stages[name], keys, store))
+            try:
+                outcomes.append(_run_stage(pipeline, pipeline.stages[name], keys, store))
+            except Exception as error:
+                raise StageFailed(name, key, error) from error
     return outcomes
+
+
+def _intact(store: Store, name: str, key: str, say: bool) -> bool:
+    """Complete, with every file the size its manifest records; with `say`, a damaged one is logged."""
+    if not store.is_complete(name, key):
+        return False
+    damage = store.damage(name, key)
+    if damage and say:
+        log.warning("stage %s (key %s): artefact damaged, rebuilding it and what uses it: %s", name, key, "; ".join(damage))
+    return not damage
 
 
 def _require_built_inputs(stage: Stage, keys: dict[str, str], store: Store) -> None:
@@ -116,6 +140,11 @@ def _require_built_inputs(stage: Stage, keys: dict[str, str], store: Store) -> N
             raise PipelineError(
                 f"--only {stage.name}: its input stage {upstream!r} is not built for the current params "
                 f"(key {keys[upstream]}); run `pix2point run {upstream}` first, or leave out --only"
+            )
+        if damage := store.damage(upstream, keys[upstream]):
+            raise PipelineError(
+                f"--only {stage.name}: its input stage {upstream!r} (key {keys[upstream]}) is damaged: "
+                f"{'; '.join(damage)}; run `pix2point run {upstream}` to rebuild it, or leave out --only"
             )
 
 
@@ -144,6 +173,7 @@ def _run_stage(pipeline: Pipeline, stage: Stage, keys: dict[str, str], store: St
         }
         store.commit(temporary, stage.name, key, manifest)
     store.remove_scratch(stage.name, key)
+    log.info("stage %s (key %s): done in %.1f s", stage.name, key, seconds)
     return StageOutcome(stage.name, key, "ran", seconds, store.location(stage.name, key), len(tasks_per_node))
 
 

@@ -25,6 +25,7 @@ from pix2point.io.objects_table import Objects, read_objects
 from pix2point.models.fip import FipMode, apply_fip, trainable_parameters
 from pix2point.models.object_classifier import ClassifierSpec, Init, build_classifier
 from pix2point.training import distributed
+from pix2point.training.progress import Progress
 from pix2point.training.object_data import ObjectAugmentation, augment_object, epoch_order, few_shot_indices, object_batch
 
 
@@ -93,6 +94,7 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, train: 
     ddp_model = ray.train.torch.prepare_model(model)
     chosen = few_shot_indices(train.labels, run.shots, run.seed)
     started = time.perf_counter() - seconds_before
+    console = Progress(f"run {run.name}", total_steps, step)
     for epoch in range(step // steps_per_epoch, config.epochs):
         order = chosen[epoch_order(len(chosen), steps_per_epoch * config.batch_size,
                                    np.random.default_rng([run.seed, rank, epoch]))]
@@ -112,9 +114,7 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, train: 
         record = ClassifyEpoch(run.name, epoch + 1, step, distributed.mean_over_workers(
             float(np.mean(losses)) if losses else float("nan")), accuracy, time.perf_counter() - started)
         state["history"].append(record)
-        if rank == 0:
-            print(f"run {run.name} epoch {record.epoch}/{config.epochs}: train loss {record.train_loss:.3f}, "
-                  f"test accuracy {accuracy:.3f} ({record.seconds:.0f} s)")
+        console.report(step, epoch=record.epoch, loss=record.train_loss, test_accuracy=accuracy)
     if rank == 0 and config.save_models:
         path = model_path(config.out, run.name)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,8 @@ import torch.distributed as dist
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
+from pix2point.training import progress
+
 STATE_FILE = "state.pt"
 
 
@@ -22,9 +24,16 @@ def fit(train_loop: Callable[[dict], None], config: dict[str, Any], *, num_worke
 
     Checkpoints go under `storage/name`; a later call with the same storage and name resumes from the
     latest of them (Ray Train restores its checkpoint manager from that folder), which is how a killed
-    stage continues instead of starting over.
+    stage continues instead of starting over. Progress lines the workers send (progress.py) are logged here.
     """
-    trainer = TorchTrainer(
+    with progress.relay() as progress_lines:
+        return _trainer(progress.sending_to(progress_lines, train_loop), config, num_workers=num_workers,
+                        cpus_per_worker=cpus_per_worker, use_gpu=use_gpu, storage=storage, name=name).fit()
+
+
+def _trainer(train_loop: Callable[[dict], None], config: dict[str, Any], *, num_workers: int, cpus_per_worker: int,
+             use_gpu: bool, storage: Path, name: str) -> TorchTrainer:
+    return TorchTrainer(
         train_loop,
         train_loop_config=config,
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
@@ -38,7 +47,6 @@ def fit(train_loop: Callable[[dict], None], config: dict[str, Any], *, num_worke
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
     )
-    return trainer.fit()
 
 
 def latest_state(device: torch.device) -> dict[str, Any] | None:

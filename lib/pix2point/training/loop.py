@@ -12,6 +12,7 @@ import ray.train.torch
 import torch
 
 from pix2point.training import distributed
+from pix2point.training.progress import Progress
 
 
 @dataclass
@@ -57,6 +58,7 @@ def run_steps(training: StepTraining, steps: int, checkpoint_every: int) -> tupl
     training.model = ray.train.torch.prepare_model(
         module, parallel_strategy_kwargs={"find_unused_parameters": training.has_unused_parameters})
     started = time.perf_counter()
+    console = Progress(type(training).__name__.removesuffix("Training"), steps, start_step)
     for step in range(start_step, steps):
         lr = training.schedule.get_last_lr()[0]  # the rate this step uses
         averaged, own = training.step()
@@ -67,6 +69,7 @@ def run_steps(training: StepTraining, steps: int, checkpoint_every: int) -> tupl
             snapshot = {"model": module.state_dict(), "optimizer": training.optimizer.state_dict(),
                         "schedule": training.schedule.state_dict(), "history": history, "step": step + 1}
             distributed.report({"step": step + 1, "loss": history[-1]["loss"], "resumed_from_step": start_step}, snapshot)
+            console.report(step + 1, loss=history[-1]["loss"], lr=lr)
     return module, history, start_step
 
 

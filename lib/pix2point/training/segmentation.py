@@ -24,6 +24,7 @@ from pix2point.models.backbone import BackboneSpec, build_backbone, point_input_
 from pix2point.models.heads import SegmentationHead
 from pix2point.training import distributed
 from pix2point.training.augment import PointAugmentation, augment_points
+from pix2point.training.progress import Progress
 from pix2point.training.segmentation_data import LabelledScene, LabelUnit, limited_labels, validation_scenes
 from pix2point.training.voxelize import SparseBatch, collate_sparse, voxelize
 
@@ -133,7 +134,7 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
     rng = np.random.default_rng([run.seed, rank, start_step])
     loss_function = nn.CrossEntropyLoss()
     started, running_loss = time.perf_counter(), []
-    confusion = None
+    confusion, console = None, Progress(f"run {run.name}", config.steps, start_step)
     for step in range(start_step, config.steps):
         chosen = rng.choice(len(training), size=min(config.scenes_per_batch, len(training)), replace=False)
         batch, sample, point, label = scene_batch([training[i].points for i in chosen], config.backbone, rng,
@@ -151,6 +152,7 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
             state["history"].append(EpochRecord(run.name, (step + 1) // config.eval_every, distributed.mean_over_workers(
                 float(np.mean(running_loss))), scores.miou, scores.mean_class_accuracy, time.perf_counter() - started))
             running_loss = []
+            console.report(step + 1, loss=state["history"][-1].train_loss, val_miou=scores.miou)
         if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
             distributed.checkpoint_run(state, distributed.run_snapshot(run.name, step + 1, model, optimizer,
                                                                        schedule, best=best))

@@ -1,0 +1,100 @@
+"""Training progress for the console: one line per checkpoint or epoch (step, loss, steps/s, ETA), sent by
+rank 0 only, so each line appears once however many workers train.
+
+Workers run in Ray actors whose output goes to Ray's logs, so `distributed.fit` opens a `relay`: a Ray
+queue the workers put their lines into and a driver thread that logs each one as `pix2point.progress`
+(which the engine's console shows). A training loop run outside `fit` prints its lines instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+import ray.train
+from ray.util.queue import Empty, Queue
+
+log = logging.getLogger(__name__)
+_POLL_SECONDS = 0.5
+_sink: Queue | None = None  # set in a worker by the loop `sending_to` wraps
+
+
+@dataclass
+class Progress:
+    """A run of `total_steps` optimiser steps, continued from `first_step` (0, or a resumed checkpoint's)."""
+
+    run: str
+    total_steps: int
+    first_step: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def line(self, step: int, **values: float) -> str:
+        """`<run>: step s/S, loss 1.234, ..., 2.5 steps/s, ETA 1m05s`; rate and ETA over the steps this process ran."""
+        elapsed = time.perf_counter() - self.started
+        rate = (step - self.first_step) / elapsed if elapsed > 0 and step > self.first_step else 0.0
+        eta = _duration((self.total_steps - step) / rate) if rate else "?"
+        shown = ", ".join(f"{name} {value:.4g}" for name, value in values.items())
+        return f"{self.run}: step {step}/{self.total_steps}, {shown}, {rate:.2f} steps/s, ETA {eta}"
+
+    def report(self, step: int, **values: float) -> None:
+        """Send `line(...)` to the console, from rank 0 only."""
+        if ray.train.get_context().get_world_rank() == 0:
+            send(self.line(step, **values))
+
+
+def send(line: str) -> None:
+    if _sink is None:
+        print(line, flush=True)
+    else:
+        _sink.put(line)
+
+
+def sending_to(sink: Queue, train_loop: Callable[[Any], None]) -> Callable[[Any], None]:
+    """`train_loop` that, in each worker, sends its progress lines into `sink`."""
+
+    def train_loop_with_progress(config: Any) -> None:
+        _install(sink)
+        train_loop(config)
+
+    return train_loop_with_progress
+
+
+def _install(sink: Queue | None) -> None:
+    global _sink
+    _sink = sink
+
+
+@contextmanager
+def relay() -> Iterator[Queue]:
+    """A queue for workers' lines; a driver thread logs them (INFO, `pix2point.progress`) until the block ends."""
+    queue = Queue(actor_options={"num_cpus": 0})  # no CPU: it must never wait behind the workers' placement group
+    done = threading.Event()
+    thread = threading.Thread(target=_log_lines, args=(queue, done), name="pix2point-progress", daemon=True)
+    thread.start()
+    try:
+        yield queue
+    finally:
+        done.set()
+        thread.join()
+        queue.shutdown()
+
+
+def _log_lines(queue: Queue, done: threading.Event) -> None:
+    while True:
+        try:
+            log.info(queue.get(timeout=_POLL_SECONDS))
+        except Empty:
+            if done.is_set():
+                return
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"

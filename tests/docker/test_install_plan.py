@@ -1,0 +1,66 @@
+"""scripts/install.sh chooses the CUDA build on a host with an NVIDIA driver (issue 15.7): its --dry-run plan,
+with a stub `nvidia-smi` (and `nvcc`) on PATH. No GPU here; the plan is what `make run` would do."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV = Path(sys.prefix)  # the venv running the tests: torch is a CPU build here
+
+NVIDIA_SMI = """#!/bin/sh
+case "$*" in
+  *query-gpu=name*) printf 'NVIDIA H200\\nNVIDIA H200\\n' ;;
+  *query-gpu=compute_cap*) printf '9.0\\n9.0\\n' ;;
+  *) printf '| NVIDIA-SMI 570.86.15    Driver Version: 570.86.15    CUDA Version: %s |\\n' "{cuda}" ;;
+esac
+"""
+
+
+def plan(tmp_path: Path, cuda: str | None, nvcc: str = "12.8", **env: str) -> str:
+    stubs = tmp_path / "bin"
+    stubs.mkdir(exist_ok=True)
+    if cuda is not None:
+        (stubs / "nvidia-smi").write_text(NVIDIA_SMI.replace("{cuda}", cuda))
+    (stubs / "nvcc").write_text(f"#!/bin/sh\necho 'Cuda compilation tools, release {nvcc}, V{nvcc}.93'\n")
+    for stub in stubs.iterdir():
+        stub.chmod(0o755)
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("ME_CUDA", "TORCH_INDEX_URL", "TORCH_CUDA_ARCH_LIST", "PIX2POINT_CPU", "CUDA_HOME")}
+    environment.update(PATH=f"{stubs}{os.pathsep}{os.environ['PATH']}", VENV=str(VENV), **env)
+    done = subprocess.run(["bash", "scripts/install.sh", "--dry-run"], cwd=ROOT, env=environment,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "installing" not in done.stdout and "building" not in done.stdout  # a dry run changes nothing
+    return done.stdout
+
+
+def test_a_gpu_host_gets_cuda_torch_and_minkowskiengine_built_for_its_gpus(tmp_path):
+    output = plan(tmp_path, cuda="12.8")
+    assert "GPU: NVIDIA H200 (compute capability 9.0), driver CUDA 12.8: CUDA build (cu128)" in output
+    assert "torch torch==2.13.0 from https://download.pytorch.org/whl/cu128" in output
+    assert "(installed: 2.13.0+cpu cpu): the CPU build is replaced, MinkowskiEngine rebuilt" in output
+    assert f"MinkowskiEngine 0.5.4 with CUDA for TORCH_CUDA_ARCH_LIST='9.0', nvcc: {tmp_path / 'bin' / 'nvcc'} (CUDA 12.8)" in output
+
+
+def test_an_older_driver_gets_the_older_wheel_and_a_too_old_one_the_cpu_build(tmp_path):
+    assert "download.pytorch.org/whl/cu126" in plan(tmp_path, cuda="12.6")
+    output = plan(tmp_path, cuda="12.2")
+    assert "driver's CUDA '12.2' is older than 12.6" in output and "MinkowskiEngine 0.5.4 CPU-only build" in output
+
+
+def test_no_driver_or_an_explicit_choice_keeps_what_was_asked(tmp_path):
+    output = plan(tmp_path, cuda=None)
+    assert "GPU: none found" in output and "torch torch==2.13.0 from PyPI" in output and "CPU-only build" in output
+    assert "CPU-only build" in plan(tmp_path, cuda="12.8", PIX2POINT_CPU="1")
+    # The CUDA image sets ME_CUDA=1 at build time, where no GPU is visible: its choice stands.
+    output = plan(tmp_path, cuda=None, ME_CUDA="1", TORCH_INDEX_URL="https://download.pytorch.org/whl/cu128")
+    assert "not looked for" in output and "with CUDA for TORCH_CUDA_ARCH_LIST='torch default'" in output
+
+
+def test_an_nvcc_of_another_cuda_major_version_than_the_wheel_is_refused_with_what_to_do(tmp_path):
+    output = plan(tmp_path, "13.0", nvcc="13.0")  # a CUDA 13 driver runs the cu128 wheel; CUDA 13's nvcc cannot build for it
+    assert f"nvcc: {tmp_path / 'bin' / 'nvcc'} is CUDA 13.0, the torch wheel CUDA 12: set CUDA_HOME to a CUDA 12 toolkit" in output

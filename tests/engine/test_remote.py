@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pix2point.engine.artefacts import MANIFEST
+from pix2point.engine.failures import StageFailed
 from pix2point.engine.pipeline import load_pipeline
 from pix2point.engine.remote import RemoteArtefactStore
 from pix2point.engine.runner import run_pipeline, stage_states
@@ -116,7 +117,7 @@ def test_the_manifest_is_uploaded_after_every_other_file(toy, s3_root, tmp_path)
 
 def test_an_upload_that_dies_before_the_manifest_leaves_the_stage_missing_and_the_next_run_redoes_it(toy, s3_root, tmp_path):
     failing = RemoteArtefactStore(s3_root, tmp_path / "cache", filesystem=pafs.PyFileSystem(RecordingHandler(open_store(s3_root).filesystem, fail_on=MANIFEST)))
-    with pytest.raises(OSError, match="interrupted"):
+    with pytest.raises(StageFailed, match="stage numbers failed: OSError: upload of .* interrupted"):
         run(toy, failing, targets=["numbers"])
     (leftover,) = {name.split("/")[0] for name in objects(s3_root, "numbers") if not name.startswith(".lock-")}
     assert f"{leftover}/numbers.parquet" in objects(s3_root, "numbers"), "the data files were uploaded"

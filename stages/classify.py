@@ -10,22 +10,26 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pix2point.evaluation.classification_report import write_report
 from pix2point.io.classify_table import read_history, read_runs, run_name
 from pix2point.io.objects_table import class_names
 from pix2point.io.paths import AbsolutePath
-from pix2point.models.fip import FipMode
-from pix2point.models.inflated_efficientnet import Pooling
-from pix2point.models.inflation import Axis, InflationOptions
-from pix2point.models.object_classifier import ClassifierNetwork, ClassifierSpec, Init
-from pix2point.training.classification import ClassifyConfig, ClassifyRunSpec, train_loop
-from pix2point.training.distributed import fit
-from pix2point.training.object_data import ObjectAugmentation
+from pix2point.models.classifier_spec import (
+    Axis,
+    ClassifierNetwork,
+    ClassifierSpec,
+    FipMode,
+    InflationOptions,
+    Init,
+    Pooling,
+)
 from pix2point.training.params import RayTrainParams, SGDParams
+
+if TYPE_CHECKING:  # the training code (torch, MinkowskiEngine, Ray) is imported by run: loading the pipeline stays light
+    from pix2point.training.classification import ClassifyRunSpec
 
 
 class Variant(BaseModel):
@@ -74,6 +78,11 @@ class Params(SGDParams, RayTrainParams):
 
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
+    from pix2point.evaluation.classification_report import write_report
+    from pix2point.training.classification import ClassifyConfig, train_loop
+    from pix2point.training.distributed import fit
+    from pix2point.training.object_data import ObjectAugmentation
+
     objects_dir = inputs["objects"]
     names = tuple(class_names(objects_dir))
     config = ClassifyConfig(
@@ -92,6 +101,8 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
 
 def run_specs(params: Params) -> tuple[ClassifyRunSpec, ...]:
     """Shots outermost, so a killed stage has finished whole shot counts first."""
+    from pix2point.training.classification import ClassifyRunSpec
+
     return tuple(
         ClassifyRunSpec(run_name(variant.init, variant.fip, shots, seed), variant.init, variant.fip, shots, seed)
         for shots in (None if count == "all" else count for count in params.shots)

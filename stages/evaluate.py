@@ -10,21 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow.parquet as pq
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from pix2point.evaluation.feature_probe import ProbeScore, linear_probe, tsne_embedding
-from pix2point.evaluation.plots import plot_confusion, plot_pretrain_loss, plot_tsne, plot_validation_curves
-from pix2point.evaluation.report import Evaluation, LossSummary, manifest_metrics, print_summary, write_report
 from pix2point.evaluation.summary import CellSummary, pretraining_gains, score_runs, summarise_cells
 from pix2point.io.finetune_table import read_history, read_runs, runs_metadata
 from pix2point.io.scenes_table import class_names, read_points, read_splits
-from pix2point.models.backbone import build_backbone, embed_points, load_backbone
 from pix2point.parallel import map_tasks
-from pix2point.training.ppkt import LOSS_FILE
+
+if TYPE_CHECKING:  # scikit-learn, matplotlib and torch are imported where used: loading the pipeline stays light
+    from pix2point.evaluation.feature_probe import ProbeScore
+    from pix2point.evaluation.report import LossSummary
 
 
 class Params(BaseModel):
@@ -59,6 +58,9 @@ class PointSample:
 
 
 def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
+    from pix2point.evaluation.plots import plot_pretrain_loss, plot_validation_curves
+    from pix2point.evaluation.report import Evaluation, manifest_metrics, print_summary, write_report
+
     runs = read_runs(inputs["finetune"])
     run_class_names, label_unit = runs_metadata(inputs["finetune"])
     scored = score_runs(runs)
@@ -86,6 +88,8 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
 
 def read_pretrain_loss(pretrain_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """(step, loss) of the pretrain artefact's loss log, in step order; its other columns are not needed."""
+    from pix2point.training.ppkt import LOSS_FILE  # here, not at the top: torch stays out of loading the pipeline
+
     path = pretrain_dir / LOSS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"the pretrain artefact has no loss log: {path}")
@@ -100,11 +104,15 @@ def read_pretrain_loss(pretrain_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def summarise_loss(step: np.ndarray, loss: np.ndarray) -> LossSummary:
+    from pix2point.evaluation.report import LossSummary
+
     return LossSummary(steps=len(step), first=float(loss[0]), last=float(loss[-1]), minimum=float(loss.min()))
 
 
 def confusion_figures(cells: list[CellSummary], names: list[str], out: Path) -> dict[str, str]:
     """One confusion matrix per (init, label fraction), summed over its seeds."""
+    from pix2point.evaluation.plots import plot_confusion
+
     return {
         f"Confusion, {cell.label} (summed over seeds {list(cell.seeds)})": plot_confusion(
             cell.confusion, names, cell.label, out / f"confusion_{cell.init}_labels{cell.label_fraction:g}.png").name
@@ -113,6 +121,9 @@ def confusion_figures(cells: list[CellSummary], names: list[str], out: Path) -> 
 
 
 def tsne_figure(sample: PointSample, params: Params, point_class_names: list[str], out: Path) -> str:
+    from pix2point.evaluation.feature_probe import tsne_embedding
+    from pix2point.evaluation.plots import plot_tsne
+
     embedding = tsne_embedding(sample.pretrained, params.tsne_perplexity, params.seed)
     return plot_tsne(embedding, sample.labels, point_class_names, out / "tsne.png").name
 
@@ -134,6 +145,10 @@ def sample_jobs(params: Params, scenes_dir: Path) -> list[SceneSampleJob]:
 
 def sample_scene(job: SceneSampleJob, *, scenes_dir: Path, pretrain_dir: Path) -> PointSample:
     """Embed the whole scene (a point's feature depends on its neighbours), then keep the sampled labelled points."""
+    import torch
+
+    from pix2point.models.backbone import build_backbone, embed_points, load_backbone
+
     points = read_points(scenes_dir, job.scene)
     labelled = np.flatnonzero(points.label >= 0)
     rng = np.random.default_rng([job.seed, *job.scene.encode()])
@@ -150,5 +165,7 @@ def sample_scene(job: SceneSampleJob, *, scenes_dir: Path, pretrain_dir: Path) -
 
 
 def probe_scores(sample: PointSample, seed: int) -> list[ProbeScore]:
+    from pix2point.evaluation.feature_probe import linear_probe
+
     feature_sets = {"pretrained": sample.pretrained, "random_init": sample.random_init, "input_rgb_xyz": sample.input_rgb_xyz}
     return [linear_probe(name, features, sample.labels, seed) for name, features in feature_sets.items()]

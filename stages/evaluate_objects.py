@@ -15,21 +15,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow.parquet as pq
-import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
-from sklearn.model_selection import StratifiedKFold
 
 from pix2point.evaluation.linear_svm import I2P_MAE_MODELNET40_C, linear_svm_score
-from pix2point.evaluation.plots import plot_pretrain_loss
 from pix2point.evaluation.svm_report import RANDOM, EncoderScore, write_report
 from pix2point.io.objects_table import Objects, class_names, read_objects
-from pix2point.models.point_m2ae import (
-    HierarchicalEncoder, PointM2AESpec, embed_objects, load_encoder, load_encoder_spec,
-)
-from pix2point.training.i2p_mae import LOSS_FILE, PRETRAINING_FILE
+from pix2point.models.point_m2ae_spec import PointM2AESpec, load_encoder_spec
+
+if TYPE_CHECKING:  # torch is imported by run: loading the pipeline stays light
+    from pix2point.models.point_m2ae import HierarchicalEncoder
 
 OBJECTS_INPUT = "objects"
 
@@ -46,6 +44,12 @@ class Params(BaseModel):
 
 
 def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
+    import torch
+
+    from pix2point.evaluation.plots import plot_pretrain_loss
+    from pix2point.models.point_m2ae import HierarchicalEncoder, load_encoder
+    from pix2point.training.i2p_mae import LOSS_FILE
+
     pretrained = {name: path for name, path in inputs.items() if name != OBJECTS_INPUT}
     if OBJECTS_INPUT not in inputs or not pretrained:
         raise ValueError(f"evaluate_objects needs the {OBJECTS_INPUT!r} input and at least one I2P-MAE pretrain "
@@ -64,6 +68,8 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
 
 
 def read_pretraining(directory: Path) -> dict:
+    from pix2point.training.i2p_mae import PRETRAINING_FILE
+
     path = directory / PRETRAINING_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing; is {directory} an I2P-MAE pretrain artefact?")
@@ -81,6 +87,8 @@ def common_spec(pretrained: dict[str, Path]) -> PointM2AESpec:
 
 def score_encoder(name: str, encoder: HierarchicalEncoder, pretraining: dict | None, train: Objects, test: Objects,
                   params: Params) -> EncoderScore:
+    from pix2point.models.point_m2ae import embed_objects
+
     train_features = embed_objects(encoder, train.points, params.batch_size)
     test_features = embed_objects(encoder, test.points, params.batch_size)
     candidates = params.svm_c if isinstance(params.svm_c, tuple) else (params.svm_c,)
@@ -92,6 +100,8 @@ def score_encoder(name: str, encoder: HierarchicalEncoder, pretraining: dict | N
 
 def cross_validated(features: np.ndarray, labels: np.ndarray, c: float, folds: int, seed: int) -> float:
     """Mean accuracy of the SVM over stratified folds of the train split (no test objects used)."""
+    from sklearn.model_selection import StratifiedKFold
+
     smallest = np.unique(labels, return_counts=True)[1].min()
     if smallest < folds:
         raise ValueError(f"param 'cv_folds' = {folds} exceeds the {smallest} training objects of the "

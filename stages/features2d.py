@@ -14,19 +14,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import ray
-import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 from tqdm import tqdm
 
 from pix2point.io.paths import AbsolutePath
 from pix2point.io.features_table import FeatureShardWriter, features_schema
-from pix2point.io.images import normalise_images, prefetched_image_batches
 from pix2point.io.scenes_table import Frame, read_frames
-from pix2point.models.teachers import Teacher, TeacherLayer, TeacherName, build_teacher, teacher_layer
+from pix2point.models.teacher_layers import TeacherLayer, TeacherName, teacher_layer
 from pix2point.parallel import cluster_cpus
+
+if TYPE_CHECKING:  # torch and Ray are imported where the work runs: loading the pipeline must stay light
+    import ray
+    import torch
+
+    from pix2point.models.teachers import Teacher
 
 
 class Params(BaseModel):
@@ -79,6 +83,8 @@ class WorkerDone:
 
 
 def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
+    import ray
+
     started = time.perf_counter()
     batches = plan_batches(read_frames(inputs["scenes"]), params.frame_step, params.batch_size)
     groups = group_scenes(batches, params.num_workers)
@@ -135,6 +141,11 @@ def frame_count(batches: list[FrameBatch]) -> int:
 def extract_features(batches: list[FrameBatch], params: Params, out: Path,
                      cpus: int) -> Iterator[BatchDone | WorkerDone]:
     """The Ray task: teacher features of `batches` written as one shard per scene; yields progress."""
+    import torch
+
+    from pix2point.io.images import prefetched_image_batches
+    from pix2point.models.teachers import build_teacher
+
     torch.set_num_threads(cpus)
     device = torch.device("cuda" if params.gpus_per_worker > 0 else "cpu")
     teacher = build_teacher(params.teacher, params.layer, params.teacher_weights).to(device)
@@ -161,6 +172,10 @@ def extract_features(batches: list[FrameBatch], params: Params, out: Path,
 
 def teacher_features(teacher: Teacher, pixels: np.ndarray, device: torch.device) -> np.ndarray:
     """[B, H, W, 3] uint8 RGB -> [B, C, H / stride, W / stride] float16 teacher features."""
+    import torch
+
+    from pix2point.io.images import normalise_images
+
     with torch.inference_mode():
         images = torch.from_numpy(pixels).to(device, non_blocking=True)
         return teacher(normalise_images(images, teacher.mean, teacher.std)).half().cpu().numpy()
@@ -184,6 +199,8 @@ def follow_streams(streams: list[ray.ObjectRefGenerator], total_frames: int) -> 
     """Drive a progress bar from the tasks' progress items; returns each task's final report.
 
     A failing task cancels the others and raises its error (a RayTaskError that is also the original type)."""
+    import ray
+
     reports = []
     pending = list(streams)
     try:
@@ -214,11 +231,15 @@ def feature_shape(layer: TeacherLayer, image_size: tuple[int, int]) -> tuple[int
 
 def _default_cpus_per_worker(workers: int) -> int:
     # The cluster's CPUs shared among the workers, but never more than one node has: such a task would wait for ever.
+    import ray
+
     largest_node = max(int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node["Alive"])
     return max(1, min(largest_node, cluster_cpus() // max(workers, 1)))
 
 
 def _check_gpus(gpus_per_worker: float) -> None:
+    import ray
+
     available = ray.cluster_resources().get("GPU", 0)
     if gpus_per_worker > available:
         raise ValueError(f"gpus_per_worker={gpus_per_worker} but the Ray cluster has {available} GPUs")

@@ -16,10 +16,8 @@ from pydantic import ConfigDict, Field, model_validator
 
 from pix2point.io.finetune_table import run_name
 from pix2point.io.scenes_table import class_names, scene_names
-from pix2point.models.backbone import BACKBONE_WEIGHTS, load_backbone_spec
-from pix2point.training.distributed import fit
+from pix2point.models.backbone_spec import BACKBONE_WEIGHTS, load_backbone_spec
 from pix2point.training.params import PointAugmentationParams, RayTrainParams, SGDParams
-from pix2point.training.segmentation import FinetuneConfig, RunSpec, train_loop
 from pix2point.training.segmentation_data import LabelUnit
 
 
@@ -51,6 +49,10 @@ class Params(SGDParams, PointAugmentationParams, RayTrainParams):
 
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
+    # Imported here: the training code needs torch, MinkowskiEngine and Ray, which loading the pipeline must not.
+    from pix2point.training.distributed import fit
+    from pix2point.training.segmentation import FinetuneConfig, RunSpec, train_loop
+
     scenes_dir = inputs["scenes"]
     runs = tuple(
         RunSpec(run_name(init, fraction, seed), init, fraction, seed)

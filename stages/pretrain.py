@@ -16,17 +16,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
 from pix2point.io.features_table import feature_metadata
-from pix2point.models.backbone import BackboneSpec, InputFeatures
-from pix2point.models.point_m2ae import PointM2AESpec
-from pix2point.models.res16unet import UNetSizeName
-from pix2point.training import i2p_mae, ppkt
-from pix2point.training.distributed import fit
-from pix2point.training.params import AdamWParams, PointAugmentationParams, RayTrainParams, SGDParams
+from pix2point.models.backbone_spec import BackboneSpec, InputFeatures, UNetSizeName
+from pix2point.models.point_m2ae_spec import PointM2AESpec
+from pix2point.training.params import AdamWParams, Masking, PointAugmentationParams, RayTrainParams, SGDParams
+
+if TYPE_CHECKING:  # the training code (torch, MinkowskiEngine, Ray) is imported by run: loading the pipeline stays light
+    from pix2point.training import i2p_mae, ppkt
 
 VIEWS_INPUT = "views2d"
 
@@ -74,7 +74,7 @@ class I2PMAEParams(AdamWParams, RayTrainParams):
     token_embed_dims: tuple[int, int, int] = (128, 256, 512)
     decoder_depths: tuple[int, ...] = (1, 1)  # decodes the coarsest scales; reconstructs at the finest of them
     mask_ratio: float = Field(0.8, gt=0, lt=1)
-    masking: i2p_mae.Masking = "guided"  # guided: 2D saliency picks the visible tokens (needs views2d)
+    masking: Masking = "guided"  # guided: 2D saliency picks the visible tokens (needs views2d)
     saliency_temperature: float = Field(1.0, gt=0)  # softmax(saliency / T); the paper's T = 1
     target_2d: bool = True  # visible tokens also reconstruct the 3 views' 2D features (needs views2d)
     drop_path_rate: float = Field(0.1, ge=0, lt=1)  # the reference's stochastic depth, last block's rate
@@ -100,6 +100,8 @@ Params = Annotated[PPKTParams | I2PMAEParams, Field(discriminator="method")]
 
 
 def run(params: PPKTParams | I2PMAEParams, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
+    from pix2point.training import i2p_mae, ppkt
+
     if isinstance(params, I2PMAEParams):
         return _fit(i2p_mae.train_loop, i2p_mae_config(params, inputs, out), params, scratch, "i2p_mae")
     return _fit(ppkt.train_loop, ppkt_config(params, inputs, out), params, scratch, "ppkt")
@@ -107,6 +109,8 @@ def run(params: PPKTParams | I2PMAEParams, inputs: dict[str, Path], out: Path, s
 
 def _fit(train_loop: Callable[[Any], None], config: Any, params: PPKTParams | I2PMAEParams, scratch: Path,
          name: str) -> dict:
+    from pix2point.training.distributed import fit
+
     started = time.perf_counter()
     result = fit(train_loop, config, num_workers=params.num_workers, cpus_per_worker=params.cpus_per_worker,
                  use_gpu=params.use_gpu, storage=scratch, name=name)
@@ -122,6 +126,8 @@ def _fit(train_loop: Callable[[Any], None], config: Any, params: PPKTParams | I2
 def ppkt_config(params: PPKTParams, inputs: dict[str, Path], out: Path) -> ppkt.PPKTConfig:
     """The run's config, each worker's share of the batch; flip_2d without features2d's mirrored maps is an
     error naming both params, raised before any worker starts."""
+    from pix2point.training import ppkt
+
     if params.flip_2d and not feature_metadata(inputs["features2d"]).get("mirrored", False):
         raise ValueError(f"pretrain param flip_2d needs the teacher's maps of the mirrored images, which "
                          f"{inputs['features2d']} lacks: run features2d with mirrored: true, or set flip_2d: false")
@@ -144,6 +150,8 @@ def i2p_mae_config(params: I2PMAEParams, inputs: dict[str, Path], out: Path) -> 
             raise ValueError(f"pretrain method i2p_mae: param {key!r} = {getattr(params, key)!r} needs the "
                              f"{VIEWS_INPUT!r} stage among the stage's inputs (it has {sorted(inputs)}); add it, "
                              f"or set masking: random and target_2d: false")
+    from pix2point.training import i2p_mae
+
     return i2p_mae.I2PMAEConfig(
         objects_dir=inputs["objects"], views_dir=inputs.get(VIEWS_INPUT), out=out, encoder=params.encoder_spec(),
         decoder_depths=params.decoder_depths, mask_ratio=params.mask_ratio, masking=params.masking,

@@ -16,28 +16,28 @@ import time
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow.parquet as pq
-import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pix2point.geometry.interpolation import Interpolation
 from pix2point.geometry.orthographic import VIEW_AXES, check_image_size, project_views
-from pix2point.geometry.pixel_sampling import Interpolation, sample_at_pixels
-from pix2point.io.images import standardise_images
 from pix2point.io.objects_table import objects_path, read_objects
 from pix2point.io.paths import AbsolutePath
 from pix2point.io.views_table import Views, ViewsWriter, views_path, views_schema
-from pix2point.models.view_teachers import (
+from pix2point.models.teacher_layers import (
     CLIP_IMAGE_SIZE,
-    ViewTeacher,
     ViewTeacherName,
-    build_view_teacher,
     is_clip_teacher,
     saliency_stride,
     view_teacher_layer,
 )
 from pix2point.parallel import map_tasks
+
+if TYPE_CHECKING:  # torch is imported by the tasks that run the teacher: loading the pipeline stays light
+    from pix2point.models.view_teachers import ViewTeacher
 
 PARTS_DIR = ".parts"
 
@@ -126,6 +126,10 @@ def plan_chunks(objects_dir: Path, objects_per_task: int) -> list[ObjectChunk]:
 
 def write_part(chunk: ObjectChunk, params: Params, parts_dir: Path) -> Path:
     """The Ray task: one chunk's views, written as a part file (one row group); returns its path."""
+    import torch
+
+    from pix2point.models.view_teachers import build_view_teacher
+
     torch.set_num_threads(params.cpus_per_task)
     teacher = build_view_teacher(params.teacher, params.layer, params.teacher_weights)
     features, saliency, pixels = teacher_views(chunk.points, teacher, params)
@@ -150,6 +154,11 @@ def views_at_points(teacher: ViewTeacher, images: np.ndarray, pixels: np.ndarray
                     interpolation: Interpolation) -> tuple[np.ndarray, np.ndarray]:
     """[B, V, S, S] depth images in (0, 1) and [B, V, N, 2] (u, v) pixels -> the teacher's features
     [B, V, N, C] (float16) and saliency [B, V, N] (float32, in [0, 1]) at those pixels."""
+    import torch
+
+    from pix2point.geometry.pixel_sampling import sample_at_pixels
+    from pix2point.io.images import standardise_images
+
     batch, views, size = images.shape[:3]
     with torch.inference_mode():
         gray = torch.from_numpy(images).reshape(batch * views, 1, size, size)

@@ -18,11 +18,13 @@ from pix2point.engine.failures import StageFailed, describe, root_cause
 from pix2point.engine.pipeline import load_pipeline
 from pix2point.engine.report import write_report
 from pix2point.engine.runlog import append_traceback, new_log_path, quiet_console
-from pix2point.engine.runner import StageOutcome, run_pipeline, stage_states
+from pix2point.engine.runner import STATE_MEANINGS, StageOutcome, run_pipeline, stage_states
 from pix2point.engine.stores import Store, open_store
 
 DEFAULT_PIPELINE = Path("pipeline.yaml")
-console = Console(stderr=False)
+# Off a terminal (a pipe, `ray job logs`) no width is known and rich would assume 80 columns, folding keys and
+# paths mid-word; there rows stay whole, however long.
+console = Console(stderr=False, width=None if sys.stdout.isatty() else 1_000)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,18 +133,21 @@ def _print_status(pipeline, store: Store, verify: bool = False) -> None:
     table = Table(title=f"{pipeline.path} (profile: {pipeline.profile or 'default'})")
     for column in ("stage", "key", "state", "path"):
         table.add_column(column, overflow="fold")  # job logs are 80 columns wide: wrap paths, never cut them
-    colours = {"cached": "green", "damaged": "red", "stale": "yellow", "missing": "red"}
+    colours = {"cached": "green", "damaged": "red", "running": "cyan", "stale": "yellow", "missing": "red"}
     damaged = {}
     for name, (key, state) in stage_states(pipeline, store, verify).items():
-        table.add_row(name, key, f"[{colours[state]}]{state}[/]", store.location(name, key) if state in ("cached", "damaged") else "")
+        label = state
+        if state == "running" and (holder := store.lock_holder(name, key)) is not None:
+            label = f"running ({holder.host}, {holder.pid})"
+        table.add_row(name, key, f"[{colours[state]}]{label}[/]", store.location(name, key) if state in ("cached", "damaged") else "")
         if state == "damaged":
             damaged[name] = (key, store.damage(name, key, verify))
     console.print(table)
     for name, (key, problems) in damaged.items():
         for problem in problems:
             console.print(f"damaged: stage {name}, key {key}, file {problem}", highlight=False, soft_wrap=True)
-    if damaged:
-        console.print("`pix2point run` rebuilds a damaged artefact and what uses it.", highlight=False)
+    for state, meaning in STATE_MEANINGS.items():
+        console.print(f"  {state}: {meaning}", highlight=False)
 
 
 def _print_outcomes(outcomes: list[StageOutcome], console: Console) -> None:

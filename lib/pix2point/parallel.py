@@ -2,6 +2,9 @@
 
 Each task also reports the Ray node it ran on; a caller that wants to know where work ran (the engine,
 for a stage's manifest) opens `counting_task_nodes()` around the calls.
+
+Ray is imported where a task starts, not here: the engine and the stage modules import this module, and
+`pix2point status` must not pay for (or print the warnings of) Ray.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-import ray
 from tqdm import tqdm
 
 Item = TypeVar("Item")
@@ -45,6 +47,8 @@ def map_tasks(
     `shared` arguments are put in the object store once rather than copied into every task. A task
     that raises makes this raise the same error (Ray wraps it with the remote traceback).
     """
+    import ray
+
     remote_fn = ray.remote(num_cpus=num_cpus, max_retries=0)(_reporting_node(fn))
     shared_refs = {name: ray.put(value) for name, value in shared.items()}
     refs = [remote_fn.remote(item, **shared_refs) for item in items]
@@ -65,6 +69,8 @@ def map_tasks(
 
 def _reporting_node(fn: Callable[..., Result]) -> Callable[..., tuple[str, Result]]:
     def task(item, **shared):
+        import ray
+
         try:
             return ray.get_runtime_context().get_node_id(), fn(item, **shared)
         except Exception as error:
@@ -83,4 +89,6 @@ def _short(text: str, limit: int = 300) -> str:
 
 def cluster_cpus() -> int:
     """CPUs the connected Ray cluster offers (at least 1)."""
+    import ray
+
     return max(1, int(ray.cluster_resources().get("CPU", 1)))

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from pix2point.engine.integrity import file_entry, local_differences
-from pix2point.engine.locks import FileLockRecord, holding, process_alive
+from pix2point.engine.locks import FileLockRecord, Holder, holding, live_holder, process_alive
 
 MANIFEST = "_manifest.json"
 CONFIG = "config.yaml"
@@ -65,7 +65,14 @@ class ArtefactStore:
 
     def lock(self, stage: str, key: str) -> AbstractContextManager[None]:
         """Held while this run computes the artefact; waits while another live run holds it."""
-        return holding(FileLockRecord(self.root / stage / f"{_LOCK_PREFIX}{key}"), f"stage {stage} (key {key})")
+        return holding(self._lock_record(stage, key), f"stage {stage} (key {key})")
+
+    def lock_holder(self, stage: str, key: str) -> Holder | None:
+        """The live run computing this artefact now, if any (see locks.live_holder)."""
+        return live_holder(self._lock_record(stage, key))
+
+    def _lock_record(self, stage: str, key: str) -> FileLockRecord:
+        return FileLockRecord(self.root / stage / f"{_LOCK_PREFIX}{key}")
 
     @contextmanager
     def writing(self, stage: str, key: str) -> Iterator[Path]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import importlib.machinery
 import importlib.util
 import json
 from pathlib import Path
@@ -58,8 +59,20 @@ def _parent_packages(name: str) -> list[str]:
 
 @functools.cache
 def _source_path(name: str) -> Path | None:
+    """The source file of module `name`, found without importing it or its parent packages.
+
+    importlib.util.find_spec("a.b.c") imports a.b, and `from a.b import c` makes c a candidate even when it
+    is a class: fingerprinting would import every module a stage names, torch and MinkowskiEngine with them.
+    Only the top-level package is imported (however it is installed); the rest is looked up on disk.
+    """
+    top, *rest = name.split(".")
     try:
-        spec = importlib.util.find_spec(name)
+        spec = importlib.util.find_spec(top)
+        for depth in range(len(rest)):
+            locations = spec.submodule_search_locations if spec is not None else None
+            if not locations:
+                return None
+            spec = importlib.machinery.PathFinder.find_spec(".".join([top, *rest[:depth + 1]]), list(locations))
     except (ImportError, ValueError):
         return None
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):

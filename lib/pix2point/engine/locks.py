@@ -145,6 +145,13 @@ class ObjectLockRecord:
             pass
 
 
+def live_holder(record: LockRecord) -> Holder | None:
+    """Who holds the lock now, for display (`pix2point status`); None when it is free or its holder is a dead
+    process on this host. A holder on another host counts as live: only waiting out the heartbeat could tell."""
+    holder = Holder.parse(record.read())
+    return None if holder is None or holder.is_dead_on_this_host() else holder
+
+
 @contextmanager
 def holding(record: LockRecord, what: str, stale_after: float = STALE_AFTER_SECONDS) -> Iterator[None]:
     """Hold `record`'s lock for the block, waiting (with a logged message) while another live run holds it."""

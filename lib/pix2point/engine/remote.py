@@ -29,7 +29,7 @@ import pyarrow.fs as pafs
 from pix2point.engine.artefacts import MANIFEST, ArtefactStore, describe_files, manifest_text
 from pix2point.engine.errors import PipelineError
 from pix2point.engine.integrity import differences, stream_sha256
-from pix2point.engine.locks import ObjectLockRecord, holding
+from pix2point.engine.locks import Holder, ObjectLockRecord, holding, live_holder
 
 
 class RemoteArtefactStore:
@@ -70,7 +70,13 @@ class RemoteArtefactStore:
         return sorted(key for key, info in zip(keys, manifests) if info.type == pafs.FileType.File)
 
     def lock(self, stage: str, key: str) -> AbstractContextManager[None]:
-        return holding(ObjectLockRecord(self.filesystem, f"{self.base}/{stage}/.lock-{key}"), f"stage {stage} (key {key})")
+        return holding(self._lock_record(stage, key), f"stage {stage} (key {key})")
+
+    def lock_holder(self, stage: str, key: str) -> Holder | None:
+        return live_holder(self._lock_record(stage, key))
+
+    def _lock_record(self, stage: str, key: str) -> ObjectLockRecord:
+        return ObjectLockRecord(self.filesystem, f"{self.base}/{stage}/.lock-{key}")
 
     def local_copy(self, stage: str, key: str) -> Path:
         """The artefact in the local mirror, downloaded first if the mirror lacks it."""

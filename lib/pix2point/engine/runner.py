@@ -21,7 +21,15 @@ from pix2point.parallel import counting_task_nodes
 
 log = logging.getLogger(__name__)
 
-StageState = Literal["cached", "damaged", "stale", "missing"]
+StageState = Literal["cached", "damaged", "running", "stale", "missing"]
+# What each state means, for people (`pix2point status` prints it under its table).
+STATE_MEANINGS = {
+    "cached": "built for the current params, inputs and code",
+    "damaged": "built, but its files differ from its manifest; `pix2point run` rebuilds it and what uses it",
+    "running": "another run is computing it now (the host and pid holding its lock)",
+    "stale": "built only with other params, inputs or code (other keys); `pix2point run` computes it anew",
+    "missing": "never built",
+}
 
 
 @dataclass(frozen=True)
@@ -54,11 +62,14 @@ def compute_keys(pipeline: Pipeline) -> dict[str, str]:
 
 
 def stage_states(pipeline: Pipeline, store: Store, verify: bool = False) -> dict[str, tuple[str, StageState]]:
-    """Each stage's key and whether its artefact is cached, damaged (its files differ from its manifest: sizes,
-    and with `verify` content hashes; `store.damage` says how), stale (only other keys exist) or missing."""
+    """Each stage's key and state (STATE_MEANINGS): running while another live run holds its lock, else cached,
+    damaged (its files differ from its manifest: sizes, and with `verify` content hashes; `store.damage` says
+    how), stale (only other keys exist) or missing."""
     states = {}
     for name, key in compute_keys(pipeline).items():
-        if store.is_complete(name, key):
+        if store.lock_holder(name, key) is not None:
+            states[name] = (key, "running")
+        elif store.is_complete(name, key):
             states[name] = (key, "damaged" if store.damage(name, key, verify) else "cached")
         else:
             states[name] = (key, "stale" if store.complete_keys(name) else "missing")

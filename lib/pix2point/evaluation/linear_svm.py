@@ -13,8 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import recall_score
-from sklearn.svm import SVC
 
 I2P_MAE_MODELNET40_C = 0.0093
 
@@ -32,6 +30,10 @@ class SvmScore:
 def linear_svm_score(train_features: np.ndarray, train_labels: np.ndarray, test_features: np.ndarray,
                      test_labels: np.ndarray, c: float = I2P_MAE_MODELNET40_C) -> SvmScore:
     """Fit a linear SVM on [N, D] train features and labels, score it on the test split."""
+    # scikit-learn takes a second to import; stage modules import this one for I2P_MAE_MODELNET40_C.
+    from sklearn.metrics import recall_score
+    from sklearn.svm import SVC
+
     _check("train", train_features, train_labels)
     _check("test", test_features, test_labels)
     if train_features.shape[1] != test_features.shape[1]:

@@ -7,12 +7,10 @@ building the full-size map. Pixel (u, v) is (column, row); image_size is (width,
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 
-Interpolation = Literal["bilinear", "bicubic"]
+from pix2point.geometry.interpolation import Interpolation  # noqa: F401 (re-exported)
 
 
 def normalised_coordinate(index: torch.Tensor, size: int, align_corners: bool) -> torch.Tensor:

@@ -7,32 +7,21 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 
-from pix2point.models.res16unet import Res16UNet, UNetSizeName, unet_size
+from pix2point.models.backbone_spec import (  # noqa: F401 (re-exported: the light part of this module)
+    BACKBONE_SPEC,
+    BACKBONE_WEIGHTS,
+    BackboneSpec,
+    InputFeatures,
+    load_backbone_spec,
+)
+from pix2point.models.res16unet import Res16UNet, unet_size
 from pix2point.training.voxelize import collate_sparse, voxelize
-
-BACKBONE_WEIGHTS = "backbone.pt"
-BACKBONE_SPEC = "backbone.json"
-
-InputFeatures = Literal["rgb", "ones"]
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    size: UNetSizeName
-    input_features: InputFeatures
-    voxel_size: float  # metres
-
-    @property
-    def in_channels(self) -> int:
-        return 3 if self.input_features == "rgb" else 1
-
 
 def build_backbone(spec: BackboneSpec) -> Res16UNet:
     return Res16UNet(spec.in_channels, unet_size(spec.size))
@@ -48,13 +37,6 @@ def point_input_features(rgb: np.ndarray, kind: InputFeatures) -> torch.Tensor:
 def save_backbone(directory: Path, model: Res16UNet, spec: BackboneSpec) -> None:
     torch.save(model.state_dict(), directory / BACKBONE_WEIGHTS)
     (directory / BACKBONE_SPEC).write_text(json.dumps(asdict(spec), indent=2))
-
-
-def load_backbone_spec(directory: Path) -> BackboneSpec:
-    spec_path = directory / BACKBONE_SPEC
-    if not spec_path.is_file():
-        raise FileNotFoundError(f"no backbone spec at {spec_path}")
-    return BackboneSpec(**json.loads(spec_path.read_text()))
 
 
 def load_backbone(directory: Path) -> tuple[Res16UNet, BackboneSpec]:

@@ -17,22 +17,13 @@ from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
 
 from pix2point.models.checkpoints import load_fitting_weights, read_state_dict
-from pix2point.models.teacher_base import TeacherLayer
+from pix2point.models.teacher_layers import EFFICIENTNET_LITE0_LAYERS  # noqa: F401 (re-exported)
 
 # The weights are converted from the official TF EfficientNet-Lite, which normalises 0..255 pixels as
 # (x - 127) / 128 (inception style, chosen for post-training quantisation), not with ImageNet's mean and std.
 EFFICIENTNET_LITE0_MEAN = (127 / 255, 127 / 255, 127 / 255)
 EFFICIENTNET_LITE0_STD = (128 / 255, 128 / 255, 128 / 255)
 
-EFFICIENTNET_LITE0_LAYERS = {
-    layer.name: layer
-    for layer in (
-        TeacherLayer("stage3", stride=8, channels=40),
-        TeacherLayer("stage5", stride=16, channels=112),
-        TeacherLayer("stage7", stride=32, channels=320),
-        TeacherLayer("head", stride=32, channels=1280),
-    )
-}
 _BLOCKS_UP_TO = {"stage3": 5, "stage5": 11, "stage7": 16, "head": 16}
 
 

@@ -13,13 +13,11 @@ frozen too (eval mode). FipModule.train() applies it, so the usual model.train()
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-FipMode = Literal["io", "iobn", "all"]
-FIP_MODES: tuple[str, ...] = get_args(FipMode)
+from pix2point.models.classifier_spec import FIP_MODES, FipMode  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)

@@ -16,18 +16,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import MinkowskiEngine as ME
 import torch
 from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
 
+from pix2point.models.classifier_spec import Pooling
 from pix2point.models.efficientnet_lite import load_efficientnet_lite0
 from pix2point.models.fip import FipModule
 from pix2point.models.inflation import InflationOptions, InflationReport, ModulePair, inflate_modules
-
-Pooling = Literal["avg", "max"]
 
 REPLACED_2D_PREFIXES = ("_conv_stem.", "_bn0.", "_fc.")
 

@@ -22,14 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import MinkowskiEngine as ME
 import torch
 from torch import nn
 
-Axis = Literal["x", "y", "z"]
-_AXES: tuple[Axis, ...] = ("x", "y", "z")
+from pix2point.models.classifier_spec import AXES, Axis, InflationOptions  # noqa: F401 (re-exported)
 
 # A 2D module and the 3D module that receives its weights.
 ModulePair = tuple[nn.Module, nn.Module]
@@ -37,16 +35,6 @@ ModulePair = tuple[nn.Module, nn.Module]
 
 class InflationError(ValueError):
     """A 2D weight that cannot be placed into the 3D network (or a 3D weight left without a 2D source)."""
-
-
-@dataclass(frozen=True)
-class InflationOptions:
-    scale_by_depth: bool = False
-    new_axis: Axis = "z"
-
-    def __post_init__(self) -> None:
-        if self.new_axis not in _AXES:
-            raise ValueError(f"new_axis must be one of {', '.join(_AXES)}, got {self.new_axis!r}")
 
 
 @dataclass(frozen=True)
@@ -64,7 +52,7 @@ class InflationReport:
 def spread_along_new_axis(plane: torch.Tensor, depth: int, options: InflationOptions) -> torch.Tensor:
     """[kh, kw, *rest] -> [kh * kw * depth, *rest]: `depth` copies of the plane along the new axis, flattened
     in MinkowskiEngine's kernel-offset order."""
-    new = _AXES.index(options.new_axis)
+    new = AXES.index(options.new_axis)
     row_axis, column_axis = (axis for axis in range(3) if axis != new)
     rest = plane.shape[2:]
     stacked = plane.unsqueeze(2).expand(plane.shape[0], plane.shape[1], depth, *rest)  # dims: row, column, new

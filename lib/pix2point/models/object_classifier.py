@@ -7,36 +7,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
-
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from pix2point.models.classifier_spec import ClassifierNetwork, ClassifierSpec, Init  # noqa: F401 (re-exported)
 from pix2point.models.inflated_efficientnet import (
-    Pooling, SparseObjectClassifier, inflated_efficientnet_lite0, sparse_efficientnet_lite0,
+    SparseObjectClassifier, inflated_efficientnet_lite0, sparse_efficientnet_lite0,
 )
 from pix2point.models.inflated_resnet import SparseResNet, inflated_resnet
-from pix2point.models.inflation import InflationOptions, InflationReport
+from pix2point.models.inflation import InflationReport
 from pix2point.models.resnet import resnet
-
-ClassifierNetwork = Literal["efficientnet_lite0", "resnet18", "resnet50"]
-Init = Literal["scratch", "inflated"]
-
-
-@dataclass(frozen=True)
-class ClassifierSpec:
-    network: ClassifierNetwork
-    num_classes: int
-    in_channels: int = 3  # xyz, as Image2Point's ModelNet40 setting
-    pooling: Pooling = "avg"
-    weights_path: Path | None = None  # 2D weights; the ResNets need one, EfficientNet-Lite0 has its packaged ones
-    inflation: InflationOptions = InflationOptions()
-    # None keeps the 2D network's. EfficientNet's 0.01 suits ImageNet's long schedules; over a few hundred
-    # steps the running statistics of a training BatchNorm would lag so far behind that evaluation sees
-    # stale ones (seen here: test accuracy at chance while the training loss fell).
-    batchnorm_momentum: float | None = None
-
 
 def build_classifier(spec: ClassifierSpec, init: Init) -> tuple[SparseObjectClassifier, InflationReport | None]:
     """The twin of `spec.network`, and the inflation report when its trunk came from 2D weights."""

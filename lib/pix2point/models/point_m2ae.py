@@ -12,7 +12,7 @@ group at scale l-1 with another; each scale runs a transformer over its visible 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import NamedTuple
 
@@ -21,42 +21,13 @@ import torch
 from torch import nn
 
 from pix2point.models.point_groups import PointHierarchy, gather, group_hierarchy, scatter_rows, visible_first
+from pix2point.models.point_m2ae_spec import (  # noqa: F401 (re-exported: the light part of this module)
+    ENCODER_SPEC,
+    ENCODER_WEIGHTS,
+    PointM2AESpec,
+    load_encoder_spec,
+)
 from pix2point.models.transformer import TransformerStack, drop_path_rates, position_embedding
-
-ENCODER_WEIGHTS = "encoder.pt"
-ENCODER_SPEC = "encoder.json"
-
-
-@dataclass(frozen=True)
-class PointM2AESpec:
-    """Defaults: I2P-MAE's pretraining config (cfgs/pre-training/i2p-mae.yaml)."""
-
-    num_groups: tuple[int, ...] = (512, 256, 64)
-    group_sizes: tuple[int, ...] = (16, 8, 8)
-    encoder_dims: tuple[int, ...] = (96, 192, 384)
-    encoder_depths: tuple[int, ...] = (5, 5, 5)
-    num_heads: int = 6
-    token_embed_dims: tuple[int, int, int] = (128, 256, 512)  # scale-0 mini-PointNet's hidden widths
-
-    def __post_init__(self) -> None:
-        lengths = {len(self.num_groups), len(self.group_sizes), len(self.encoder_dims), len(self.encoder_depths)}
-        if len(lengths) != 1:
-            raise ValueError(f"num_groups, group_sizes, encoder_dims and encoder_depths need one entry per scale: {self}")
-        if any(fine <= coarse for fine, coarse in zip(self.num_groups, self.num_groups[1:])):
-            raise ValueError(f"num_groups must shrink from scale to scale, got {self.num_groups}")
-        if any(size > below for size, below in zip(self.group_sizes[1:], self.num_groups)):
-            raise ValueError(f"group_sizes {self.group_sizes} cannot exceed the token count of the scale below, "
-                             f"num_groups {self.num_groups}")
-        if any(dim % self.num_heads for dim in self.encoder_dims):
-            raise ValueError(f"encoder_dims {self.encoder_dims} must be divisible by num_heads {self.num_heads}")
-
-    @property
-    def scales(self) -> int:
-        return len(self.num_groups)
-
-    @property
-    def out_channels(self) -> int:
-        return self.encoder_dims[-1]
 
 
 class TokenEmbed(nn.Module):
@@ -145,17 +116,6 @@ def init_weights(module: nn.Module) -> None:
 def save_encoder(directory: Path, encoder: HierarchicalEncoder) -> None:
     torch.save(encoder.state_dict(), directory / ENCODER_WEIGHTS)
     (directory / ENCODER_SPEC).write_text(json.dumps(asdict(encoder.spec), indent=2))
-
-
-def load_encoder_spec(directory: Path) -> PointM2AESpec:
-    path = directory / ENCODER_SPEC
-    if not path.is_file():
-        raise FileNotFoundError(f"no Point-M2AE encoder spec at {path}")
-    try:
-        raw = json.loads(path.read_text())
-        return PointM2AESpec(**{key: tuple(value) if isinstance(value, list) else value for key, value in raw.items()})
-    except (json.JSONDecodeError, TypeError, ValueError) as error:
-        raise ValueError(f"{path}: not a Point-M2AE encoder spec: {error}") from error
 
 
 def load_encoder(directory: Path) -> HierarchicalEncoder:

@@ -9,58 +9,13 @@ with a fresh head.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import MinkowskiEngine as ME
 from torch import nn
 
+from pix2point.models.backbone_spec import ENCODER_STAGES, UNetSize, UNetSizeName, unet_size  # noqa: F401 (re-exported)
+
 # SLidR's pretraining configs (config/ppkt_nuscenes.yaml, slidr_minkunet.yaml) use bn_momentum 0.05.
 DEFAULT_BN_MOMENTUM = 0.05
-
-ENCODER_STAGES = 4
-
-
-@dataclass(frozen=True)
-class UNetSize:
-    """Widths and block counts: planes/layers[0:4] are the encoder stages, [4:8] the decoder stages."""
-
-    planes: tuple[int, ...]
-    layers: tuple[int, ...]
-    init_dim: int = 32
-
-    def __post_init__(self) -> None:
-        stages = 2 * ENCODER_STAGES
-        if len(self.planes) != stages or len(self.layers) != stages:
-            raise ValueError(f"UNetSize needs {stages} planes and {stages} layers, got {self.planes}, {self.layers}")
-        if min(self.planes) < 1 or min(self.layers) < 1 or self.init_dim < 1:
-            raise ValueError(f"UNetSize widths and block counts must be positive: {self}")
-
-    @classmethod
-    def res16unet34c(cls) -> UNetSize:
-        return cls(planes=(32, 64, 128, 256, 256, 128, 96, 96), layers=(2, 3, 4, 6, 2, 2, 2, 2))
-
-    @classmethod
-    def res16unet14a(cls) -> UNetSize:
-        return cls(planes=(32, 64, 128, 256, 128, 128, 96, 96), layers=(1, 1, 1, 1, 1, 1, 1, 1))
-
-    @classmethod
-    def tiny(cls) -> UNetSize:
-        """For smoke tests and CI: the full topology at a fraction of the cost."""
-        return cls(planes=(16, 32, 32, 64, 32, 32, 16, 16), layers=(1, 1, 1, 1, 1, 1, 1, 1), init_dim=16)
-
-
-UNetSizeName = Literal["Res16UNet34C", "Res16UNet14A", "tiny"]
-
-
-def unet_size(name: UNetSizeName) -> UNetSize:
-    if name == "Res16UNet34C":
-        return UNetSize.res16unet34c()
-    if name == "Res16UNet14A":
-        return UNetSize.res16unet14a()
-    if name == "tiny":
-        return UNetSize.tiny()
-    raise ValueError(f"unknown UNet size {name!r}; known: Res16UNet34C, Res16UNet14A, tiny")
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int, dimension: int) -> ME.MinkowskiConvolution:

@@ -8,21 +8,18 @@ Layers: layer2 (stride 8), layer3 (stride 16), layer4 (stride 32); channels 128/
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import torch
 from torch import nn
 
 from pix2point.models.checkpoints import load_fitting_weights, read_state_dict
-from pix2point.models.teacher_base import TeacherLayer
-
-ResNetName = Literal["resnet18", "resnet50"]
+from pix2point.models.teacher_layers import RESNET_STAGE_NAMES as _STAGE_NAMES
+from pix2point.models.teacher_layers import RESNET_STAGE_WIDTHS as _STAGE_WIDTHS
+from pix2point.models.teacher_layers import ResNetName, resnet_layers  # noqa: F401 (re-exported)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-_STAGE_WIDTHS = (64, 128, 256, 512)
-_STAGE_NAMES = ("layer1", "layer2", "layer3", "layer4")
 
 
 class BasicBlock(nn.Module):
@@ -107,14 +104,6 @@ def resnet(name: ResNetName) -> ResNet:
     if name == "resnet50":
         return ResNet(Bottleneck, (3, 4, 6, 3))
     raise ValueError(f"unknown ResNet {name!r}; known: resnet18, resnet50")
-
-
-def resnet_layers(name: ResNetName) -> dict[str, TeacherLayer]:
-    expansion = 1 if name == "resnet18" else 4
-    return {
-        stage: TeacherLayer(stage, stride=stride, channels=width * expansion)
-        for stage, stride, width in zip(_STAGE_NAMES[1:], (8, 16, 32), _STAGE_WIDTHS[1:])
-    }
 
 
 def load_resnet_backbone(name: ResNetName, weights_path: Path) -> ResNet:

@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-
-@dataclass(frozen=True)
-class TeacherLayer:
-    """A layer a teacher can be cut at: its output has `channels` channels, one cell per `stride` input pixels."""
-
-    name: str
-    stride: int
-    channels: int
-
-    def describe(self) -> str:
-        return f"{self.name} (stride {self.stride}, {self.channels} channels)"
+from pix2point.models.teacher_layers import TeacherLayer
 
 
 class Teacher(nn.Module):

@@ -3,47 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, get_args
 
 from pix2point.models.efficientnet_lite import (
-    EFFICIENTNET_LITE0_LAYERS,
     EFFICIENTNET_LITE0_MEAN,
     EFFICIENTNET_LITE0_STD,
     efficientnet_lite0_trunk,
     load_efficientnet_lite0,
 )
-from pix2point.models.resnet import IMAGENET_MEAN, IMAGENET_STD, load_resnet_backbone, resnet_layers
-from pix2point.models.teacher_base import Teacher, TeacherLayer
-
-TeacherName = Literal["efficientnet_lite0", "resnet18", "resnet50"]
-TEACHER_NAMES: tuple[str, ...] = get_args(TeacherName)
+from pix2point.models.resnet import IMAGENET_MEAN, IMAGENET_STD, load_resnet_backbone
+from pix2point.models.teacher_base import Teacher
+from pix2point.models.teacher_layers import (
+    TEACHER_NAMES,
+    TeacherLayer,
+    TeacherName,
+    default_layer,
+    teacher_layer,
+    teacher_layers,
+)
 
 __all__ = ["TEACHER_NAMES", "Teacher", "TeacherLayer", "TeacherName", "build_teacher", "default_layer",
            "teacher_layer", "teacher_layers"]
-
-
-def teacher_layers(name: TeacherName) -> dict[str, TeacherLayer]:
-    """The layers `name` can be cut at (known without loading any weights)."""
-    if name == "efficientnet_lite0":
-        return EFFICIENTNET_LITE0_LAYERS
-    if name in ("resnet18", "resnet50"):
-        return resnet_layers(name)
-    raise ValueError(f"unknown teacher {name!r}; known: {', '.join(TEACHER_NAMES)}")
-
-
-def default_layer(name: TeacherName) -> str:
-    # EfficientNet's stride-16 stage divides the default 320x240 input; layer4 is the layer PPKT distils.
-    return "stage5" if name == "efficientnet_lite0" else "layer4"
-
-
-def teacher_layer(name: TeacherName, layer: str | None) -> TeacherLayer:
-    """The layer `layer` of teacher `name` (its default layer for None); an unknown layer is a ValueError naming the known ones."""
-    layers = teacher_layers(name)
-    chosen = default_layer(name) if layer is None else layer
-    if chosen not in layers:
-        known = ", ".join(spec.describe() for spec in layers.values())
-        raise ValueError(f"teacher {name} has no layer {chosen!r}; its layers: {known}")
-    return layers[chosen]
 
 
 def build_teacher(name: TeacherName, layer: str | None = None, weights_path: Path | None = None) -> Teacher:

@@ -22,22 +22,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import torch
 from torch import nn
 
-from pix2point.models.teacher_base import Teacher, TeacherLayer
-from pix2point.models.teachers import TeacherName, build_teacher, teacher_layer
-
-ClipName = Literal["clip_vit_b16"]
-ViewTeacherName = Literal[TeacherName, ClipName]
-CLIP_LAYER = TeacherLayer("patch_tokens", stride=16, channels=512)
-CLIP_IMAGE_SIZE = 224  # ViT-B/16's position embeddings are a 14 x 14 grid of 16-pixel patches
-# The CNN layer views2d cuts at unless told: stride 8 keeps the maps detailed at 224 pixels (28 x 28, finer
-# than CLIP's 14 x 14) and 40 channels keep the per-point artefact small (3 views x N points x C).
-DEFAULT_CNN_LAYER = {"efficientnet_lite0": "stage3"}
-SALIENCY_LAYER = {"efficientnet_lite0": "stage7", "resnet18": "layer4", "resnet50": "layer4"}
+from pix2point.models.teacher_base import Teacher
+from pix2point.models.teacher_layers import (  # noqa: F401 (re-exported: the light part of this module)
+    CLIP_IMAGE_SIZE,
+    CLIP_LAYER,
+    DEFAULT_CNN_LAYER,
+    SALIENCY_LAYER,
+    ClipName,
+    TeacherLayer,
+    ViewTeacherName,
+    is_clip_teacher,
+    saliency_stride,
+    view_teacher_layer,
+)
+from pix2point.models.teachers import build_teacher
 
 
 @dataclass(frozen=True)
@@ -125,26 +128,6 @@ def min_max_per_image(maps: torch.Tensor) -> torch.Tensor:
     flat = maps.flatten(1)
     low, high = flat.min(dim=1, keepdim=True).values, flat.max(dim=1, keepdim=True).values
     return ((flat - low) / (high - low).clamp_min(torch.finfo(maps.dtype).tiny)).view_as(maps)
-
-
-def is_clip_teacher(name: str) -> bool:
-    return name in get_args(ClipName)
-
-
-def view_teacher_layer(name: ViewTeacherName, layer: str | None) -> TeacherLayer:
-    """The layer views2d reads from `name` (known without loading weights); an unknown layer is a ValueError."""
-    if is_clip_teacher(name):
-        if layer not in (None, CLIP_LAYER.name):
-            raise ValueError(f"teacher {name} has one layer, {CLIP_LAYER.describe()}; got {layer!r}")
-        return CLIP_LAYER
-    return teacher_layer(name, DEFAULT_CNN_LAYER.get(name) if layer is None else layer)
-
-
-def saliency_stride(name: ViewTeacherName, layer: str | None) -> int:
-    """The stride of the map the saliency of `name` comes from (image sides must be multiples of it)."""
-    if is_clip_teacher(name):
-        return CLIP_LAYER.stride
-    return max(view_teacher_layer(name, layer).stride, teacher_layer(name, SALIENCY_LAYER[name]).stride)
 
 
 def build_view_teacher(name: ViewTeacherName, layer: str | None = None, weights_path: Path | None = None) -> ViewTeacher:

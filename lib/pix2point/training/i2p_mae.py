@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal, NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -30,12 +30,12 @@ from pix2point.training.chamfer import chamfer_l2
 from pix2point.training.i2p_mae_data import MAEBatch, ObjectViews, load_object_views, sample_batch
 from pix2point.training.loop import StepTraining, run_steps
 from pix2point.training.masking import guided_visible, propagate_visible, random_visible
+from pix2point.training.params import Masking
 from pix2point.training.schedules import warmup_cosine
 from pix2point.training.weight_decay import weight_decay_groups
 
 LOSS_FILE = "loss.parquet"
 PRETRAINING_FILE = "pretraining.json"  # how the encoder was pretrained: masking, target_2d, mask_ratio, steps
-Masking = Literal["guided", "random"]
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from pix2point.training.augment import PointAugmentation
+if TYPE_CHECKING:  # augment needs scipy, which loading the pipeline (and `pix2point status`) should not import
+    from pix2point.training.augment import PointAugmentation
+
+# How I2P-MAE picks the visible tokens (training/masking.py): by 2D saliency, or at random as plain MAE.
+Masking = Literal["guided", "random"]
 
 
 class SGDParams(BaseModel):
@@ -23,6 +29,8 @@ class PointAugmentationParams(BaseModel):
     elastic: bool = False
 
     def point_augmentation(self) -> PointAugmentation:
+        from pix2point.training.augment import PointAugmentation
+
         return PointAugmentation(self.rotate_up, self.scale_range, self.elastic)
 
 

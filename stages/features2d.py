@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationInfo, field_validator, model_validator
 from tqdm import tqdm
 
 from pix2point.io.paths import AbsolutePath
@@ -38,7 +38,9 @@ class Params(BaseModel):
 
     teacher: TeacherName = "efficientnet_lite0"
     teacher_weights: AbsolutePath | None = None  # needed by the ResNets: a torchvision state dict or a MoCo v2 checkpoint
-    layer: str | None = None  # unset: the teacher's default (efficientnet_lite0: stage5, ResNets: layer4)
+    # unset: the teacher's default (efficientnet_lite0: stage5, ResNets: layer4), written in by validation so that
+    # naming the default gives the same params, hence the same key
+    layer: str | None = Field(None, validate_default=True)
     image_size: tuple[PositiveInt, PositiveInt] = (320, 240)  # (width, height) each color image is resized to
     frame_step: int = Field(1, ge=1)  # keep every k-th frame of each scene, counted in frame order
     batch_size: int = Field(16, ge=1)
@@ -49,6 +51,12 @@ class Params(BaseModel):
     # Also store the teacher's map of each mirrored image (column features_mirrored), which PPKT's 2D flip
     # needs (SLidR flips the image before the teacher). Doubles the artefact's size and the teacher's work.
     mirrored: bool = True
+
+    @field_validator("layer")
+    @classmethod
+    def _known_layer(cls, layer: str | None, info: ValidationInfo) -> str | None:
+        teacher = info.data.get("teacher")  # absent when the teacher itself is invalid (reported on its own)
+        return layer if teacher is None else teacher_layer(teacher, layer).name
 
     @model_validator(mode="after")
     def _check_layer_and_size(self) -> Params:

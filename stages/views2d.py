@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from pix2point.geometry.interpolation import Interpolation
 from pix2point.geometry.orthographic import VIEW_AXES, check_image_size, project_views
@@ -47,14 +47,21 @@ class Params(BaseModel):
 
     teacher: ViewTeacherName = "efficientnet_lite0"
     teacher_weights: AbsolutePath | None = None  # CLIP: an open_clip ViT-B-16 checkpoint; ResNets: torchvision/MoCo
-    # unset: efficientnet_lite0 stage3 (stride 8, 40 channels), ResNets layer4, CLIP its patch tokens
-    layer: str | None = None
+    # unset: efficientnet_lite0 stage3 (stride 8, 40 channels), ResNets layer4, CLIP its patch tokens; written in
+    # by validation so that naming the default gives the same params, hence the same key
+    layer: str | None = Field(None, validate_default=True)
     image_size: int = Field(224, ge=8)  # side of each square depth view
     splat: int = Field(5, ge=1)  # each point paints splat x splat pixels (odd)
     interpolation: Interpolation = "bilinear"  # how the maps are upsampled to the image (the paper: bicubic)
     batch_size: int = Field(16, ge=1)  # objects per teacher forward pass (3 images each)
     objects_per_task: int = Field(64, ge=1)  # one Ray task and one Parquet row group
     cpus_per_task: int = Field(1, ge=1)  # torch threads of each task
+
+    @field_validator("layer")
+    @classmethod
+    def _known_layer(cls, layer: str | None, info: ValidationInfo) -> str | None:
+        teacher = info.data.get("teacher")  # absent when the teacher itself is invalid (reported on its own)
+        return layer if teacher is None else view_teacher_layer(teacher, layer).name
 
     @model_validator(mode="after")
     def _check_teacher_and_size(self) -> Params:

@@ -65,6 +65,7 @@ def _run(args: argparse.Namespace, pipeline_path: Path, stage_names: list[str]) 
             outcomes = run_pipeline(
                 pipeline, store, targets=stage_names, only=args.only, force=args.force,
                 before_first_run=lambda: connect_ray(args.address),
+                rerun_command=lambda stage: _rerun_command(args, pipeline_path, stage),
             )
         except StageFailed as error:
             append_traceback(log_path)
@@ -105,7 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run stages (all, or the named ones and what they need)")
     run.add_argument("names", nargs="*", metavar="[PIPELINE] [TARGET ...]", help="pipeline file (default pipeline.yaml), then stage names")
     run.add_argument("--only", metavar="STAGE", help="run just this stage on its cached inputs")
-    run.add_argument("--force", action="store_true", help="recompute the selected stages even if cached")
+    run.add_argument("--force", action="store_true",
+                     help="recompute the named stages alone even if cached (their inputs come from the cache, built "
+                          "first only if missing); with no stage named, recompute every stage")
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else an embedded local Ray)")
     run.add_argument("--verbose", action="store_true", help="show Ray's and the stages' own output on the console too")
     status = commands.add_parser("status", help="each stage's key and whether it is cached, stale or missing")

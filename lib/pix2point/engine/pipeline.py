@@ -14,12 +14,14 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import importlib
+import typing
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 import yaml
@@ -201,14 +203,32 @@ def _input_names(name: str, entry: dict, path: Path) -> dict[str, str]:
 
 
 def validate_params(stage: str, model: Any, raw_params: dict) -> pydantic.BaseModel:
-    """`model` is a pydantic model or a discriminated union of them (a module that runs several methods)."""
+    """`model` is a pydantic model or a discriminated union of them (a module that runs several methods).
+
+    Errors are one line per issue naming the stage and the param: what was wrong and what is valid (the
+    allowed values, or for an unknown key the valid keys and the closest one), never the whole params dict."""
     try:
         return pydantic.TypeAdapter(model).validate_python(raw_params)
     except pydantic.ValidationError as error:
         issues = error.errors()
-        if not (isinstance(model, type) and issubclass(model, pydantic.BaseModel)):
+        if not _is_model(model):
             issues = [_without_union_tag(issue) for issue in issues]
-        raise PipelineError("\n".join(_describe(stage, issue) for issue in issues)) from None
+        chosen = model if _is_model(model) else _union_member(model, raw_params)
+        raise PipelineError("\n".join(_describe(stage, issue, chosen) for issue in issues)) from None
+
+
+def _is_model(model: Any) -> bool:
+    return isinstance(model, type) and issubclass(model, pydantic.BaseModel)
+
+
+def _union_member(union: Any, raw_params: dict) -> type[pydantic.BaseModel] | None:
+    """The member of a discriminated union (Annotated[A | B, Field(discriminator=...)]) that `raw_params` chose."""
+    members, *metadata = typing.get_args(union)
+    tags = [info.discriminator for info in metadata if getattr(info, "discriminator", None)]
+    for member in typing.get_args(members):
+        if tags and _is_model(member) and raw_params.get(tags[0]) in typing.get_args(member.model_fields[tags[0]].annotation):
+            return member
+    return None
 
 
 def _without_union_tag(issue: dict) -> dict:
@@ -219,8 +239,31 @@ def _without_union_tag(issue: dict) -> dict:
     return {**issue, "loc": (issue.get("ctx", {}).get("discriminator", "").strip("'"),)}
 
 
-def _describe(stage: str, issue: dict) -> str:
-    key = ".".join(str(part) for part in issue["loc"])
+def _describe(stage: str, issue: dict, model: type[pydantic.BaseModel] | None) -> str:
+    loc = [str(part) for part in issue["loc"]]
+    key = ".".join(loc)
+    message = issue["msg"].removeprefix("Value error, ")
     if issue["type"] == "extra_forbidden":
-        return f"stage {stage!r}: unknown param {key!r}"
-    return f"stage {stage!r}: param {key!r}: {issue['msg']} (got {issue.get('input')!r})"
+        valid = _field_names(model, loc[:-1])
+        close = difflib.get_close_matches(loc[-1], valid, n=1)
+        hint = f" (did you mean {'.'.join([*loc[:-1], close[0]])!r}?)" if close else ""
+        scope = f" of {'.'.join(loc[:-1])}" if loc[:-1] else ""
+        return f"stage {stage!r}: unknown param {key!r}{hint}; valid params{scope}: {', '.join(valid)}"
+    if not loc:  # a check across params (a model validator): its message names them
+        return f"stage {stage!r}: {message}"
+    got = issue.get("ctx", {}).get("tag") if issue["type"] == "union_tag_invalid" else issue.get("input")
+    return f"stage {stage!r}: param {key!r}: {message} (got {_short(got)})"
+
+
+def _field_names(model: type[pydantic.BaseModel] | None, loc: list[str]) -> list[str]:
+    """The params of `model` at `loc` (a nested model's, for `synthetic.x`); empty when unknown."""
+    for part in loc:
+        field = model.model_fields.get(part) if model is not None else None
+        nested = [arg for arg in (field.annotation, *typing.get_args(field.annotation)) if _is_model(arg)] if field else []
+        model = nested[0] if nested else None
+    return sorted(model.model_fields) if model is not None else []
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -16,6 +16,7 @@ from pix2point.engine.errors import PipelineError
 from pix2point.engine.failures import StageFailed
 from pix2point.engine.keys import code_fingerprint, stage_key
 from pix2point.engine.pipeline import Pipeline, Stage
+from pix2point.engine.read_paths import check_read_paths
 from pix2point.engine.stores import Store
 from pix2point.parallel import counting_task_nodes
 
@@ -94,8 +95,14 @@ def run_pipeline(
     only: str | None = None,
     force: bool = False,
     before_first_run: Callable[[], None] = lambda: None,
+    rerun_command: Callable[[str], str] = lambda stage: f"pix2point run {stage}",
 ) -> list[StageOutcome]:
     """Run the selected stages; `before_first_run` is called once, only if some stage must run (starts Ray).
+
+    `force` recomputes the named stages (`targets`, `only`) alone, or every stage when none is named: the
+    inputs of a named stage are reused from the cache, built first only if missing. The paths each stage
+    that must run reads (data roots, weights files) are checked before anything runs. `rerun_command(stage)`
+    is the command an error suggests (the CLI's carries the user's options).
 
     A stage is computed under its artefact's lock: a concurrent run of the same pipeline on the same root
     waits for it and then finds it cached. A stage that raises ends the run with StageFailed (its root cause).
@@ -103,7 +110,12 @@ def run_pipeline(
     selected = select_stages(pipeline, list(targets), only)
     keys = compute_keys(pipeline)
     if only:
-        _require_built_inputs(pipeline.stages[only], keys, store)
+        _require_built_inputs(pipeline.stages[only], keys, store, rerun_command)
+    named = {*targets, *([only] if only else [])}
+    forced = (named or set(selected)) if force else set()
+    for name in selected:
+        if name in forced or not store.is_complete(name, keys[name]):
+            check_read_paths(name, pipeline.stages[name].params)
     outcomes: list[StageOutcome] = []
     started = False
     # Rebuilt because they were damaged, or an input was: what reads them is rebuilt too, since when the
@@ -113,7 +125,7 @@ def run_pipeline(
         key = keys[name]
         cached = StageOutcome(name, key, "cached", 0.0, store.location(name, key))
         damaged_input = next((upstream for upstream in pipeline.stages[name].inputs if upstream in rebuilt), None)
-        reuse = not force and damaged_input is None
+        reuse = name not in forced and damaged_input is None
         if reuse and _intact(store, name, key, say=False):
             outcomes.append(cached)
             continue
@@ -145,17 +157,17 @@ def _intact(store: Store, name: str, key: str, say: bool) -> bool:
     return not damage
 
 
-def _require_built_inputs(stage: Stage, keys: dict[str, str], store: Store) -> None:
+def _require_built_inputs(stage: Stage, keys: dict[str, str], store: Store, rerun_command: Callable[[str], str]) -> None:
     for upstream in stage.inputs:
         if not store.is_complete(upstream, keys[upstream]):
             raise PipelineError(
                 f"--only {stage.name}: its input stage {upstream!r} is not built for the current params "
-                f"(key {keys[upstream]}); run `pix2point run {upstream}` first, or leave out --only"
+                f"(key {keys[upstream]}); run `{rerun_command(upstream)}` first, or leave out --only"
             )
         if damage := store.damage(upstream, keys[upstream]):
             raise PipelineError(
                 f"--only {stage.name}: its input stage {upstream!r} (key {keys[upstream]}) is damaged: "
-                f"{'; '.join(damage)}; run `pix2point run {upstream}` to rebuild it, or leave out --only"
+                f"{'; '.join(damage)}; run `{rerun_command(upstream)}` to rebuild it, or leave out --only"
             )
 
 

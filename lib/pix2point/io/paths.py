@@ -1,4 +1,5 @@
-"""Path params that must mean the same thing on every node of a Ray cluster."""
+"""Path params a stage reads: absolute, so they mean the same thing on every node of a Ray cluster, and marked
+READ_BY_STAGE, so the engine checks they exist before a run starts (engine/read_paths.py)."""
 
 from __future__ import annotations
 
@@ -15,4 +16,5 @@ def _require_absolute(path: Path, info: ValidationInfo) -> Path:
     return path
 
 
-AbsolutePath = Annotated[Path, AfterValidator(_require_absolute)]
+READ_BY_STAGE = "read by the stage: must exist (a folder: not empty) before the run starts"
+AbsolutePath = Annotated[Path, AfterValidator(_require_absolute), READ_BY_STAGE]

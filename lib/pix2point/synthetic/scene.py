@@ -56,8 +56,10 @@ def write_synthetic_scene(root: Path, scene: str, seed: int, config: SyntheticSc
     scannet_writer.write_intrinsics(scene_dir, color.intrinsics, depth.intrinsics)
     scan = sample_scan(layout, config.points, scan_rng)
     scannet_writer.write_scan(scene_dir, scene, scan.xyz, scan.rgb, scan.label, scan.label_rgb)
-    # One segment per layout box; each piece of furniture is one object made of its parts' segments.
-    owner = layout.box_owner()
+    # One segment per layout box; each piece of furniture is one object made of its parts' segments, those
+    # the scan has points on (as in ScanNet, an object names only segments of the mesh).
+    owner = np.where(np.isin(np.arange(len(layout.boxes)), scan.box_index), layout.box_owner(), -1)
     objects = [(p.kind.surface_class.name, np.flatnonzero(owner == i).tolist()) for i, p in enumerate(layout.placements)]
+    objects = [(label, segments) for label, segments in objects if segments]
     scannet_writer.write_annotations(scene_dir, scene, scan.box_index, objects)
     return scene_dir

@@ -127,3 +127,28 @@ def mean_over_workers(value: float) -> float:
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The module inside DistributedDataParallel, for saving weights without the `module.` prefix."""
     return getattr(model, "module", model)
+
+
+def optimiser_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                   schedule: torch.optim.lr_scheduler.LRScheduler) -> float:
+    """Backpropagate `loss`, step the optimiser and the schedule; returns the loss value."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+    return loss.item()
+
+
+def checkpoint_if_due(state: dict[str, Any], name: str, done: int, steps: int, every: int, model: torch.nn.Module,
+                      optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
+                      **extra: Any) -> None:
+    """Checkpoint run `name` after `done` of its `steps` steps when `done` is a multiple of `every`
+    (not after the last step: the finished run's result is checkpointed instead)."""
+    if done % every == 0 and done < steps:
+        checkpoint_run(state, run_snapshot(name, done, model, optimizer, schedule, **extra))
+
+
+def save_on_rank_zero(model: torch.nn.Module, path: Path) -> None:
+    if is_rank_zero():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(unwrap(model).state_dict(), path)

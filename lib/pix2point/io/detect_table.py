@@ -1,0 +1,88 @@
+"""The `detect` artefact: one 3D-detection run per (init, label_fraction, seed), scored on the validation scenes.
+
+    <artefact>/runs.parquet      one row per run: run, init, label_fraction, seed, evaluations, resumed_from_step,
+                                 map25, map50 (after the last step), best_map25, ap25 and ap50 (list<double>,
+                                 one per class, NaN where the validation scenes have no box of the class)
+    <artefact>/history.parquet   one row per run and evaluation: run, step, train_loss, val_map25, val_map50, seconds
+    <artefact>/runs/<run>/model.pt   backbone + head state dict after the last step
+    <artefact>/report.md         scratch vs pretrained mAP per label fraction, mean ± std over seeds
+
+Schema metadata of runs.parquet: class_names (JSON list).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pix2point.io.arrow import read_metadata, with_metadata, write_table
+
+RUNS_FILE = "runs.parquet"
+HISTORY_FILE = "history.parquet"
+REPORT_FILE = "report.md"
+
+RUNS_SCHEMA = pa.schema([
+    ("run", pa.string()), ("init", pa.string()), ("label_fraction", pa.float64()), ("seed", pa.int32()),
+    ("evaluations", pa.int32()), ("resumed_from_step", pa.int32()), ("map25", pa.float64()), ("map50", pa.float64()),
+    ("best_map25", pa.float64()), ("ap25", pa.list_(pa.float64())), ("ap50", pa.list_(pa.float64())),
+])
+HISTORY_SCHEMA = pa.schema([
+    ("run", pa.string()), ("step", pa.int32()), ("train_loss", pa.float64()), ("val_map25", pa.float64()),
+    ("val_map50", pa.float64()), ("seconds", pa.float64()),
+])
+
+
+@dataclass(frozen=True)
+class DetectRunResult:
+    run: str
+    init: str
+    label_fraction: float
+    seed: int
+    evaluations: int
+    resumed_from_step: int  # 0 unless the run continued from a checkpoint of a killed attempt
+    map25: float
+    map50: float
+    best_map25: float
+    ap25: list[float]
+    ap50: list[float]
+
+
+@dataclass(frozen=True)
+class DetectEvaluation:
+    run: str
+    step: int
+    train_loss: float
+    val_map25: float
+    val_map50: float
+    seconds: float
+
+
+def write_runs(out: Path, results: list[DetectRunResult], class_names: list[str]) -> None:
+    table = pa.Table.from_pylist([asdict(r) for r in results], schema=RUNS_SCHEMA)
+    write_table(with_metadata(table, {"class_names": class_names}), out / RUNS_FILE)
+
+
+def write_history(out: Path, records: list[DetectEvaluation]) -> None:
+    write_table(pa.Table.from_pylist([asdict(r) for r in records], schema=HISTORY_SCHEMA), out / HISTORY_FILE)
+
+
+def read_runs(detect_dir: Path) -> list[DetectRunResult]:
+    return [DetectRunResult(**row) for row in pq.read_table(detect_dir / RUNS_FILE).to_pylist()]
+
+
+def read_history(detect_dir: Path) -> list[DetectEvaluation]:
+    return [DetectEvaluation(**row) for row in pq.read_table(detect_dir / HISTORY_FILE).to_pylist()]
+
+
+def run_class_names(detect_dir: Path) -> list[str]:
+    return json.loads(read_metadata(detect_dir / RUNS_FILE)["class_names"])
+
+
+def ap_array(values: list[float]) -> np.ndarray:
+    """Per-class AP as stored (None for NaN after a round trip) -> float array with NaN."""
+    return np.array([np.nan if v is None else v for v in values], np.float64)

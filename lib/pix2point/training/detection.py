@@ -1,0 +1,138 @@
+"""3D-detection finetuning (VoteNet head on a fresh or pretrained Res16UNet), on Ray Train.
+
+As segmentation.py: all runs (init x label fraction x seed) go through one worker group, one after another;
+the checkpoint holds the finished runs' results and the current run's state.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import ray.train
+import ray.train.torch
+from pix2point.evaluation.detection_metrics import Detections, DetectionScores, detection_scores
+from pix2point.io.detect_table import DetectEvaluation, DetectRunResult, write_history, write_runs
+from pix2point.io.finetune_table import model_path
+from pix2point.models.backbone import BackboneSpec, build_backbone
+from pix2point.models.box_predictions import scene_detections
+from pix2point.models.votenet import DetectionModel, VoteHeadSpec
+from pix2point.training import distributed
+from pix2point.training.detection_data import DetectionScene, detection_batch, load_detection_scenes
+from pix2point.training.detection_loss import detection_loss
+from pix2point.training.segmentation import RunSpec, load_pretrained
+from pix2point.training.segmentation_data import limited_labels, split_scenes
+
+EVALUATION_SEED = 0  # seeds of validation scenes are drawn with this, the same for every run and evaluation
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    scenes_dir: Path
+    pretrained_backbone: Path | None  # backbone.pt of the pretrain artefact
+    out: Path
+    backbone: BackboneSpec
+    head: VoteHeadSpec
+    class_names: tuple[str, ...]
+    runs: tuple[RunSpec, ...]
+    steps: int  # optimiser steps per run, whatever its label fraction (equal compute)
+    eval_every: int
+    scenes_per_batch: int
+    learning_rate: float
+    weight_decay: float
+    augment: bool
+    checkpoint_every: int
+
+
+def validation_detections(model: DetectionModel, scenes: list[DetectionScene], config: DetectConfig) -> tuple[list, list]:
+    """(predicted, ground-truth) Detections of each validation scene."""
+    model.eval()
+    rng = np.random.default_rng(EVALUATION_SEED)
+    predictions, truths = [], []
+    with torch.inference_mode():
+        for scene in scenes:
+            batch, seeds, _ = detection_batch([scene], config.backbone, config.head.num_seeds, rng, augment=False)
+            out = model(batch, seeds)
+            predictions.append(scene_detections(out.boxes, out.objectness, out.class_logits))
+            truths.append(Detections(scene.boxes.boxes, scene.boxes.classes, np.ones(len(scene.boxes.classes))))
+    model.train()
+    return predictions, truths
+
+
+def evaluate(model: DetectionModel, scenes: list[DetectionScene], config: DetectConfig
+             ) -> tuple[DetectionScores, DetectionScores]:
+    """(scores at IoU 0.25, scores at IoU 0.5) on the validation scenes."""
+    predictions, truths = validation_detections(model, scenes, config)
+    num_classes = len(config.class_names)
+    return tuple(detection_scores(predictions, truths, num_classes, threshold) for threshold in (0.25, 0.5))
+
+
+def train_loop(config: DetectConfig) -> None:
+    rank = ray.train.get_context().get_world_rank()
+    validation = load_detection_scenes(config.scenes_dir, split_scenes(config.scenes_dir, "val"))
+    if not validation:
+        raise ValueError(f"no validation scene of {config.scenes_dir} has box annotations")
+    state = distributed.train_runs_in_order(config.runs, lambda run, state: train_run(config, run, state, validation, rank))
+    if rank == 0:
+        write_runs(config.out, state["finished"], list(config.class_names))
+        write_history(config.out, state["history"])
+
+
+def training_scenes(config: DetectConfig, run: RunSpec) -> list[DetectionScene]:
+    """The run's share of training scenes (chosen as finetune chooses them), those with annotations."""
+    kept = [scene.name for scene in limited_labels(config.scenes_dir, run.label_fraction, "scenes", run.seed)]
+    scenes = load_detection_scenes(config.scenes_dir, kept)
+    if not scenes:
+        raise ValueError(f"run {run.name}: none of its training scenes {kept} has box annotations")
+    return scenes
+
+
+def build_model(config: DetectConfig, run: RunSpec) -> DetectionModel:
+    torch.manual_seed(run.seed)
+    backbone = build_backbone(config.backbone)
+    if run.init == "pretrain":
+        loaded = load_pretrained(backbone, config.pretrained_backbone)
+        print(f"run {run.name}: loaded {loaded}/{len(backbone.state_dict())} backbone tensors from {config.pretrained_backbone}")
+    return DetectionModel(backbone, config.head)
+
+
+def train_run(config: DetectConfig, run: RunSpec, state: dict, validation: list[DetectionScene],
+              rank: int) -> DetectRunResult:
+    """One run; evaluations every eval_every steps append to state["history"]."""
+    model = build_model(config, run)
+    # AdamW as VoteNet (Adam, lr 1e-3, no weight decay there), cosine-annealed as the other stages.
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
+    start_step, best = 0, 0.0
+    if (current := distributed.resumed_run(state, run.name)) is not None:
+        start_step, best = distributed.restore_run(current, model, optimizer, schedule), current["best"]
+    ddp_model = ray.train.torch.prepare_model(model)
+    training = training_scenes(config, run)
+    rng = np.random.default_rng([run.seed, rank, start_step])
+    started, running_loss, scores = time.perf_counter(), [], None
+    for step in range(start_step, config.steps):
+        chosen = rng.choice(len(training), size=min(config.scenes_per_batch, len(training)), replace=False)
+        batch, seeds, targets = detection_batch([training[i] for i in chosen], config.backbone,
+                                                config.head.num_seeds, rng, config.augment)
+        loss, _ = detection_loss(ddp_model(batch, seeds), targets)
+        running_loss.append(distributed.optimiser_step(loss, optimizer, schedule))
+        if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
+            scores = evaluate(model, validation, config)
+            best = max(best, scores[0].mean_ap)
+            state["history"].append(DetectEvaluation(
+                run.name, step + 1, distributed.mean_over_workers(float(np.mean(running_loss))),
+                scores[0].mean_ap, scores[1].mean_ap, time.perf_counter() - started))
+            running_loss = []
+        distributed.checkpoint_if_due(state, run.name, step + 1, config.steps, config.checkpoint_every, model,
+                                      optimizer, schedule, best=best)
+    distributed.save_on_rank_zero(model, model_path(config.out, run.name))
+    if scores is None:  # resumed past the last step (a shorter rerun): score the restored model
+        scores = evaluate(model, validation, config)
+    evaluations = sum(record.run == run.name for record in state["history"])
+    return DetectRunResult(run.name, run.init, run.label_fraction, run.seed, evaluations, start_step,
+                           scores[0].mean_ap, scores[1].mean_ap, best, scores[0].average_precision.tolist(),
+                           scores[1].average_precision.tolist())

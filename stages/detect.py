@@ -1,0 +1,82 @@
+"""Stage `detect`: 3D object detection (VoteNet head on the sparse UNet), from scratch or from the pretrained
+backbone, PPKT's and PointContrast's downstream protocol on ScanNet.
+
+One run per (init, label fraction, seed), each the same number of optimiser steps; label_fraction is a share
+of the training scenes chosen as `finetune` chooses them. Boxes: VoteNet's 18 ScanNet classes from each
+scene's annotation files (pix2point/io/scannet_boxes.py). Backbone size, input features and voxel size come
+from the pretrain artefact. Writes the contract of pix2point/io/detect_table.py, report.md included.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from pix2point.io.detect_table import REPORT_FILE, read_runs, run_class_names
+from pix2point.io.finetune_table import run_name
+from pix2point.io.scannet_boxes import SCANNET18_CLASS_NAMES
+from pix2point.training.params import RayTrainParams
+
+
+class Params(RayTrainParams):
+    model_config = ConfigDict(extra="forbid")
+
+    inits: list[Literal["scratch", "pretrain"]] = ["scratch", "pretrain"]
+    label_fractions: list[Annotated[float, Field(gt=0, le=1)]] = [0.5, 1.0]  # shares of the training scenes
+    seeds: list[int] = [0, 1, 2]
+    steps: int = Field(300, ge=1)
+    eval_every: int = Field(50, ge=1)
+    scenes_per_batch: int = Field(2, ge=1)  # VoteNet: 8
+    learning_rate: float = Field(1e-3, gt=0)  # VoteNet: Adam at 1e-3
+    weight_decay: float = Field(0.0, ge=0)
+    augment: bool = True  # VoteNet's: x/y flips, rotation about z within +-5 degrees
+    num_seeds: int = Field(1024, ge=2)  # VoteNet: 1024
+    num_proposals: int = Field(256, ge=1)  # VoteNet: 256
+    group_radius: float = Field(0.3, gt=0)  # metres, VoteNet: 0.3
+    group_size: int = Field(16, ge=1)  # VoteNet: 16
+    head_width: int = Field(128, ge=8)  # VoteNet: 128 (proposals), 256 (voting)
+
+    @model_validator(mode="after")
+    def _proposals_from_seeds(self) -> Params:
+        if self.num_proposals > self.num_seeds:
+            raise ValueError(f"num_proposals ({self.num_proposals}) cannot exceed num_seeds ({self.num_seeds}): "
+                             "proposals are clustered around votes, one per seed")
+        return self
+
+
+def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
+    from pix2point.evaluation.detection_report import summarise, write_report
+    from pix2point.models.backbone import BACKBONE_WEIGHTS, load_backbone_spec
+    from pix2point.models.votenet import VoteHeadSpec
+    from pix2point.training.detection import DetectConfig, train_loop
+    from pix2point.training.distributed import fit
+    from pix2point.training.segmentation import RunSpec
+
+    runs = tuple(
+        RunSpec(run_name(init, fraction, seed), init, fraction, seed)
+        for fraction in params.label_fractions for init in params.inits for seed in params.seeds
+    )
+    head = VoteHeadSpec(len(SCANNET18_CLASS_NAMES), params.num_seeds, params.num_proposals, params.group_radius,
+                        params.group_size, params.head_width)
+    config = DetectConfig(
+        scenes_dir=inputs["scenes"], pretrained_backbone=inputs["pretrain"] / BACKBONE_WEIGHTS, out=out,
+        backbone=load_backbone_spec(inputs["pretrain"]), head=head, class_names=SCANNET18_CLASS_NAMES,
+        runs=runs, steps=params.steps, eval_every=params.eval_every, scenes_per_batch=params.scenes_per_batch,
+        learning_rate=params.learning_rate, weight_decay=params.weight_decay, augment=params.augment,
+        checkpoint_every=params.checkpoint_every,
+    )
+    started = time.perf_counter()
+    fit(train_loop, config, num_workers=params.num_workers, cpus_per_worker=params.cpus_per_worker,
+        use_gpu=params.use_gpu, storage=scratch, name="detect")
+    results = read_runs(out)
+    cells = summarise(results)
+    write_report(out / REPORT_FILE, cells, results, run_class_names(out))
+    return {
+        "runs": len(results),
+        "seconds": round(time.perf_counter() - started, 1),
+        "resumed_runs": sum(result.resumed_from_step > 0 for result in results),
+        "cells": [cell.as_metrics() for cell in cells],
+    }

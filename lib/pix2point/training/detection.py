@@ -25,7 +25,8 @@ from pix2point.training import distributed
 from pix2point.training.detection_data import DetectionScene, detection_batch, load_detection_scenes
 from pix2point.training.detection_loss import detection_loss
 from pix2point.training.segmentation import RunSpec, load_pretrained
-from pix2point.training.segmentation_data import limited_labels, split_scenes
+from pix2point.training.label_budget import kept_scenes
+from pix2point.training.segmentation_data import split_scenes
 
 EVALUATION_SEED = 0  # seeds of validation scenes are drawn with this, the same for every run and evaluation
 
@@ -84,7 +85,7 @@ def train_loop(config: DetectConfig) -> None:
 
 def training_scenes(config: DetectConfig, run: RunSpec) -> list[DetectionScene]:
     """The run's share of training scenes (chosen as finetune chooses them), those with annotations."""
-    kept = [scene.name for scene in limited_labels(config.scenes_dir, run.label_fraction, "scenes", run.seed)]
+    kept = kept_scenes(split_scenes(config.scenes_dir, "train"), run.label_fraction, run.seed)
     scenes = load_detection_scenes(config.scenes_dir, kept)
     if not scenes:
         raise ValueError(f"run {run.name}: none of its training scenes {kept} has box annotations")

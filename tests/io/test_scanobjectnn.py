@@ -50,6 +50,14 @@ def test_each_variant_reads_its_own_published_file(root, variant, split):
     assert scan.labels.dtype == np.int16 and scan.labels.tolist() == written[variant, split]["label"].tolist()
 
 
+def test_labels_stored_as_a_column_read_the_same(root):
+    root, _ = root
+    path = root / FILES["OBJ-BG", "test"]
+    written = write_h5(path, objects=3, seed=5, label=np.array([[3], [14], [0]], np.int64))
+    scan = scanobjectnn.read_split(root, "OBJ-BG", "test", POINTS)
+    assert scan.labels.tolist() == [3, 14, 0] and np.array_equal(scan.points, written["data"])
+
+
 def test_object_ids_are_split_and_row():
     assert scanobjectnn.shape_ids("test", 2) == ["test_00000", "test_00001"]
     assert len(scanobjectnn.CLASS_NAMES) == 15

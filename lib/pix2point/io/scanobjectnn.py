@@ -7,7 +7,7 @@
     <root>/main_split/training_objectdataset_augmentedrot_scale75.h5  PB-T50-RS: boxes shifted by up to 50 %,
     <root>/main_split/test_objectdataset_augmentedrot_scale75.h5        rotated and scaled (the hardest variant)
 
-Each file holds `data` (float32 [M, 2048, 3]) and `label` (int [M], 0..14, CLASS_NAMES order); `mask`
+Each file holds `data` (float32 [M, 2048, 3]) and `label` (int [M] or [M, 1], 0..14, CLASS_NAMES order); `mask`
 (background points) is not read. `root` is the `h5_files` folder. Objects are upright along +y (UP_AXIS):
 the authors' and Point-BERT's augmentations rotate about y. Every problem found is an ObjectReadError
 naming the file.
@@ -63,7 +63,7 @@ def read_split(root: Path, variant: Variant, split: str, count: int) -> ScanObje
             if missing:
                 raise ObjectReadError(f"{path}: lacks datasets {missing} (has {sorted(h5)})")
             data, label = h5["data"], h5["label"]
-            if data.ndim != 3 or data.shape[2] != 3 or label.shape != (data.shape[0],):
+            if data.ndim != 3 or data.shape[2] != 3 or label.shape not in ((data.shape[0],), (data.shape[0], 1)):
                 raise ObjectReadError(f"{path}: expected data [M, N, 3] and label [M], found {data.shape} and {label.shape}")
             if data.shape[1] < count:
                 raise ObjectReadError(f"{path}: objects have {data.shape[1]} points, {count} are needed")

@@ -1,4 +1,4 @@
-"""`pix2point run`, `pix2point status` and `pix2point report`."""
+"""`pix2point run`, `pix2point status`, `pix2point params` and `pix2point report`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+import pix2point
+from pix2point.cli_help import console_for, pipeline_summary, print_params, require_pipeline_file
 from pix2point.engine.cluster import connect_ray, release_ray
 from pix2point.engine.errors import PipelineError
 from pix2point.engine.failures import StageFailed, describe, root_cause
@@ -22,19 +24,24 @@ from pix2point.engine.runner import STATE_MEANINGS, StageOutcome, run_pipeline, 
 from pix2point.engine.stores import Store, open_store
 
 DEFAULT_PIPELINE = Path("pipeline.yaml")
-# Off a terminal (a pipe, `ray job logs`) no width is known and rich would assume 80 columns, folding keys and
-# paths mid-word; there rows stay whole, however long.
-console = Console(stderr=False, width=None if sys.stdout.isatty() else 1_000)
+console = console_for()
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser(_help_pipeline(argv)).parse_args(argv)
     pipeline_path, stage_names = _split_pipeline_and_targets(args.names)
     if args.command == "run":
         return _run(args, pipeline_path, stage_names)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        require_pipeline_file(pipeline_path)
         pipeline = load_pipeline(pipeline_path, args.profile, args.set)
+        if args.command == "params":
+            if len(stage_names) != 1:
+                raise PipelineError(f"params takes one stage name; stages: {', '.join(pipeline.stages)}")
+            print_params(pipeline, stage_names[0], console)
+            return 0
         store = open_store(args.artefacts, args.cache)
         if args.command == "report":
             out = args.out or _local_root(store) / "_report" / (args.profile or "default")
@@ -59,8 +66,9 @@ def _run(args: argparse.Namespace, pipeline_path: Path, stage_names: list[str]) 
     log_path = new_log_path(_local_root(store))
     console.print(f"log: {log_path}", highlight=False, soft_wrap=True)
     with quiet_console(log_path, args.verbose) as stream:
-        shown = Console(file=stream)
+        shown = console_for(stream)
         try:
+            require_pipeline_file(pipeline_path)
             pipeline = load_pipeline(pipeline_path, args.profile, args.set)
             outcomes = run_pipeline(
                 pipeline, store, targets=stage_names, only=args.only, force=args.force,
@@ -100,10 +108,18 @@ def _rerun_command(args: argparse.Namespace, pipeline_path: Path, stage: str) ->
     return shlex.join(command + (["--address", args.address] if args.address else []))
 
 
-def _parser() -> argparse.ArgumentParser:
+def _help_pipeline(argv: list[str]) -> Path:
+    """The pipeline file a `--help` lists the stages and profiles of (the first *.yaml argument, else the default)."""
+    return next((Path(word) for word in argv if word.endswith((".yaml", ".yml"))), DEFAULT_PIPELINE)
+
+
+def _parser(pipeline_path: Path = DEFAULT_PIPELINE) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pix2point", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"pix2point {pix2point.__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run stages (all, or the named ones and what they need)")
+    run = commands.add_parser("run", help="run stages (all, or the named ones and what they need)",
+                              epilog=pipeline_summary(pipeline_path),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("names", nargs="*", metavar="[PIPELINE] [TARGET ...]", help="pipeline file (default pipeline.yaml), then stage names")
     run.add_argument("--only", metavar="STAGE", help="run just this stage on its cached inputs")
     run.add_argument("--force", action="store_true",
@@ -114,10 +130,12 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="each stage's key and whether it is cached, stale or missing")
     status.add_argument("names", nargs="*", metavar="[PIPELINE]")
     status.add_argument("--verify", action="store_true", help="also check every file's content hash (reads all of them)")
+    params = commands.add_parser("params", help="a stage's params: type, default, value in the chosen profile, description")
+    params.add_argument("names", nargs="+", metavar="[PIPELINE] STAGE")
     report = commands.add_parser("report", help="one page (Markdown and HTML) of every cached result, by artefact key")
     report.add_argument("names", nargs="*", metavar="[PIPELINE]")
     report.add_argument("--out", type=Path, help="where report.md, report.html and images/ go (default: <artefacts>/_report/<profile>)")
-    for command in (run, status, report):
+    for command in (run, status, params, report):
         command.add_argument("--profile", help="a profile of pipeline.yaml (default: the stages' own params)")
         command.add_argument("--set", action="append", default=[], metavar="STAGE.KEY=VALUE", help="override a param (repeatable)")
         command.add_argument("--artefacts", default=os.environ.get("PIX2POINT_ARTEFACTS", "artefacts"),

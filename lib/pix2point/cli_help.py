@@ -1,0 +1,62 @@
+"""The CLI's help for people: which pipeline file it reads, the stages and profiles in it, a stage's params."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from pix2point.engine.errors import PipelineError
+from pix2point.engine.param_docs import param_docs
+from pix2point.engine.pipeline import Pipeline
+
+
+def console_for(stream=None) -> Console:
+    """A console on `stream`, or on whatever sys.stdout is when it prints. Off a terminal (a pipe, `ray job
+    logs`) no width is known and rich would assume 80 columns, folding keys and paths mid-word: there rows
+    stay whole, however long."""
+    return Console(file=stream, width=None if (stream or sys.stdout).isatty() else 1_000)
+
+
+def require_pipeline_file(path: Path) -> None:
+    """A PipelineError saying where the file was looked for and how to name another one."""
+    if not path.is_file():
+        raise PipelineError(
+            f"no pipeline file {path} (looked for {path.absolute()}); run pix2point from the repository root, "
+            f"or name the file before the stages: `pix2point run path/to/pipeline.yaml [STAGE ...]`")
+
+
+def pipeline_summary(path: Path) -> str:
+    """The stages (with their inputs) and profiles of the pipeline file, for `run --help`; read as plain YAML,
+    so the help never imports a stage."""
+    try:
+        document = yaml.safe_load(path.read_text())
+        stages = document.get("stages") or {}
+        profiles = document.get("profiles") or {}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return f"(no readable pipeline file at {path.absolute()}: its stages and profiles are not listed)"
+    lines = [f"stages of {path}:"]
+    lines += [f"  {name}" + (f"  <- {', '.join(map(str, entry['inputs']))}" if entry.get("inputs") else "")
+              for name, entry in stages.items() if isinstance(entry, dict)]
+    if document.get("base"):
+        lines.append(f"  (and those of its base, {document['base']})")
+    lines.append(f"profiles: {', '.join(profiles) or 'none'} (default: the stages' own params)")
+    return "\n".join(lines)
+
+
+def print_params(pipeline: Pipeline, stage: str, console: Console) -> None:
+    """Each param of `stage`: type, default, value in the loaded pipeline (profile and --set applied), description."""
+    if stage not in pipeline.stages:
+        raise PipelineError(f"unknown stage {stage!r}; stages: {', '.join(pipeline.stages)}")
+    profile = pipeline.profile or "default"
+    table = Table(title=f"{stage} ({pipeline.stages[stage].module.__name__}), {pipeline.path}, profile {profile}")
+    for column in ("param", "type", "default", f"value ({profile})", "description"):
+        table.add_column(column, overflow="fold")
+    for doc in param_docs(pipeline.stages[stage].params):
+        value = f"[bold]{escape(doc.value)}[/]" if doc.changed else escape(doc.value)
+        table.add_row(doc.name, escape(doc.type), escape(doc.default), value, escape(doc.description))
+    console.print(table)

@@ -61,7 +61,7 @@ class PPKTParams(SGDParams, PointAugmentationParams, RayTrainParams):
 
 
 class I2PMAEParams(AdamWParams, RayTrainParams):
-    """Defaults: I2P-MAE's ShapeNet pretraining (REFERENCE.md), warm-up counted in steps."""
+    """Defaults: I2P-MAE's ShapeNet pretraining (docs/methods.md), warm-up counted in steps."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,7 +1,7 @@
 """The classify stage's summary: accuracy per init x FIP mode x shots over seeds, epochs to a target accuracy,
 and how each inflated variant compares with training the same network from scratch.
 
-Image2Point's claims (REFERENCE.md) are read off these: few-shot gains of inflated+FIP over scratch, and
+Image2Point's claims (docs/methods.md) are read off these: few-shot gains of inflated+FIP over scratch, and
 fewer training steps to reach a target accuracy.
 """
 

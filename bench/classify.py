@@ -34,7 +34,6 @@ from pix2point.io.objects_table import class_names, read_objects  # noqa: E402
 from pix2point.models.fip import apply_fip, trainable_parameters  # noqa: E402
 from pix2point.models.object_classifier import build_classifier  # noqa: E402
 from pix2point.training.classification import ClassifyConfig, train_step  # noqa: E402
-from pix2point.training.object_data import ObjectAugmentation  # noqa: E402
 
 PIPELINE = Path(__file__).resolve().parents[1] / "pipeline.yaml"
 VARIANTS = (("inflated", "all"), ("inflated", "iobn"), ("inflated", "io"), ("scratch", "all"))
@@ -69,8 +68,8 @@ def bench_config(params: classify.Params, objects_dir: Path, out: Path) -> Class
     return ClassifyConfig(
         objects_dir=objects_dir, out=out, classifier=classify.classifier_spec(params, len(names)), class_names=names,
         runs=(), epochs=1, batch_size=params.batch_size, voxel_size=params.voxel_size,
-        learning_rate=params.learning_rate, momentum=params.momentum, weight_decay=params.weight_decay,
-        augmentation=ObjectAugmentation(params.scale_range, params.translate, params.jitter_sigma, params.jitter_clip),
+        voxel_rounding=params.voxel_rounding, learning_rate=params.learning_rate, momentum=params.momentum,
+        weight_decay=params.weight_decay, augmentation=params.object_augmentation(),
         checkpoint_every=10 ** 9, save_models=False)
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pix2point.io.classify_table import read_history, read_runs, run_name
 from pix2point.io.objects_table import class_names
 from pix2point.io.paths import AbsolutePath
+from pix2point.models.backbone_spec import Rounding
 from pix2point.models.classifier_spec import (
     Axis,
     ClassifierNetwork,
@@ -30,6 +31,7 @@ from pix2point.training.params import RayTrainParams, SGDParams
 
 if TYPE_CHECKING:  # the training code (torch, MinkowskiEngine, Ray) is imported by run: loading the pipeline stays light
     from pix2point.training.classification import ClassifyRunSpec
+    from pix2point.training.object_data import ObjectAugmentation
 
 
 class Variant(BaseModel):
@@ -46,7 +48,8 @@ class Params(SGDParams, RayTrainParams):
 
     network: ClassifierNetwork = "efficientnet_lite0"
     teacher_weights: AbsolutePath | None = None  # 2D weights to inflate; the ResNets need them
-    inflate_new_axis: Axis = "z"  # which 3D axis a 2D kernel is copied along
+    inflate_new_axis: Axis = "y"  # which 3D axis a 2D kernel is copied along (Image2Point: y, ModelNet's up)
+    inflate_row_axis: Axis = "z"  # which 3D axis the kernel's rows run along (Image2Point: z; columns along x)
     inflate_scale_by_depth: bool = False  # divide the copies by k (Image2Point does not)
     variants: list[Variant] = [Variant(init="scratch", fip="all"), Variant(init="inflated", fip="io"),
                                Variant(init="inflated", fip="iobn"), Variant(init="inflated", fip="all")]
@@ -58,10 +61,14 @@ class Params(SGDParams, RayTrainParams):
     pooling: Pooling = "avg"
     # The twin's BatchNorm momentum (None: the 2D network's, 0.01 for EfficientNet): see models/object_classifier.py.
     batchnorm_momentum: float | None = Field(0.1, gt=0, le=1)
+    voxel_rounding: Rounding = "round"  # Image2Point rounds xyz / voxel_size; "floor" as MinkowskiEngine does
+    # Image2Point's augmentation, each step with its probability: per-axis scale, translation, uniform jitter.
     scale_range: tuple[float, float] = (0.9, 1.1)
+    scale_probability: float = Field(0.9, ge=0, le=1)
     translate: float = Field(0.2, ge=0)
-    jitter_sigma: float = Field(0.01, ge=0)
-    jitter_clip: float = Field(0.05, ge=0)
+    translate_probability: float = Field(0.9, ge=0, le=1)
+    jitter: float = Field(0.0125, ge=0)  # uniform in [-jitter, jitter] per point and axis
+    jitter_probability: float = Field(0.7, ge=0, le=1)
     target_accuracy: float = Field(0.8, gt=0, le=1)  # the report counts the epochs each run needs to reach it
     save_models: bool = False  # one state dict per run (14 MB each for Lite0)
 
@@ -76,20 +83,25 @@ class Params(SGDParams, RayTrainParams):
             raise ValueError("variants, shots and seeds must not repeat an entry (run names would collide)")
         return self
 
+    def object_augmentation(self) -> ObjectAugmentation:
+        from pix2point.training.object_data import ObjectAugmentation
+
+        return ObjectAugmentation(self.scale_range, self.scale_probability, self.translate, self.translate_probability,
+                                  self.jitter, self.jitter_probability)
+
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
     from pix2point.evaluation.classification_report import write_report
     from pix2point.training.classification import ClassifyConfig, train_loop
     from pix2point.training.distributed import fit
-    from pix2point.training.object_data import ObjectAugmentation
 
     objects_dir = inputs["objects"]
     names = tuple(class_names(objects_dir))
     config = ClassifyConfig(
         objects_dir=objects_dir, out=out, classifier=classifier_spec(params, len(names)), class_names=names,
         runs=run_specs(params), epochs=params.epochs, batch_size=params.batch_size, voxel_size=params.voxel_size,
-        learning_rate=params.learning_rate, momentum=params.momentum, weight_decay=params.weight_decay,
-        augmentation=ObjectAugmentation(params.scale_range, params.translate, params.jitter_sigma, params.jitter_clip),
+        voxel_rounding=params.voxel_rounding, learning_rate=params.learning_rate, momentum=params.momentum,
+        weight_decay=params.weight_decay, augmentation=params.object_augmentation(),
         checkpoint_every=params.checkpoint_every, save_models=params.save_models,
     )
     started = time.perf_counter()
@@ -114,5 +126,6 @@ def classifier_spec(params: Params, num_classes: int) -> ClassifierSpec:
     return ClassifierSpec(
         network=params.network, num_classes=num_classes, pooling=params.pooling, weights_path=params.teacher_weights,
         batchnorm_momentum=params.batchnorm_momentum,
-        inflation=InflationOptions(scale_by_depth=params.inflate_scale_by_depth, new_axis=params.inflate_new_axis),
+        inflation=InflationOptions(scale_by_depth=params.inflate_scale_by_depth, new_axis=params.inflate_new_axis,
+                                   row_axis=params.inflate_row_axis),
     )

@@ -23,7 +23,14 @@ from pydantic import ConfigDict, Field, model_validator
 from pix2point.io.features_table import feature_metadata
 from pix2point.models.backbone_spec import BackboneSpec, InputFeatures, UNetSizeName
 from pix2point.models.point_m2ae_spec import PointM2AESpec
-from pix2point.training.params import AdamWParams, Masking, PointAugmentationParams, RayTrainParams, SGDParams
+from pix2point.training.params import (
+    AdamWParams,
+    Masking,
+    PointAugmentationParams,
+    RayTrainParams,
+    SaliencyDistribution,
+    SGDParams,
+)
 
 if TYPE_CHECKING:  # the training code (torch, MinkowskiEngine, Ray) is imported by run: loading the pipeline stays light
     from pix2point.training import i2p_mae, ppkt
@@ -47,6 +54,14 @@ class PPKTParams(SGDParams, PointAugmentationParams, RayTrainParams):
     steps: int = Field(1000, ge=1)
     learning_rate: float = Field(0.5, gt=0)
     flip_2d: bool = True  # SLidR's FlipHorizontal, p = 0.5: needs features2d's mirrored maps
+    # SLidR's other mixed augmentations (config transforms_mixed), off here by default: ResizedCrop keeps only
+    # the pairs inside a random window (area share crop_area, width/height in crop_ratio); DropCuboids drops
+    # the points in a random cuboid. Either keeps more than min_pairs_kept pairs per frame, as SLidR's 1024.
+    crop_2d: bool = False
+    crop_area: tuple[float, float] = (0.3, 1.0)
+    crop_ratio: tuple[float, float] = (14 / 9, 17 / 9)
+    drop_cuboids: bool = False
+    min_pairs_kept: int = Field(1024, ge=1)
     checkpoint_every: int = Field(50, ge=1)
     seed: int = 0
 
@@ -76,17 +91,29 @@ class I2PMAEParams(AdamWParams, RayTrainParams):
     mask_ratio: float = Field(0.8, gt=0, lt=1)
     masking: Masking = "guided"  # guided: 2D saliency picks the visible tokens (needs views2d)
     saliency_temperature: float = Field(1.0, gt=0)  # softmax(saliency / T); the paper's T = 1
+    # reference: each view's saliency a distribution over its cells (near-uniform softmax, as I2P-MAE);
+    # min_max: each view rescaled to [0, 1] first (a sharper softmax)
+    saliency_distribution: SaliencyDistribution = "reference"
     target_2d: bool = True  # visible tokens also reconstruct the 3 views' 2D features (needs views2d)
     drop_path_rate: float = Field(0.1, ge=0, lt=1)  # the reference's stochastic depth, last block's rate
     batch_size: int = Field(64, ge=1)  # objects per step and worker
     steps: int = Field(1000, ge=1)
-    scale_range: tuple[float, float] = (2 / 3, 3 / 2)  # Point-M2AE's per-axis scale and translation
-    translate: float = Field(0.2, ge=0)
+    # Point-M2AE augments with a per-axis scale in (2/3, 3/2) and a translation of 0.2; I2P-MAE re-projects the
+    # augmented cloud every step, so its 2D targets match it. views2d projects each object once, and both
+    # transforms change its depth images, so the default is no augmentation; with views2d in use (guided
+    # masking or target_2d) anything else is an error, since the targets would belong to another cloud.
+    scale_range: tuple[float, float] = (1.0, 1.0)
+    translate: float = Field(0.0, ge=0)
     seed: int = 0
 
     @model_validator(mode="after")
     def _buildable(self) -> I2PMAEParams:
         self.encoder_spec()
+        augmented = self.scale_range != (1.0, 1.0) or self.translate != 0
+        if augmented and (self.masking == "guided" or self.target_2d):
+            raise ValueError(f"scale_range {list(self.scale_range)} and translate {self.translate} would move the "
+                             f"cloud away from the one views2d projected, so its 2D saliency and targets would not "
+                             f"match it: keep scale_range [1, 1] and translate 0 with masking guided or target_2d")
         if not 0 < len(self.decoder_depths) <= len(self.num_groups):
             raise ValueError(f"decoder_depths {self.decoder_depths} needs 1 to {len(self.num_groups)} entries")
         return self
@@ -127,6 +154,7 @@ def ppkt_config(params: PPKTParams, inputs: dict[str, Path], out: Path) -> ppkt.
     """The run's config, each worker's share of the batch; flip_2d without features2d's mirrored maps is an
     error naming both params, raised before any worker starts."""
     from pix2point.training import ppkt
+    from pix2point.training.augment import PairCrop
 
     if params.flip_2d and not feature_metadata(inputs["features2d"]).get("mirrored", False):
         raise ValueError(f"pretrain param flip_2d needs the teacher's maps of the mirrored images, which "
@@ -138,7 +166,9 @@ def ppkt_config(params: PPKTParams, inputs: dict[str, Path], out: Path) -> ppkt.
         frames_per_batch=params.frames_per_batch // params.num_workers, steps=params.steps, learning_rate=params.learning_rate,
         momentum=params.momentum, weight_decay=params.weight_decay,
         augmentation=params.point_augmentation(),
-        flip_2d=params.flip_2d, checkpoint_every=params.checkpoint_every, seed=params.seed,
+        flip_2d=params.flip_2d,
+        crop_2d=PairCrop(params.crop_area, params.crop_ratio, params.min_pairs_kept) if params.crop_2d else None,
+        drop_cuboids=params.min_pairs_kept if params.drop_cuboids else None, checkpoint_every=params.checkpoint_every, seed=params.seed,
     )
 
 
@@ -155,7 +185,8 @@ def i2p_mae_config(params: I2PMAEParams, inputs: dict[str, Path], out: Path) -> 
     return i2p_mae.I2PMAEConfig(
         objects_dir=inputs["objects"], views_dir=inputs.get(VIEWS_INPUT), out=out, encoder=params.encoder_spec(),
         decoder_depths=params.decoder_depths, mask_ratio=params.mask_ratio, masking=params.masking,
-        saliency_temperature=params.saliency_temperature, target_2d=params.target_2d, batch_size=params.batch_size,
+        saliency_temperature=params.saliency_temperature, saliency_distribution=params.saliency_distribution,
+        target_2d=params.target_2d, batch_size=params.batch_size,
         steps=params.steps, learning_rate=params.learning_rate, weight_decay=params.weight_decay,
         drop_path_rate=params.drop_path_rate, warmup_steps=params.warmup_steps, scale_range=params.scale_range, translate=params.translate,
         checkpoint_every=params.checkpoint_every, seed=params.seed,

@@ -160,7 +160,7 @@ def teacher_views(points: np.ndarray, teacher: ViewTeacher, params: Params) -> t
 def views_at_points(teacher: ViewTeacher, images: np.ndarray, pixels: np.ndarray,
                     interpolation: Interpolation) -> tuple[np.ndarray, np.ndarray]:
     """[B, V, S, S] depth images in (0, 1) and [B, V, N, 2] (u, v) pixels -> the teacher's features
-    [B, V, N, C] (float16) and saliency [B, V, N] (float32, in [0, 1]) at those pixels."""
+    [B, V, N, C] (float16) and saliency [B, V, N] (float32, non-negative) at those pixels."""
     import torch
 
     from pix2point.geometry.pixel_sampling import sample_at_pixels
@@ -173,7 +173,7 @@ def views_at_points(teacher: ViewTeacher, images: np.ndarray, pixels: np.ndarray
         at = torch.from_numpy(pixels.astype(np.int64)).reshape(batch * views, -1, 2)
         u, v = at[..., 0], at[..., 1]
         features = sample_at_pixels(feature_maps, u, v, (size, size), interpolation)
-        # Bilinear weights are convex, so [0, 1] maps stay in [0, 1]; bicubic can overshoot a little.
+        # Bilinear weights are convex, so maps stay within their cells' range; bicubic can overshoot a little.
         saliency = sample_at_pixels(saliency_maps[:, None], u, v, (size, size), interpolation)[..., 0].clamp(0, 1)
     count = pixels.shape[2]
     return (features.reshape(batch, views, count, -1).half().numpy(),

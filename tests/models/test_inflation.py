@@ -1,8 +1,8 @@
 """Inflation: an inflated 3D layer applied to an image laid out as a plane of voxels gives the 2D layer's output.
 
 The 2D references are the real EfficientNet-Lite0 layers with their ImageNet weights, fed the real cat photo
-(or the network's own activations on it). Images lie in the plane new_axis = PLANE_LEVEL with rows along the
-first remaining axis and columns along the second (x, y, z order), which is the convention inflation.py states.
+(or the network's own activations on it). Images lie in the plane new_axis = PLANE_LEVEL with rows along
+row_axis and columns along the third axis, which is the convention inflation.py states.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from pix2point.models.inflation import InflationError, InflationOptions, inflate
 from pix2point.models.resnet import resnet
 
 AXES = ("x", "y", "z")
+ORIENTATIONS = [InflationOptions(new_axis=new, row_axis=row) for new in AXES for row in AXES if row != new]
 PLANE_LEVEL = 3
 # Trunk of EfficientNet-Lite0: block 0 has no expansion (2 convs), blocks 1-15 have 3, plus the conv head.
 TRUNK_CONVS = 2 + 15 * 3 + 1
@@ -68,18 +69,17 @@ def depthwise_input(model: nn.Module, image: torch.Tensor, block: int) -> torch.
         return stage._swish(stage._bn0(stage._expand_conv(activations_before_block(model, image, block))))
 
 
-def plane_coordinates(height: int, width: int, new_axis: str, step: int = 1) -> torch.Tensor:
+def plane_coordinates(height: int, width: int, options: InflationOptions, step: int = 1) -> torch.Tensor:
     """[height * width, 4] (batch, x, y, z) of pixel (row, column) -> voxel, row-major, `step` apart."""
     rows, columns = torch.meshgrid(torch.arange(height) * step, torch.arange(width) * step, indexing="ij")
-    level = torch.full_like(rows, PLANE_LEVEL)
-    spatial = {"x": (level, rows, columns), "y": (rows, level, columns), "z": (rows, columns, level)}[new_axis]
-    return torch.stack([torch.zeros_like(rows), *spatial], dim=-1).reshape(-1, 4).int()
+    by_axis = {options.new_axis: torch.full_like(rows, PLANE_LEVEL), options.row_axis: rows, options.column_axis: columns}
+    return torch.stack([torch.zeros_like(rows), *(by_axis[axis] for axis in AXES)], dim=-1).reshape(-1, 4).int()
 
 
-def image_as_plane(image: torch.Tensor, new_axis: str, step: int = 1) -> tuple[ME.SparseTensor, torch.Tensor]:
+def image_as_plane(image: torch.Tensor, options: InflationOptions, step: int = 1) -> tuple[ME.SparseTensor, torch.Tensor]:
     """A [1, C, H, W] image as one voxel per pixel; also returns the coordinates, row-major."""
     _, channels, height, width = image.shape
-    coordinates = plane_coordinates(height, width, new_axis, step)
+    coordinates = plane_coordinates(height, width, options, step)
     features = image[0].permute(1, 2, 0).reshape(-1, channels)
     return ME.SparseTensor(features.contiguous(), coordinates), coordinates
 
@@ -89,8 +89,8 @@ def plane_as_image(sparse: ME.SparseTensor, coordinates: torch.Tensor, height: i
     return features.reshape(height, width, -1).permute(2, 0, 1)[None]
 
 
-def through_plane(layer: nn.Module, image: torch.Tensor, new_axis: str) -> torch.Tensor:
-    sparse, coordinates = image_as_plane(image, new_axis)
+def through_plane(layer: nn.Module, image: torch.Tensor, options: InflationOptions) -> torch.Tensor:
+    sparse, coordinates = image_as_plane(image, options)
     with torch.no_grad():
         return plane_as_image(layer(sparse), coordinates, *image.shape[-2:])
 
@@ -100,31 +100,48 @@ def inflated(conv2d: nn.Conv2d, conv3d: nn.Module, options: InflationOptions) ->
     return conv3d
 
 
-@pytest.mark.parametrize("new_axis", AXES)
-def test_regular_3x3_conv_on_a_plane_matches_2d(lite0, cat_image, new_axis):
+def test_default_orientation_is_the_references_copies_along_y_rows_along_z_columns_along_x():
+    # A unit impulse at the origin among its 26 zero neighbours: the inflated conv gives kernel[-(x, y, z)] at
+    # (x, y, z), as conv2d gives weight[1 - i, 1 - j] at pixel (i, j) of a one-pixel image. So rows must run
+    # along z, columns along x, and every y must carry the same plane.
+    conv2d = nn.Conv2d(1, 1, 3, bias=False)
+    conv2d.weight.data.copy_(torch.arange(1.0, 10.0).view(1, 1, 3, 3))
+    conv3d = inflated(conv2d, ME.MinkowskiConvolution(1, 1, kernel_size=3, dimension=3), InflationOptions())
+    sites = [(x, y, z) for x in (-1, 0, 1) for y in (-1, 0, 1) for z in (-1, 0, 1)]
+    coordinates = torch.tensor([(0, *site) for site in sites], dtype=torch.int32)
+    impulse = torch.tensor([[1.0 if site == (0, 0, 0) else 0.0] for site in sites])
+    with torch.no_grad():
+        out = conv3d(ME.SparseTensor(impulse, coordinates)).features_at_coordinates(coordinates.float())[:, 0]
+    weight = conv2d.weight[0, 0]
+    expected = torch.stack([weight[1 - z, 1 - x] for x, _, z in sites])
+    torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize("options", ORIENTATIONS, ids=lambda o: f"copies_{o.new_axis}_rows_{o.row_axis}")
+def test_regular_3x3_conv_on_a_plane_matches_2d(lite0, cat_image, options):
     # The stem's real 3x3 weight, applied at stride 1 so that the 2D and 3D outputs are defined on the same grid.
     weight = lite0._conv_stem.weight
     conv2d = nn.Conv2d(3, weight.shape[0], 3, padding=1, bias=False)
     conv2d.weight.data.copy_(weight)
     conv3d = ME.MinkowskiConvolution(3, weight.shape[0], kernel_size=3, dimension=3)
-    conv3d = inflated(conv2d, conv3d, InflationOptions(new_axis=new_axis))
+    conv3d = inflated(conv2d, conv3d, options)
 
     expected = F.conv2d(cat_image, weight, padding=1)
-    torch.testing.assert_close(through_plane(conv3d, cat_image, new_axis), expected, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(through_plane(conv3d, cat_image, options), expected, rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("new_axis", AXES)
-def test_depthwise_convs_on_a_plane_match_2d(lite0, cat_image, new_axis):
+@pytest.mark.parametrize("options", ORIENTATIONS, ids=lambda o: f"copies_{o.new_axis}_rows_{o.row_axis}")
+def test_depthwise_convs_on_a_plane_match_2d(lite0, cat_image, options):
     for block in (2, 4):  # a 3x3 and a 5x5 depthwise conv
         depthwise2d = lite0._blocks[block]._depthwise_conv
         features = depthwise_input(lite0, cat_image, block)
         size = depthwise2d.kernel_size[0]
         conv3d = ChannelwiseConvolution(depthwise2d.in_channels, kernel_size=size, dimension=3)
-        conv3d = inflated(depthwise2d, conv3d, InflationOptions(new_axis=new_axis))
+        conv3d = inflated(depthwise2d, conv3d, options)
 
         with torch.no_grad():
             expected = F.conv2d(features, depthwise2d.weight, padding=size // 2, groups=depthwise2d.groups)
-        torch.testing.assert_close(through_plane(conv3d, features, new_axis), expected, rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(through_plane(conv3d, features, options), expected, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("stride", [1, 2])
@@ -154,7 +171,7 @@ def test_pointwise_conv_on_a_plane_matches_2d(lite0, cat_image):
 
     with torch.no_grad():
         expected = expand2d(features)
-    torch.testing.assert_close(through_plane(conv3d, features, "z"), expected, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(through_plane(conv3d, features, InflationOptions()), expected, rtol=1e-5, atol=1e-4)
 
 
 def test_scale_by_depth_divides_the_output_by_the_kernel_size(lite0, cat_image):
@@ -166,7 +183,7 @@ def test_scale_by_depth_divides_the_output_by_the_kernel_size(lite0, cat_image):
 
     with torch.no_grad():
         expected = F.conv2d(cat_image, conv2d.weight, padding=1) / 3 + conv2d.bias.view(1, -1, 1, 1)
-    torch.testing.assert_close(through_plane(conv3d, cat_image, "z"), expected, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(through_plane(conv3d, cat_image, options), expected, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("scale_by_depth", [False, True])
@@ -180,13 +197,13 @@ def test_strided_1x1_becomes_a_2x2x2_stride_2_kernel_that_repeats_it(scale_by_de
     image = torch.randn(1, 6, 8, 10)
 
     even_pixels = image[:, :, ::2, ::2]
-    sparse, coordinates = image_as_plane(even_pixels, "z", step=2)
+    sparse, coordinates = image_as_plane(even_pixels, InflationOptions(), step=2)
     with torch.no_grad():
         out = conv3d(sparse)
         expected = conv2d(image) / (2 if scale_by_depth else 1)
-    # The plane sits at z = 3, inside the cell starting at z = 2.
+    # The plane sits at new_axis = 3, inside the cell starting at 2.
     cells = coordinates.clone()
-    cells[:, 3] = PLANE_LEVEL - PLANE_LEVEL % 2
+    cells[:, 1 + AXES.index(InflationOptions().new_axis)] = PLANE_LEVEL - PLANE_LEVEL % 2
     torch.testing.assert_close(plane_as_image(out, cells, 4, 5), expected, rtol=1e-5, atol=1e-5)
 
 
@@ -203,7 +220,7 @@ def test_a_whole_stride_1_block_on_a_plane_matches_2d(lite0, cat_image, inflated
     features = activations_before_block(lite0, cat_image, block)
     with torch.no_grad():
         expected = lite0._blocks[block](features)
-    torch.testing.assert_close(through_plane(model3d.trunk[block], features, "z"), expected, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(through_plane(model3d.trunk[block], features, InflationOptions()), expected, rtol=1e-5, atol=1e-4)
 
 
 def test_inflating_lite0_places_every_trunk_conv_and_batchnorm(lite0, inflated_lite0):
@@ -273,7 +290,7 @@ def test_a_whole_stride_1_resnet_block_on_a_plane_matches_2d(name, block):
     features = torch.randn(1, model2d.layer1[block].conv1.in_channels, 12, 14)
     with torch.no_grad():
         expected = model2d.layer1[block](features)
-    actual = through_plane(model3d.trunk[0][block].eval(), features, "z")
+    actual = through_plane(model3d.trunk[0][block].eval(), features, InflationOptions())
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-4)
 
 

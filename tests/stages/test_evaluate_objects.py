@@ -54,7 +54,8 @@ def write_pretrained(directory: Path, seed: int, masking: str, target_2d: bool, 
     directory.mkdir()
     torch.manual_seed(seed)
     save_encoder(directory, HierarchicalEncoder(spec))
-    description = {"method": "i2p_mae", "masking": masking, "target_2d": target_2d, "mask_ratio": 0.8, "steps": 3}
+    description = {"method": "i2p_mae", "masking": masking, "target_2d": target_2d, "mask_ratio": 0.8, "steps": 3,
+                   "saliency_distribution": "reference" if masking == "guided" else None}
     (directory / "pretraining.json").write_text(json.dumps(description))
     write_table(pa.table({"step": [1, 2, 3], "loss": [3.0, 2.0, 1.5]}), directory / "loss.parquet")
     return directory
@@ -80,6 +81,9 @@ def test_separable_toy_objects_are_classified_perfectly_by_every_encoder(toy_inp
     assert document["paper_ordering_holds"] is False  # a three-way tie is not the paper's ordering
     report = (out / "report.md").read_text()
     assert "does NOT hold" in report and "| pretrain_mae | plain masked autoencoding" in report
+    # The report says which masking distribution each guided encoder ran with.
+    assert "| pretrain_i2p_mae | I2P-MAE (2D-guided masking + 2D target) | reference |" in report
+    assert "| pretrain_mae | plain masked autoencoding (random masking, no 2D target) | – |" in report
     assert (out / "loss_pretrain_mae.png").stat().st_size > 0
 
 

@@ -54,7 +54,7 @@ def test_full_i2p_mae_writes_a_loadable_encoder_its_spec_and_both_losses(inputs,
     np.testing.assert_allclose(loss["loss"], np.add(loss["chamfer"], loss["feature_loss"]), rtol=1e-5)
     assert loss["lr"][0] < loss["lr"][1]  # warm-up
     assert json.loads((out / "pretraining.json").read_text()) == {
-        "method": "i2p_mae", "masking": "guided", "target_2d": True, "mask_ratio": 0.8, "steps": 4}
+        "method": "i2p_mae", "masking": "guided", "target_2d": True, "saliency_distribution": "reference", "mask_ratio": 0.8, "steps": 4}
     features = embed_objects(encoder, read_objects(inputs["objects"], "test").points)
     assert features.shape == (8, 96) and np.isfinite(features).all()
 

@@ -1,9 +1,12 @@
 """Random and 2D-guided masking of the coarsest tokens, and its propagation to finer scales."""
 
 import numpy as np
+import pytest
 import torch
 
 from pix2point.models.point_groups import group_hierarchy
+from pix2point.models.view_teachers import sum_to_one_per_image
+from pix2point.training.i2p_mae_data import min_max_per_view
 from pix2point.training.masking import guided_visible, keep_count, propagate_visible, random_visible
 
 
@@ -43,3 +46,18 @@ def test_visibility_propagates_to_exactly_the_groups_of_visible_coarse_tokens():
             expected = set(groups[visible[level][b]].flatten().tolist())
             assert set(np.flatnonzero(visible[level - 1][b].numpy()).tolist()) == expected
     assert 0 < visible[0].sum() < visible[0].numel()
+
+
+def test_the_references_saliency_distribution_is_near_uniform_and_min_max_is_sharper():
+    # views2d's CNN saliency: each view's 7 x 7 energy map divided by its sum (a distribution over cells, as
+    # CLIP's attention probabilities in I2P-MAE), read at 64 token centres; I2P-MAE softmaxes the views' mean.
+    rng = np.random.default_rng(0)
+    energy = torch.from_numpy(rng.gamma(0.5, size=(3, 7, 7)).astype(np.float32))
+    maps = sum_to_one_per_image(energy).flatten(1).numpy()
+    cells = rng.integers(0, 49, 64)
+    views = maps[:, cells][None]  # [1 object, 3 views, 64 tokens]
+    reference = torch.softmax(torch.from_numpy(views.mean(axis=1)), dim=1)[0]
+    sharper = torch.softmax(torch.from_numpy(min_max_per_view(views).mean(axis=1)), dim=1)[0]
+    assert reference.max() / reference.min() < 1.3  # close to uniform, as the reference's softmax
+    assert sharper.max() / sharper.min() > 1.5
+    assert min_max_per_view(views).min() == 0 and min_max_per_view(views).max(axis=2).min() == pytest.approx(1)

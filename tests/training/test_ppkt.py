@@ -16,7 +16,7 @@ from pix2point.models.upl import UpsamplingProjection
 from stages.features2d import mirror_images, teacher_features
 
 from pix2point.models.teachers import build_teacher
-from pix2point.training.augment import PointAugmentation, augment_points
+from pix2point.training.augment import PairCrop, PointAugmentation, augment_points, crop_window, cuboid_dropped, pairs_in_crop
 from pix2point.training.ppkt import PPKTConfig, make_batch
 from pix2point.training.ppkt_data import FrameSample, PretrainFrames
 
@@ -141,6 +141,54 @@ def test_flip_on_features_without_mirrored_maps_is_rejected_before_training(smok
     with pytest.raises(ValueError, match="flip_2d needs .* mirrored: true, or set flip_2d: false"):
         pretrain.ppkt_config(pretrain.PPKTParams(), inputs, tmp_path)
     assert pretrain.ppkt_config(pretrain.PPKTParams(flip_2d=False), inputs, tmp_path).flip_2d is False
+
+
+def test_crop_windows_have_slidrs_area_and_ratio_and_stay_in_the_image():
+    rng, crop, size = np.random.default_rng(7), PairCrop(), (640, 480)
+    for _ in range(200):
+        left, top, w, h = crop_window(size, rng, crop)
+        assert 0 <= left and left + w <= 640 and 0 <= top and top + h <= 480
+        assert 14 / 9 - 0.02 <= w / h <= 17 / 9 + 0.02
+        assert w * h >= 0.3 * 640 * 480 * 0.98
+
+
+def test_the_crop_keeps_exactly_the_pairs_inside_its_window_or_all_when_none_is_good_enough():
+    rng = np.random.default_rng(8)
+    pixels = np.stack([rng.integers(0, 640, 5000), rng.integers(0, 480, 5000)], 1)
+    crop = PairCrop(min_pairs=1024)
+    kept = pairs_in_crop(pixels, (640, 480), np.random.default_rng(9), crop)
+    left, top, w, h = crop_window((640, 480), np.random.default_rng(9), crop)  # the same first draw
+    inside = (pixels[:, 0] >= left) & (pixels[:, 0] < left + w) & (pixels[:, 1] >= top) & (pixels[:, 1] < top + h)
+    np.testing.assert_array_equal(kept, np.flatnonzero(inside))
+    assert 1024 < len(kept) < 5000
+    hopeless = PairCrop(min_pairs=10 ** 6, min_fraction=1.0, attempts=3)
+    np.testing.assert_array_equal(pairs_in_crop(pixels, (640, 480), rng, hopeless), np.arange(5000))
+
+
+def test_dropped_cuboid_points_are_exactly_those_inside_a_small_box():
+    rng = np.random.default_rng(10)
+    xyz = rng.uniform(0, 4, (20000, 3)).astype(np.float32)
+    dropped_any = False
+    for _ in range(20):
+        keep = cuboid_dropped(xyz, rng, min_kept=100)
+        dropped = xyz[~keep]
+        if len(dropped) == 0:
+            continue
+        dropped_any = True
+        low, high = dropped.min(0), dropped.max(0)
+        assert (high - low <= 0.2 * 4 + 1e-6).all()  # half-extent at most 0.1 of the cloud's extent
+        assert not np.all((xyz[keep] > low) & (xyz[keep] < high), axis=1).any()  # nothing left inside
+    assert dropped_any
+    assert cuboid_dropped(xyz, rng, min_kept=len(xyz) + 1).all()  # too few would remain: the cloud stays whole
+
+
+def test_crop_and_cuboid_drop_in_a_batch_keep_pairs_on_their_own_points():
+    rng = np.random.default_rng(11)
+    sample = frame_sample(rng, points=3000, size=(64, 48))
+    batch = make_batch([sample], config(num_pairs=3000, crop_2d=PairCrop(min_pairs=200), drop_cuboids=100),
+                       np.random.default_rng(12))
+    assert 0 < len(batch.point) < 3000  # only pairs inside the window (and outside the cuboid) train
+    assert batch.sparse.point_offsets[-1] <= 3000
 
 
 def test_augmentation_rotates_about_up_and_scales_within_range():

@@ -52,7 +52,7 @@ def paper_ordering(scores: list[EncoderScore]) -> bool | None:
 
 
 def report_markdown(scores: list[EncoderScore], folds: int, class_names: list[str]) -> str:
-    rows = [[score.name, KIND_LABELS[score.kind], f"{score.test.c:g}", percent(score.test.accuracy),
+    rows = [[score.name, KIND_LABELS[score.kind], _saliency(score), f"{score.test.c:g}", percent(score.test.accuracy),
              percent(score.test.mean_class_accuracy), percent(score.cross_validation), _steps(score)] for score in scores]
     first = scores[0]
     candidates = ", ".join(f"{c:g}" for c in first.cross_validation_by_c)
@@ -66,7 +66,7 @@ def report_markdown(scores: list[EncoderScore], folds: int, class_names: list[st
         f"{first.test.train_objects} training objects and scored on the {first.test.test_objects} test objects "
         f"({len(class_names)} classes). The cross-validation column uses the training split only ({folds} folds); "
         f"it picked each encoder's C among {candidates}. Settings may be chosen by it, never by the test column.",
-        markdown_table(["encoder", "pretraining", "C", "test accuracy %", "test mean class accuracy %",
+        markdown_table(["encoder", "pretraining", "saliency distribution", "C", "test accuracy %", "test mean class accuracy %",
                         f"train {folds}-fold CV accuracy %", "pretraining steps"], rows),
         verdict,
     ]) + "\n"
@@ -88,6 +88,13 @@ def metrics_document(scores: list[EncoderScore], folds: int) -> dict:
 def write_report(out: Path, scores: list[EncoderScore], folds: int, class_names: list[str]) -> None:
     (out / REPORT_FILE).write_text(report_markdown(scores, folds, class_names))
     (out / METRICS_FILE).write_text(json.dumps(metrics_document(scores, folds), indent=2))
+
+
+def _saliency(score: EncoderScore) -> str:
+    """Which masking distribution a guided pretraining ran with (older artefacts predate the choice)."""
+    if score.pretraining is None or score.pretraining["masking"] != "guided":
+        return "–"
+    return score.pretraining.get("saliency_distribution") or "min_max (before the choice existed)"
 
 
 def _steps(score: EncoderScore) -> str:

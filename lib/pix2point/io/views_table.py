@@ -7,9 +7,9 @@ orthographic depth views (I2P-MAE's 2D targets and 2D-guided masking weights).
         split     string    train | test, as in objects.parquet
         features  fixed_shape_tensor float16 [V, N, C]  view v's teacher feature map, upsampled to the image
                             size, at point n's pixel
-        saliency  fixed_shape_tensor float32 [V, N]     view v's saliency map, min-max scaled to [0, 1] over
-                            its cells (a constant map is all 0), upsampled like the features (clipped to
-                            [0, 1]), at point n's pixel
+        saliency  fixed_shape_tensor float32 [V, N]     view v's saliency map, a distribution over its cells
+                            (models/view_teachers.py), upsampled like the features (clipped to [0, 1]),
+                            at point n's pixel
         pixels    fixed_shape_tensor int16 [V, N, 2]    (u, v) = (column, row) of point n in view v's image
 
 V = 3 views, N = the objects' points_per_object, C = the teacher layer's channels. View v permutes the
@@ -52,7 +52,7 @@ METADATA_KEYS = ("teacher", "layer", "channels", "image_size", "splat", "views",
 
 class Views(NamedTuple):
     features: np.ndarray  # [M, V, N, C] float16
-    saliency: np.ndarray  # [M, V, N] float32 in [0, 1]
+    saliency: np.ndarray  # [M, V, N] float32 in [0, 1], each view's map a distribution over its cells
     pixels: np.ndarray  # [M, V, N, 2] int16 (u, v) = (column, row)
     shapes: list[str]
 

@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Literal
 
 ENCODER_STAGES = 4
+# How points map to voxel coordinates: floor(xyz / v) (MinkowskiEngine's sparse_quantize, SLidR) or
+# round(xyz / v) (Image2Point); see training/voxelize.py.
+Rounding = Literal["floor", "round"]
 
 
 @dataclass(frozen=True)

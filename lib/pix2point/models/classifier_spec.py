@@ -19,11 +19,20 @@ AXES: tuple[Axis, ...] = ("x", "y", "z")
 @dataclass(frozen=True)
 class InflationOptions:
     scale_by_depth: bool = False
-    new_axis: Axis = "z"
+    new_axis: Axis = "y"  # the axis the 2D kernel is copied along (the reference: y, ModelNet's up axis)
+    row_axis: Axis = "z"  # the axis the kernel's rows run along (the reference: z); columns take the third
 
     def __post_init__(self) -> None:
-        if self.new_axis not in AXES:
-            raise ValueError(f"new_axis must be one of {', '.join(AXES)}, got {self.new_axis!r}")
+        for name in ("new_axis", "row_axis"):
+            if getattr(self, name) not in AXES:
+                raise ValueError(f"{name} must be one of {', '.join(AXES)}, got {getattr(self, name)!r}")
+        if self.row_axis == self.new_axis:
+            raise ValueError(f"row_axis and new_axis must differ, both are {self.new_axis!r}")
+
+    @property
+    def column_axis(self) -> Axis:
+        (column,) = (axis for axis in AXES if axis not in (self.new_axis, self.row_axis))
+        return column
 
 
 ClassifierNetwork = Literal["efficientnet_lite0", "resnet18", "resnet50"]

@@ -1,10 +1,12 @@
 """A MinkowskiEngine twin of EfficientNet-Lite, built from a 2D model's block layout and filled by inflation.
 
-    stem        new: 3x3x3 conv (point features -> the 2D stem's width), BN, ReLU6
+    stem        new: 3x3x3 conv (point features -> the 2D stem's width) and BN, no activation (Image2Point's
+                SPVCNN_cls stem: Conv3d + BatchNorm)
     trunk       inflated: the 2D model's MBConv blocks (1x1x1 expand, channelwise k x k x k, 1x1x1 project;
                 same strides, ReLU6, residuals and drop-connect), then its 1x1 conv head with BN and ReLU6
     pooling     global average or max over each object's voxels -> one feature per object
-    classifier  new: dropout and a linear layer
+    classifier  new: dropout, a linear layer and BatchNorm1d over the logits (Image2Point's classifier:
+                Linear + BatchNorm1d)
 
 The 2D stem and classifier are left out of the inflation (`REPLACED_2D_PREFIXES`): point features are not RGB
 and the classes are new. The new stem keeps stride 1 where the 2D stem has stride 2, as Image2Point's
@@ -181,7 +183,9 @@ class SparseObjectClassifier(FipModule):
         self.stem = stem
         self.trunk = trunk
         self.pooling = pooling
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_channels, num_classes))
+        # Image2Point's SPVCNN_cls classifier: Linear + BatchNorm1d over the logits.
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_channels, num_classes),
+                                        nn.BatchNorm1d(num_classes))
         self._initialise_weights()
 
     def _initialise_weights(self) -> None:
@@ -203,7 +207,7 @@ class SparseEfficientNet(SparseObjectClassifier):
                  dropout: float = 0.2) -> None:
         stem_conv = ME.MinkowskiConvolution(in_channels, layout.stem_channels, kernel_size=3, bias=False,
                                             dimension=3)
-        stem = ConvNorm(stem_conv, layout.stem_channels, layout, activate=True)
+        stem = ConvNorm(stem_conv, layout.stem_channels, layout, activate=False)  # Image2Point: conv + BN only
         # The 2D model scales drop-connect up linearly with block depth; so does the twin.
         blocks = [SparseMBConv(spec, layout, layout.drop_connect_rate * index / len(layout.blocks))
                   for index, spec in enumerate(layout.blocks)]

@@ -1,12 +1,12 @@
 """MinkowskiEngine twins of the project's ResNet-18/50 (models/resnet.py), filled by inflation, laid out as
 Image2Point's SPVCNN{18,50}_cls:
 
-    stem        new: 3x3x3 conv (point features -> 64), BN, ReLU at stride 1, with no max-pool, since
+    stem        new: 3x3x3 conv (point features -> 64) and BN (no ReLU, as Image2Point's) at stride 1, no max-pool, since
                 objects at voxel 0.05 are only ~40 voxels across (the 2D stem divides images by 4)
     trunk       inflated: layer1..layer4 with the 2D strides (1, 2, 2, 2); 3x3 -> 3x3x3, 1x1 -> 1x1x1, and the
                 1x1 stride-2 shortcut -> 2x2x2 stride 2 with the 1x1 weight in every cell
     pooling     global average or max per object
-    classifier  new: dropout and a linear layer
+    classifier  new: dropout, a linear layer and BatchNorm1d over the logits (as Image2Point's)
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class SparseResNet(SparseObjectClassifier):
     def __init__(self, model2d: ResNet, in_channels: int, num_classes: int, pooling: Pooling = "avg",
                  dropout: float = 0.2) -> None:
         stem_width = model2d.conv1.out_channels
-        stem = nn.Sequential(_conv(in_channels, stem_width, 3), _norm(model2d.bn1), ME.MinkowskiReLU(inplace=True))
+        stem = nn.Sequential(_conv(in_channels, stem_width, 3), _norm(model2d.bn1))  # Image2Point: conv + BN only
         trunk = nn.Sequential(*(nn.Sequential(*(SparseResidualBlock(block) for block in getattr(model2d, stage)))
                                 for stage in _STAGES))
         super().__init__(stem, trunk, model2d.fc.in_features, num_classes, pooling, dropout)

@@ -2,8 +2,8 @@
 
 The rule (chenfengxu714/image2point, model_zoo.py `weight_transform`):
 
-- a k x k kernel becomes k x k x k by copying it along a new axis (`new_axis`, z by default), without dividing
-  by k unless `scale_by_depth` asks for it;
+- a k x k kernel becomes k x k x k by copying it along a new axis (`new_axis`), without dividing by k unless
+  `scale_by_depth` asks for it;
 - a 1x1 kernel becomes 1x1x1;
 - a depthwise kernel (groups == channels) becomes a MinkowskiChannelwiseConvolution kernel by the same copy;
 - a 1x1 stride-s kernel (a ResNet shortcut) becomes s x s x s stride s with the 1x1 weight in every cell;
@@ -14,8 +14,9 @@ MinkowskiChannelwiseConvolution as [kernel_volume, channels]. Kernel offsets are
 spatial axis (x) varying fastest, and output(u) = sum over offsets o of kernel[o] @ input(u + o), the same
 cross-correlation as torch's conv2d; tests/models/test_inflation.py checks both against the 2D op.
 
-The two axes of the 2D kernel (rows, then columns) span the two axes other than `new_axis`, in x, y, z order:
-with new_axis "z", image rows run along x and columns along y.
+Orientation: kernel rows run along `row_axis`, columns along the remaining axis. The default is the
+reference's: its `weight_transform` (trans_type 'z-axis') fills torchsparse 1.2's offsets, x varying fastest,
+so that the copies lie along y, ModelNet's up axis, with image rows along z and columns along x.
 """
 
 from __future__ import annotations
@@ -52,8 +53,7 @@ class InflationReport:
 def spread_along_new_axis(plane: torch.Tensor, depth: int, options: InflationOptions) -> torch.Tensor:
     """[kh, kw, *rest] -> [kh * kw * depth, *rest]: `depth` copies of the plane along the new axis, flattened
     in MinkowskiEngine's kernel-offset order."""
-    new = AXES.index(options.new_axis)
-    row_axis, column_axis = (axis for axis in range(3) if axis != new)
+    new, row_axis, column_axis = (AXES.index(axis) for axis in (options.new_axis, options.row_axis, options.column_axis))
     rest = plane.shape[2:]
     stacked = plane.unsqueeze(2).expand(plane.shape[0], plane.shape[1], depth, *rest)  # dims: row, column, new
     dim_of_axis = {row_axis: 0, column_axis: 1, new: 2}

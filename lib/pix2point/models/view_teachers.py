@@ -15,7 +15,10 @@ Two kinds:
   patch tokens after the final LayerNorm and projection (512 channels, 14 x 14 at 224 pixels), saliency
   the last block's CLS-to-patch attention averaged over heads.
 
-Saliency maps are min-max scaled to [0, 1] over each image's cells (a constant map becomes all 0).
+Saliency maps are distributions over each image's cells, as CLIP's CLS attention is in the reference (its
+probabilities over 197 tokens, about 1/197 each): the CNN's energy map is divided by its sum over the cells,
+CLIP's attention is kept as it is. I2P-MAE's softmax over such small values is close to uniform; pretrain's
+`saliency_distribution: min_max` rescales each view to [0, 1] first, for sharper guidance.
 """
 
 from __future__ import annotations
@@ -52,15 +55,16 @@ class SaliencyMethod:
 ACTIVATION_SALIENCY = SaliencyMethod(
     "activation_energy",
     "sum over channels of the squared activations of the teacher's last stride-32 stage per cell "
-    "(Zagoruyko & Komodakis 2017), min-max scaled to [0, 1] per view",
+    "(Zagoruyko & Komodakis 2017), divided by its sum over the view's cells",
 )
 CLS_ATTENTION = SaliencyMethod(
-    "cls_attention", "last block's CLS-to-patch attention averaged over heads, min-max scaled to [0, 1] per view",
+    "cls_attention", "last block's CLS-to-patch attention probabilities averaged over heads, as the reference",
 )
 
 
 class ViewTeacher(nn.Module):
-    """Normalised [B, 3, H, W] images -> ([B, C, h, w] features, [B, h, w] saliency in [0, 1]).
+    """Normalised [B, 3, H, W] images -> ([B, C, h, w] features, [B, h, w] saliency: non-negative, at most
+    1 in sum over each image's cells).
 
     `mean`/`std` are the input normalisation its weights expect, for pixel values in [0, 1]."""
 
@@ -90,7 +94,7 @@ class CnnViewTeacher(ViewTeacher):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.features(images)
-        return features, min_max_per_image(self.rest(features).square().sum(dim=1))
+        return features, sum_to_one_per_image(self.rest(features).square().sum(dim=1))
 
 
 class ClipViewTeacher(ViewTeacher):
@@ -113,7 +117,7 @@ class ClipViewTeacher(ViewTeacher):
         side = int(round(count ** 0.5))
         features = (tokens @ self.visual.proj).transpose(1, 2).reshape(batch, -1, side, side)
         cls_to_patches = self._attention[:, 0, 1:].reshape(batch, side, side)
-        return features, min_max_per_image(cls_to_patches)
+        return features, cls_to_patches
 
     def _keep_weights(self, module: nn.Module, args: Any, output: tuple[torch.Tensor, torch.Tensor]) -> None:
         self._attention = output[1]  # [B, L, L], averaged over heads
@@ -123,11 +127,12 @@ def ask_for_attention_weights(module: nn.Module, args: tuple, kwargs: dict) -> t
     return args, {**kwargs, "need_weights": True, "average_attn_weights": True}
 
 
-def min_max_per_image(maps: torch.Tensor) -> torch.Tensor:
-    """[B, h, w] -> each map scaled to [0, 1] over its cells; a constant map becomes all 0."""
+def sum_to_one_per_image(maps: torch.Tensor) -> torch.Tensor:
+    """[B, h, w] non-negative maps -> each divided by its sum over the cells; an all-zero map becomes uniform."""
     flat = maps.flatten(1)
-    low, high = flat.min(dim=1, keepdim=True).values, flat.max(dim=1, keepdim=True).values
-    return ((flat - low) / (high - low).clamp_min(torch.finfo(maps.dtype).tiny)).view_as(maps)
+    total = flat.sum(dim=1, keepdim=True)
+    uniform = torch.full_like(flat, 1 / flat.shape[1])
+    return torch.where(total > 0, flat / total.clamp_min(torch.finfo(maps.dtype).tiny), uniform).view_as(maps)
 
 
 def build_view_teacher(name: ViewTeacherName, layer: str | None = None, weights_path: Path | None = None) -> ViewTeacher:

@@ -27,6 +27,7 @@ from pix2point.models.object_classifier import ClassifierSpec, Init, build_class
 from pix2point.training import distributed
 from pix2point.training.progress import Progress
 from pix2point.training.object_data import ObjectAugmentation, augment_object, epoch_order, few_shot_indices, object_batch
+from pix2point.training.voxelize import Rounding
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class ClassifyConfig:
     epochs: int
     batch_size: int  # objects per step and worker
     voxel_size: float  # in object radii (objects are normalised into the unit sphere)
+    voxel_rounding: Rounding
     learning_rate: float
     momentum: float
     weight_decay: float
@@ -128,7 +130,7 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, train: Object
                config: ClassifyConfig, rng: np.random.Generator) -> float:
     points = [augment_object(train.points[i], rng, config.augmentation) for i in batch]
     labels = torch.from_numpy(train.labels[batch].astype(np.int64))
-    loss = nn.functional.cross_entropy(model(object_batch(points, config.voxel_size)), labels)
+    loss = nn.functional.cross_entropy(model(object_batch(points, config.voxel_size, config.voxel_rounding)), labels)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -143,7 +145,7 @@ def evaluate_confusion(model: nn.Module, test: Objects, config: ClassifyConfig) 
     with torch.inference_mode():
         for start in range(0, len(test.labels), config.batch_size):
             rows = slice(start, start + config.batch_size)
-            predicted = model(object_batch(list(test.points[rows]), config.voxel_size)).argmax(1).numpy()
+            predicted = model(object_batch(list(test.points[rows]), config.voxel_size, config.voxel_rounding)).argmax(1).numpy()
             truth = test.labels[rows].astype(np.int64)
             confusion += np.bincount(truth * num_classes + predicted, minlength=num_classes ** 2).reshape(
                 num_classes, num_classes)

@@ -30,7 +30,7 @@ from pix2point.training.chamfer import chamfer_l2
 from pix2point.training.i2p_mae_data import MAEBatch, ObjectViews, load_object_views, sample_batch
 from pix2point.training.loop import StepTraining, run_steps
 from pix2point.training.masking import guided_visible, propagate_visible, random_visible
-from pix2point.training.params import Masking
+from pix2point.training.params import Masking, SaliencyDistribution
 from pix2point.training.schedules import warmup_cosine
 from pix2point.training.weight_decay import weight_decay_groups
 
@@ -48,6 +48,7 @@ class I2PMAEConfig:
     mask_ratio: float
     masking: Masking
     saliency_temperature: float
+    saliency_distribution: SaliencyDistribution
     target_2d: bool
     batch_size: int  # objects per step and worker
     steps: int
@@ -146,7 +147,8 @@ def needs_views(config: I2PMAEConfig) -> bool:
 
 def build_training(config: I2PMAEConfig, rank: int, device: torch.device) -> I2PMAETraining:
     torch.manual_seed(config.seed)  # identical initial weights on every worker
-    data = load_object_views(config.objects_dir, config.views_dir if needs_views(config) else None)
+    data = load_object_views(config.objects_dir, config.views_dir if needs_views(config) else None,
+                             config.saliency_distribution)
     if config.encoder.num_groups[0] > data.points.shape[1]:
         raise ValueError(f"num_groups[0] = {config.encoder.num_groups[0]} exceeds the objects' "
                          f"{data.points.shape[1]} points per object")
@@ -171,4 +173,5 @@ def train_loop(config: I2PMAEConfig) -> None:
 
 def pretraining_description(config: I2PMAEConfig) -> dict:
     return {"method": "i2p_mae", "masking": config.masking, "target_2d": config.target_2d,
+            "saliency_distribution": config.saliency_distribution if config.masking == "guided" else None,
             "mask_ratio": config.mask_ratio, "steps": config.steps}

@@ -12,26 +12,32 @@ import MinkowskiEngine as ME
 import numpy as np
 import torch
 
-from pix2point.training.voxelize import collate_sparse, voxelize
+from pix2point.training.voxelize import Rounding, collate_sparse, voxelize
 
 
 @dataclass(frozen=True)
 class ObjectAugmentation:
-    """Image2Point's ModelNet40 augmentation: anisotropic scaling, translation and clipped jitter."""
+    """Image2Point's ModelNet40 augmentation (core/datasets/modelnet.py, CoordinateTransformation(trans=0.2)):
+    each step applied with its own probability."""
 
     scale_range: tuple[float, float] = (0.9, 1.1)  # per axis
+    scale_probability: float = 0.9
     translate: float = 0.2  # uniform in [-t, t] per axis
-    jitter_sigma: float = 0.01
-    jitter_clip: float = 0.05
+    translate_probability: float = 0.9
+    jitter: float = 0.0125  # uniform in [-j, j] per point and axis (the reference: 0.025 * (rand - 0.5))
+    jitter_probability: float = 0.7
 
 
 def augment_object(points: np.ndarray, rng: np.random.Generator, augmentation: ObjectAugmentation) -> np.ndarray:
-    """[N, 3] points of one object, scaled, shifted and jittered (a new array)."""
-    scale = rng.uniform(*augmentation.scale_range, size=3)
-    shift = rng.uniform(-augmentation.translate, augmentation.translate, size=3)
-    jitter = np.clip(augmentation.jitter_sigma * rng.standard_normal(points.shape),
-                     -augmentation.jitter_clip, augmentation.jitter_clip)
-    return (points * scale + shift + jitter).astype(np.float32)
+    """[N, 3] points of one object, scaled, shifted and jittered, each with its probability (a new array)."""
+    out = np.array(points, np.float64)
+    if rng.random() < augmentation.scale_probability:
+        out *= rng.uniform(*augmentation.scale_range, size=3)
+    if rng.random() < augmentation.translate_probability:
+        out += rng.uniform(-augmentation.translate, augmentation.translate, size=3)
+    if rng.random() < augmentation.jitter_probability:
+        out += rng.uniform(-augmentation.jitter, augmentation.jitter, size=out.shape)
+    return out.astype(np.float32)
 
 
 def few_shot_indices(labels: np.ndarray, shots: int | None, seed: int) -> np.ndarray:
@@ -61,11 +67,12 @@ def epoch_order(count: int, samples: int, rng: np.random.Generator) -> np.ndarra
     return np.concatenate([rng.permutation(count) for _ in range(passes)])[:samples]
 
 
-def object_batch(points: list[np.ndarray], voxel_size: float) -> ME.SparseTensor:
-    """One sparse tensor of the objects (batch index b = object b), each voxel's features the xyz of a point in it."""
+def object_batch(points: list[np.ndarray], voxel_size: float, rounding: Rounding = "round") -> ME.SparseTensor:
+    """One sparse tensor of the objects (batch index b = object b), each voxel's features the xyz of a point in
+    it; voxel coordinates rounded (Image2Point's np.round(xyz / voxel_size)) or floored."""
     samples = []
     for object_points in points:
         xyz = torch.from_numpy(np.array(object_points, np.float32))  # a copy: Arrow-backed arrays are read-only
-        voxels = voxelize(xyz, voxel_size)
+        voxels = voxelize(xyz, voxel_size, rounding)
         samples.append((voxels, voxels.voxel_features(xyz)))
     return collate_sparse(samples).sparse_tensor()

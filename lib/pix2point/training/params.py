@@ -11,6 +11,8 @@ if TYPE_CHECKING:  # augment needs scipy, which loading the pipeline (and `pix2p
 
 # How I2P-MAE picks the visible tokens (training/masking.py): by 2D saliency, or at random as plain MAE.
 Masking = Literal["guided", "random"]
+# I2P-MAE's 2D-guided masking distribution: see training/i2p_mae_data.py.
+SaliencyDistribution = Literal["reference", "min_max"]
 
 
 class SGDParams(BaseModel):

@@ -6,6 +6,7 @@ pixels; InfoNCE pulls each sampled point towards the pixel it is seen at and awa
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,14 @@ from pix2point.io.scenes_table import read_splits
 from pix2point.models.backbone import BackboneSpec, build_backbone, point_input_features, save_backbone
 from pix2point.models.heads import ProjectionHead
 from pix2point.models.upl import UpsamplingProjection
-from pix2point.training.augment import PointAugmentation, augment_points, mirror_columns
+from pix2point.training.augment import (
+    PairCrop,
+    PointAugmentation,
+    augment_points,
+    cuboid_dropped,
+    mirror_columns,
+    pairs_in_crop,
+)
 from pix2point.training.infonce import info_nce
 from pix2point.training.loop import StepTraining, run_steps
 from pix2point.training.ppkt_data import FrameSample, PretrainFrames
@@ -48,6 +56,8 @@ class PPKTConfig:
     flip_2d: bool  # mirror each frame with probability 0.5 (needs features2d's mirrored maps)
     checkpoint_every: int
     seed: int
+    crop_2d: PairCrop | None = None  # SLidR's random resized crop: only pairs inside a random window train
+    drop_cuboids: int | None = None  # SLidR's DropCuboids, unless fewer than this many points would remain
 
 
 class PPKTModel(nn.Module):
@@ -86,12 +96,16 @@ def make_batch(samples: list[FrameSample], config: PPKTConfig, rng: np.random.Ge
     voxelized, features, picks, pixels = [], [], [], []
     per_frame = max(1, config.num_pairs // len(samples))
     for sample in samples:
+        if config.drop_cuboids is not None:
+            sample = subset(sample, np.flatnonzero(cuboid_dropped(sample.xyz, rng, config.drop_cuboids)))
+        pairable = (np.arange(len(sample.xyz)) if config.crop_2d is None
+                    else pairs_in_crop(sample.pixels, image_size, rng, config.crop_2d))
         xyz = augment_points(sample.xyz, rng, config.augmentation)
         teacher, u = teacher_map_and_columns(sample, flip=config.flip_2d and rng.random() < 0.5)
         voxels = voxelize(torch.from_numpy(xyz), config.backbone.voxel_size)
         voxelized.append((voxels, voxels.voxel_features(point_input_features(sample.rgb, config.backbone.input_features))))
         features.append(torch.from_numpy(teacher.astype(np.float32)))
-        chosen = rng.choice(len(xyz), size=min(per_frame, len(xyz)), replace=False)
+        chosen = rng.choice(pairable, size=min(per_frame, len(pairable)), replace=False)
         picks.append(chosen)
         pixels.append(np.stack([u[chosen], sample.pixels[chosen, 1]], axis=1))
     sample_index = np.concatenate([np.full(len(p), b) for b, p in enumerate(picks)])
@@ -103,6 +117,11 @@ def make_batch(samples: list[FrameSample], config: PPKTConfig, rng: np.random.Ge
         u=torch.from_numpy(pixels[:, 0]).float(), v=torch.from_numpy(pixels[:, 1]).float(),
         teacher_features=torch.stack(features), image_size=image_size,
     )
+
+
+def subset(sample: FrameSample, keep: np.ndarray) -> FrameSample:
+    """The frame with only the points (and their pairs) at indices `keep`."""
+    return dataclasses.replace(sample, xyz=sample.xyz[keep], rgb=sample.rgb[keep], pixels=sample.pixels[keep])
 
 
 def teacher_map_and_columns(sample: FrameSample, flip: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 import MinkowskiEngine as ME
 import torch
 
+from pix2point.models.backbone_spec import Rounding
+
 
 @dataclass(frozen=True)
 class VoxelizedPoints:
-    coordinates: torch.Tensor  # [V, 3] int32: floor(xyz / voxel_size) of each occupied voxel, no repeats
+    coordinates: torch.Tensor  # [V, 3] int32: floor (or round) of xyz / voxel_size per occupied voxel, no repeats
     representative_point: torch.Tensor  # [V] int64: the point whose input features stand for the voxel
     point_to_voxel: torch.Tensor  # [N] int64: row of `coordinates` of the voxel holding each point
 
@@ -27,14 +29,20 @@ class VoxelizedPoints:
         return point_features[self.representative_point]
 
 
-def voxelize(xyz: torch.Tensor, voxel_size: float) -> VoxelizedPoints:
-    """Quantise [N, 3] metric points to a grid of `voxel_size`; a voxel is represented by one of its points."""
+def voxelize(xyz: torch.Tensor, voxel_size: float, rounding: Rounding = "floor") -> VoxelizedPoints:
+    """Quantise [N, 3] metric points to a grid of `voxel_size`; a voxel is represented by one of its points.
+
+    `rounding` "floor" (MinkowskiEngine's sparse_quantize, SLidR's) puts voxel k over [k v, (k + 1) v);
+    "round" (Image2Point's np.round(xyz / voxel_size)) centres it on k v."""
     if xyz.ndim != 2 or xyz.shape[1] != 3 or not xyz.is_floating_point():
         raise ValueError(f"voxelize expects [N, 3] float points, got {tuple(xyz.shape)} {xyz.dtype}")
     if not voxel_size > 0:
         raise ValueError(f"voxel_size must be positive, got {voxel_size}")
     if not torch.isfinite(xyz).all():
         raise ValueError("voxelize got non-finite point coordinates")
+    if rounding == "round":
+        # Integer-valued coordinates pass through sparse_quantize's floor unchanged.
+        xyz, voxel_size = torch.round(xyz / voxel_size), 1
     coordinates, representative, inverse = ME.utils.sparse_quantize(
         xyz, return_index=True, return_inverse=True, quantization_size=voxel_size)
     return VoxelizedPoints(coordinates.int(), representative.long(), inverse.long())

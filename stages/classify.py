@@ -3,20 +3,23 @@ inflated from the 2D ImageNet weights, under a FIP mode (models/fip.py), for eve
 
 Writes the contract of pix2point/io/classify_table.py, and a report (evaluation/classification_report.py):
 accuracy per init x FIP x shots over seeds, the epochs each needs to reach `target_accuracy`, and each
-inflated variant against the scratch baseline.
+inflated variant against the scratch baseline. Runs train side by side, each its own Ray Train run
+(training/trials.py: `max_concurrent_runs`); a killed stage keeps finished runs and resumes the others.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pix2point.io.classify_table import read_history, read_runs, run_name
-from pix2point.io.objects_table import class_names
+from pix2point.io.classify_table import read_history, read_runs, run_name, write_history, write_runs
+from pix2point.io.objects_table import class_names, read_objects
 from pix2point.io.paths import AbsolutePath
+from pix2point.io.trials_table import write_trials
 from pix2point.models.backbone_spec import Rounding
 from pix2point.models.classifier_spec import (
     Axis,
@@ -27,7 +30,7 @@ from pix2point.models.classifier_spec import (
     Init,
     Pooling,
 )
-from pix2point.training.params import RayTrainParams, SGDParams
+from pix2point.training.params import RunGridParams, SGDParams
 
 if TYPE_CHECKING:  # the training code (torch, MinkowskiEngine, Ray) is imported by run: loading the pipeline stays light
     from pix2point.training.classification import ClassifyRunSpec
@@ -43,7 +46,7 @@ class Variant(BaseModel):
     fip: FipMode = "all"
 
 
-class Params(SGDParams, RayTrainParams):
+class Params(SGDParams, RunGridParams):
     model_config = ConfigDict(extra="forbid")
 
     network: ClassifierNetwork = "efficientnet_lite0"
@@ -92,21 +95,27 @@ class Params(SGDParams, RayTrainParams):
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
     from pix2point.evaluation.classification_report import write_report
-    from pix2point.training.classification import ClassifyConfig, train_loop
-    from pix2point.training.distributed import fit
+    from pix2point.training.classification import ClassifyConfig, epoch_steps, train_loop
+    from pix2point.training.trials import copy_run_outputs, fit_runs
 
     objects_dir = inputs["objects"]
     names = tuple(class_names(objects_dir))
     config = ClassifyConfig(
-        objects_dir=objects_dir, out=out, classifier=classifier_spec(params, len(names)), class_names=names,
+        # Runs write their models into scratch, which outlives a killed attempt; copied into `out` at the end.
+        objects_dir=objects_dir, out=scratch / "outputs", classifier=classifier_spec(params, len(names)), class_names=names,
         runs=run_specs(params), epochs=params.epochs, batch_size=params.batch_size, voxel_size=params.voxel_size,
         voxel_rounding=params.voxel_rounding, learning_rate=params.learning_rate, momentum=params.momentum,
         weight_decay=params.weight_decay, augmentation=params.object_augmentation(),
         checkpoint_every=params.checkpoint_every, save_models=params.save_models,
     )
     started = time.perf_counter()
-    fit(train_loop, config, num_workers=params.num_workers, cpus_per_worker=params.cpus_per_worker,
-        use_gpu=params.use_gpu, storage=scratch, name="classify")
+    records = fit_runs(train_loop, lambda run: replace(config, runs=(run,)), config.runs, storage=scratch,
+                       **params.run_grid_scaling())
+    steps = epoch_steps(len(read_objects(objects_dir, "train").labels), params.batch_size, params.num_workers)
+    write_runs(out, [record.result for record in records], list(names), params.network, steps)
+    write_history(out, [epoch for record in records for epoch in record.state["history"]])
+    write_trials(out, records)
+    copy_run_outputs(config.out, out)
     metrics = write_report(out, read_runs(out), read_history(out), params.target_accuracy, params.network)
     return {**metrics, "seconds": round(time.perf_counter() - started, 1)}
 

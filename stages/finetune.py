@@ -2,26 +2,30 @@
 
 One run per (init, label fraction, seed); every run gets the same number of optimiser steps, so a run with
 fewer labels sees them more often rather than training less. The backbone's size, input features and voxel
-size come from the pretrain artefact, so scratch and pretrained runs train the same network.
+size come from the pretrain artefact, so scratch and pretrained runs train the same network. Runs train
+side by side, each its own Ray Train run (training/trials.py: `max_concurrent_runs`); a killed stage keeps
+the runs that finished and resumes the others from their own checkpoints.
 Writes the contract of pix2point/io/finetune_table.py.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from pix2point.io.finetune_table import run_name
+from pix2point.io.finetune_table import run_name, write_history, write_runs
 from pix2point.io.scenes_table import class_names, scene_names
+from pix2point.io.trials_table import write_trials
 from pix2point.models.backbone_spec import BACKBONE_WEIGHTS, load_backbone_spec
-from pix2point.training.params import PointAugmentationParams, RayTrainParams, SGDParams
+from pix2point.training.params import PointAugmentationParams, RunGridParams, SGDParams
 from pix2point.training.segmentation_data import LabelUnit
 
 
-class Params(SGDParams, PointAugmentationParams, RayTrainParams):
+class Params(SGDParams, PointAugmentationParams, RunGridParams):
     model_config = ConfigDict(extra="forbid")
 
     inits: list[Literal["scratch", "pretrain"]] = ["scratch", "pretrain"]
@@ -50,8 +54,8 @@ class Params(SGDParams, PointAugmentationParams, RayTrainParams):
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
     # Imported here: the training code needs torch, MinkowskiEngine and Ray, which loading the pipeline must not.
-    from pix2point.training.distributed import fit
     from pix2point.training.segmentation import FinetuneConfig, RunSpec, train_loop
+    from pix2point.training.trials import copy_run_outputs, fit_runs
 
     scenes_dir = inputs["scenes"]
     runs = tuple(
@@ -59,7 +63,8 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
         for fraction in params.label_fractions for init in params.inits for seed in params.seeds
     )
     config = FinetuneConfig(
-        scenes_dir=scenes_dir, pretrained_backbone=inputs["pretrain"] / BACKBONE_WEIGHTS, out=out,
+        # Runs write their models into scratch, which outlives a killed attempt; copied into `out` at the end.
+        scenes_dir=scenes_dir, pretrained_backbone=inputs["pretrain"] / BACKBONE_WEIGHTS, out=scratch / "outputs",
         backbone=load_backbone_spec(inputs["pretrain"]),
         class_names=tuple(class_names(scenes_dir, scene_names(scenes_dir)[0])),
         runs=runs, label_unit=params.label_unit, steps=params.steps, eval_every=params.eval_every,
@@ -68,6 +73,10 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
         checkpoint_every=params.checkpoint_every,
     )
     started = time.perf_counter()
-    fit(train_loop, config, num_workers=params.num_workers, cpus_per_worker=params.cpus_per_worker,
-        use_gpu=params.use_gpu, storage=scratch, name="finetune")
+    records = fit_runs(train_loop, lambda run: replace(config, runs=(run,)), runs, storage=scratch,
+                       **params.run_grid_scaling())
+    write_runs(out, [record.result for record in records], config.class_names, config.label_unit)
+    write_history(out, [epoch for record in records for epoch in record.state["history"]])
+    write_trials(out, records)
+    copy_run_outputs(config.out, out)
     return {"runs": len(runs), "seconds": round(time.perf_counter() - started, 1)}

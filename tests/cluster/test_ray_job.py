@@ -1,4 +1,5 @@
-"""`ray job submit` of the smoke pipeline to a two-node cluster: the README's cluster workflow, end to end."""
+"""`ray job submit` of the smoke pipeline to a two-node cluster: the README's cluster workflow, end to end, and
+finetune runs spread over both nodes at once."""
 
 import json
 import subprocess
@@ -9,6 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pix2point.engine.artefacts import MANIFEST
+from pix2point.io.finetune_table import read_runs
+from pix2point.io.trials_table import read_trials
 
 pytestmark = pytest.mark.slow
 
@@ -62,3 +65,29 @@ def test_a_failing_stage_fails_the_job_and_the_job_logs_name_the_error(two_node_
                           env=two_node_cluster.env, capture_output=True, text=True, timeout=120, check=True).stdout
     assert "ScanNet root is not a directory: /nonexistent" in logs
     assert not list((tmp_path / "artefacts").glob(f"scenes/*/{MANIFEST}"))
+
+
+def finetune_artefact(artefacts: Path, max_concurrent_runs: int | None) -> Path:
+    (artefact,) = [path.parent for path in (artefacts / "finetune").glob(f"*/{MANIFEST}")
+                   if json.loads(path.read_text())["params"]["max_concurrent_runs"] == max_concurrent_runs]
+    return artefact
+
+
+def test_finetune_runs_train_side_by_side_on_two_nodes_and_equal_runs_one_after_another(two_node_cluster, tmp_path):
+    artefacts = tmp_path / "artefacts"
+    grid = ["--set", "finetune.inits=[scratch]", "--set", "finetune.label_fractions=[1.0]", "--set", "finetune.seeds=[0, 1]",
+            "--set", "finetune.cpus_per_worker=1", "--set", "pretrain.cpus_per_worker=1"]  # the nodes have 1 CPU each
+    together = submit(two_node_cluster, "finetune", "--profile", "smoke", "--artefacts", str(artefacts), *grid)
+    assert together.returncode == 0, together.stdout + together.stderr
+    apart = submit(two_node_cluster, "finetune", "--profile", "smoke", "--artefacts", str(artefacts), *grid,
+                   "--set", "finetune.max_concurrent_runs=1")
+    assert apart.returncode == 0, apart.stdout + apart.stderr
+    assert table_row(apart.stdout, "pretrain")["status"] == "cached"
+
+    first, second = read_trials(finetune_artefact(artefacts, None))
+    assert first.started_at < second.finished_at and second.started_at < first.finished_at, "the runs did not overlap"
+    first, second = read_trials(finetune_artefact(artefacts, 1))
+    assert first.finished_at <= second.started_at
+    runs = [read_runs(finetune_artefact(artefacts, limit)) for limit in (None, 1)]
+    assert [(r.run, r.final_val_miou, r.best_val_miou, r.confusion.tolist()) for r in runs[0]] == \
+        [(r.run, r.final_val_miou, r.best_val_miou, r.confusion.tolist()) for r in runs[1]]

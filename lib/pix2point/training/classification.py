@@ -1,7 +1,7 @@
 """Object classification with a sparse twin of a 2D network (scratch or inflated, under a FIP mode), on Ray Train.
 
-All runs go through one worker group one after another (training/distributed.train_runs_in_order), so the
-workers start once; a checkpoint holds the finished runs' results and the current run's state. An epoch is
+Each run is its own Ray Train run (training/trials.py); its checkpoint holds the run's state, and at the end
+its result and history. The test split is scored on rank 0 only. An epoch is
 the same number of optimiser steps for every run (enough for one pass over the whole training split), so
 runs differ in the data and the frozen parts only, never in compute; the test split is scored after every
 epoch, which is what the epochs-to-target figure is read from.
@@ -20,7 +20,7 @@ import ray.train.torch
 import torch
 from torch import nn
 
-from pix2point.io.classify_table import ClassifyEpoch, ClassifyRun, model_path, write_history, write_runs
+from pix2point.io.classify_table import ClassifyEpoch, ClassifyRun, model_path
 from pix2point.io.objects_table import Objects, read_objects
 from pix2point.models.fip import FipMode, apply_fip, trainable_parameters
 from pix2point.models.object_classifier import ClassifierSpec, Init, build_classifier
@@ -64,15 +64,14 @@ def epoch_steps(train_objects: int, batch_size: int, workers: int) -> int:
 
 
 def train_loop(config: ClassifyConfig) -> None:
+    """A worker's loop over `config.runs` (the stage gives each trainer one run: training/trials.py); the
+    results travel in the final checkpoint's state, and the stage writes the tables from them."""
     context = ray.train.get_context()
     rank, workers = context.get_world_rank(), context.get_world_size()
     train, test = read_objects(config.objects_dir, "train"), read_objects(config.objects_dir, "test")
     steps = epoch_steps(len(train.labels), config.batch_size, workers)
-    state = distributed.train_runs_in_order(
+    distributed.train_runs_in_order(
         config.runs, lambda run, state: train_run(config, run, state, train, test, steps, rank))
-    if rank == 0:
-        write_runs(config.out, state["finished"], list(config.class_names), config.classifier.network, steps)
-        write_history(config.out, state["history"])
 
 
 def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, train: Objects, test: Objects,
@@ -110,7 +109,7 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, train: 
             if step % config.checkpoint_every == 0 and step < total_steps:
                 distributed.checkpoint_run(state, distributed.run_snapshot(
                     run.name, step, model, optimizer, schedule, best=best, seconds=time.perf_counter() - started))
-        confusion = evaluate_confusion(model, test, config)
+        confusion = distributed.on_rank_zero(lambda: evaluate_confusion(model, test, config))
         accuracy = float(np.trace(confusion) / confusion.sum())
         best = max(best, accuracy)
         record = ClassifyEpoch(run.name, epoch + 1, step, distributed.mean_over_workers(

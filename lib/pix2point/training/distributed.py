@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import ray
 import ray.train
 import torch
 import torch.distributed as dist
@@ -25,7 +26,10 @@ def fit(train_loop: Callable[[dict], None], config: dict[str, Any], *, num_worke
     Checkpoints go under `storage/name`; a later call with the same storage and name resumes from the
     latest of them (Ray Train restores its checkpoint manager from that folder), which is how a killed
     stage continues instead of starting over. Progress lines the workers send (progress.py) are logged here.
+    Raises ValueError when the workers cannot all be placed on the cluster (the trainer would otherwise wait
+    for them for ever).
     """
+    runs_that_fit(num_workers=num_workers, cpus_per_worker=cpus_per_worker, use_gpu=use_gpu)
     with progress.relay() as progress_lines:
         return _trainer(progress.sending_to(progress_lines, train_loop), config, num_workers=num_workers,
                         cpus_per_worker=cpus_per_worker, use_gpu=use_gpu, storage=storage, name=name).fit()
@@ -47,6 +51,24 @@ def _trainer(train_loop: Callable[[dict], None], config: dict[str, Any], *, num_
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
     )
+
+
+def runs_that_fit(*, num_workers: int, cpus_per_worker: int, use_gpu: bool) -> int:
+    """How many worker groups of `num_workers` workers (each `cpus_per_worker` CPUs and, with `use_gpu`, one
+    GPU, on one node) the alive Ray nodes hold at once; ValueError naming the params if not one."""
+    slots = 0
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    for resources in nodes:
+        on_node = int(resources.get("CPU", 0) // cpus_per_worker)
+        slots += min(on_node, int(resources.get("GPU", 0))) if use_gpu else on_node
+    if slots < num_workers:
+        largest = max((resources.get("CPU", 0) for resources in nodes), default=0)
+        gpus = sum(resources.get("GPU", 0) for resources in nodes)
+        raise ValueError(
+            f"num_workers={num_workers} x cpus_per_worker={cpus_per_worker}{' with a GPU each' if use_gpu else ''} "
+            f"cannot be placed: the Ray cluster has {len(nodes)} node(s), the largest with {largest:g} CPUs, "
+            f"{gpus:g} GPUs in all; lower cpus_per_worker or num_workers")
+    return slots // num_workers
 
 
 def latest_state(device: torch.device) -> dict[str, Any] | None:
@@ -73,9 +95,12 @@ def train_runs_in_order(runs: Sequence[Any], train_run: Callable[[Any, dict], An
 
     `train_run(run, state)` returns the run's result (an object with a `run` name); it may append to
     state["history"] and checkpoint its progress with `checkpoint_run`. Returns the final state:
-    {"finished": [results], "history": [...], "current": None}.
+    {"finished": [results], "history": [...], "current": None, "resumed_from": {run: step}}, the last entry
+    naming runs that an attempt continued from a checkpoint taken inside them.
     """
     state = latest_state(torch.device("cpu")) or {"finished": [], "history": [], "current": None}
+    if state["current"] is not None:  # which run this attempt resumes, and from which step (for its record)
+        state = {**state, "resumed_from": {**state.get("resumed_from", {}), state["current"]["run"]: state["current"]["step"]}}
     for run in runs:
         if run.name in {result.run for result in state["finished"]}:
             continue
@@ -110,6 +135,16 @@ def restore_run(current: dict[str, Any], model: torch.nn.Module, optimizer: torc
     optimizer.load_state_dict(current["optimizer"])
     schedule.load_state_dict(current["schedule"])
     return current["step"]
+
+
+def on_rank_zero(compute: Callable[[], Any]) -> Any:
+    """`compute()` on rank 0 alone, its result sent to every worker: validation is the same on every worker,
+    so one computes it and the others wait at the broadcast (they would wait at the next all-reduce anyway)."""
+    if not dist.is_available() or not dist.is_initialized() or dist.get_world_size() == 1:
+        return compute()
+    box = [compute() if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def is_rank_zero() -> bool:

@@ -45,6 +45,19 @@ class RayTrainParams(BaseModel):
     checkpoint_every: int = Field(100, ge=1)  # steps between checkpoints a killed run resumes from
 
 
+class RunGridParams(RayTrainParams):
+    """A stage that trains a grid of runs, each its own Ray Train run (training/trials.py)."""
+
+    # Runs trained at once; None: as many as the cluster's CPUs (GPUs with use_gpu) hold, each run taking
+    # num_workers x cpus_per_worker. Results do not depend on it (each run is seeded on its own).
+    max_concurrent_runs: int | None = Field(None, ge=1)
+
+    def run_grid_scaling(self) -> dict:
+        """The keyword arguments of training/trials.fit_runs that these params set."""
+        return {"num_workers": self.num_workers, "cpus_per_worker": self.cpus_per_worker, "use_gpu": self.use_gpu,
+                "max_concurrent": self.max_concurrent_runs}
+
+
 class AdamWParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -1,7 +1,7 @@
 """Semantic-segmentation finetuning of a (pretrained or fresh) backbone with a new head, on Ray Train.
 
-All runs (init x label fraction x seed) go through one worker group, one after another, so the workers
-start once; the checkpoint holds the finished runs' results and the current run's state.
+Each run (init x label fraction x seed) is its own Ray Train run (training/trials.py); its checkpoint holds
+the run's state, and at the end its result and history. Validation runs on rank 0 only.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from torch import nn
 import ray.train
 import ray.train.torch
 from pix2point.evaluation.segmentation_metrics import segmentation_scores
-from pix2point.io.finetune_table import EpochRecord, RunResult, model_path, write_history, write_runs
+from pix2point.io.finetune_table import EpochRecord, RunResult, model_path
 from pix2point.io.scenes_table import IGNORE_LABEL, ScenePoints
 from pix2point.models.checkpoints import load_fitting_weights
 from pix2point.models.backbone import BackboneSpec, build_backbone, point_input_features
@@ -106,12 +106,11 @@ def confusion_matrix(model: nn.Module, scenes: list[LabelledScene], spec: Backbo
 
 
 def train_loop(config: FinetuneConfig) -> None:
+    """A worker's loop over `config.runs` (the stage gives each trainer one run: training/trials.py); the
+    results travel in the final checkpoint's state, and the stage writes the tables from them."""
     rank = ray.train.get_context().get_world_rank()
-    validation = validation_scenes(config.scenes_dir)
-    state = distributed.train_runs_in_order(config.runs, lambda run, state: train_run(config, run, state, validation, rank))
-    if rank == 0:
-        write_runs(config.out, state["finished"], config.class_names, config.label_unit)
-        write_history(config.out, state["history"])
+    validation = validation_scenes(config.scenes_dir) if rank == 0 else []
+    distributed.train_runs_in_order(config.runs, lambda run, state: train_run(config, run, state, validation, rank))
 
 
 def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: list[LabelledScene],
@@ -146,7 +145,8 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
         schedule.step()
         running_loss.append(loss.item())
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-            confusion = confusion_matrix(model, validation, config.backbone, len(config.class_names))
+            confusion = distributed.on_rank_zero(
+                lambda: confusion_matrix(model, validation, config.backbone, len(config.class_names)))
             scores = segmentation_scores(confusion)
             best = max(best, scores.miou)
             state["history"].append(EpochRecord(run.name, (step + 1) // config.eval_every, distributed.mean_over_workers(

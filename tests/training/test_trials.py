@@ -1,0 +1,116 @@
+"""Finetune runs as concurrent trials (real Ray Train, MinkowskiEngine, tiny synthetic scenes): runs side by
+side equal runs one after another, and a stage killed after one of three runs resumes only what is left."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stages import finetune
+
+from pix2point.io.finetune_table import read_history, read_runs
+from pix2point.io.trials_table import read_trials
+from pix2point.models.backbone import BackboneSpec, build_backbone, save_backbone
+from pix2point.training import trials
+from pix2point.training.distributed import runs_that_fit
+
+TINY = dict(inits=["scratch"], label_fractions=[1.0], steps=4, eval_every=2, scenes_per_batch=1, cpus_per_worker=1)
+
+
+@pytest.fixture(scope="module")
+def pretrain_dir(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("pretrain")
+    torch.manual_seed(0)
+    spec = BackboneSpec("tiny", "rgb", 0.05)
+    save_backbone(directory, build_backbone(spec), spec)
+    return directory
+
+
+def run_finetune(scenes: Path, pretrain: Path, root: Path, **params) -> Path:
+    out = root / "out"
+    out.mkdir(parents=True)
+    finetune.run(finetune.Params(**{**TINY, **params}), {"scenes": scenes, "pretrain": pretrain}, out, scratch=root / "scratch")
+    return out
+
+
+def same_results(first: Path, second: Path) -> None:
+    for a, b in zip(read_runs(first), read_runs(second), strict=True):
+        assert (a.run, a.final_val_miou, a.best_val_miou) == (b.run, b.final_val_miou, b.best_val_miou)
+        np.testing.assert_array_equal(a.confusion, b.confusion)
+    assert [(h.run, h.epoch, h.train_loss, h.val_miou) for h in read_history(first)] == \
+        [(h.run, h.epoch, h.train_loss, h.val_miou) for h in read_history(second)]
+
+
+@pytest.mark.slow
+def test_two_runs_side_by_side_overlap_and_equal_one_after_another(ray_runtime, tiny_scenes, pretrain_dir, tmp_path):
+    together = run_finetune(tiny_scenes, pretrain_dir, tmp_path / "together", seeds=[0, 1])
+    apart = run_finetune(tiny_scenes, pretrain_dir, tmp_path / "apart", seeds=[0, 1], max_concurrent_runs=1)
+    first, second = read_trials(together)
+    assert first.started_at < second.finished_at and second.started_at < first.finished_at, "runs did not overlap"
+    first, second = read_trials(apart)
+    assert first.finished_at <= second.started_at, "max_concurrent_runs=1 ran them at once"
+    same_results(together, apart)
+
+
+def test_the_limit_follows_the_cluster_and_an_impossible_request_is_an_error(ray_runtime):
+    cpus = int(ray_runtime.cluster_resources()["CPU"])
+    assert trials.concurrent_runs(12, num_workers=1, cpus_per_worker=1, use_gpu=False) == min(12, cpus)
+    assert trials.concurrent_runs(12, num_workers=1, cpus_per_worker=1, use_gpu=False, requested=1) == 1
+    assert trials.concurrent_runs(1, num_workers=1, cpus_per_worker=1, use_gpu=False) == 1
+    with pytest.raises(ValueError, match=rf"cpus_per_worker={cpus + 1} cannot be placed.*largest with {cpus} CPUs"):
+        runs_that_fit(num_workers=1, cpus_per_worker=cpus + 1, use_gpu=False)
+    with pytest.raises(ValueError, match="with a GPU each cannot be placed"):
+        runs_that_fit(num_workers=1, cpus_per_worker=1, use_gpu=True)
+
+
+KILLED_STAGE = """
+import sys
+from pathlib import Path
+import ray
+from stages import finetune
+ray.init(num_cpus=2, include_dashboard=False)
+scenes, pretrain, root = map(Path, sys.argv[1:4])
+params = finetune.Params(inits=["scratch"], label_fractions=[1.0], seeds=[0, 1, 2], steps=40, eval_every=20,
+                         scenes_per_batch=1, cpus_per_worker=1, checkpoint_every=2, max_concurrent_runs=1)
+(root / "out").mkdir(parents=True, exist_ok=True)
+finetune.run(params, {"scenes": scenes, "pretrain": pretrain}, root / "out", scratch=root / "scratch")
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_stage_keeps_its_finished_run_and_resumes_the_interrupted_one(ray_runtime, tiny_scenes, pretrain_dir, tmp_path):
+    # Its own process group with its own Ray: killing the group is a lost driver with its workers.
+    command = [sys.executable, "-c", textwrap.dedent(KILLED_STAGE), str(tiny_scenes), str(pretrain_dir), str(tmp_path)]
+    driver = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    scratch = tmp_path / "scratch"
+    deadline = time.monotonic() + 600
+    while not (list(scratch.glob(f"{trials.FINISHED}/*.pt")) and list(scratch.glob(f"{trials.RUNS_STORAGE}/*-seed1/checkpoint_*"))):
+        assert driver.poll() is None, "the stage ended before it could be killed"
+        assert time.monotonic() < deadline, "no finished run and checkpointed second run within 10 minutes"
+        time.sleep(0.5)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    killed_at = time.time()
+    (finished,) = [path.stem for path in scratch.glob(f"{trials.FINISHED}/*.pt")]
+    assert finished.endswith("seed0")
+
+    out = tmp_path / "again"
+    out.mkdir()
+    finetune.run(finetune.Params(**{**TINY, "seeds": [0, 1, 2], "steps": 40, "eval_every": 20, "checkpoint_every": 2,
+                                    "max_concurrent_runs": 1}),
+                 {"scenes": tiny_scenes, "pretrain": pretrain_dir}, out, scratch=scratch)
+    by_run = {trial.run.rsplit("-", 1)[1]: trial for trial in read_trials(out)}
+    assert by_run["seed0"].finished_at.timestamp() < killed_at, "the finished run was trained again"
+    assert by_run["seed1"].started_at.timestamp() > killed_at and by_run["seed1"].resumed_from_step >= 2
+    assert by_run["seed2"].resumed_from_step == 0
+    assert len(read_runs(out)) == 3 and all((out / "runs" / run.run / "model.pt").is_file() for run in read_runs(out))
+    assert sorted({record.run for record in read_history(out)}) == sorted(run.run for run in read_runs(out))

@@ -72,7 +72,7 @@ def _run(args: argparse.Namespace, pipeline_path: Path, stage_names: list[str]) 
             pipeline = load_pipeline(pipeline_path, args.profile, args.set)
             outcomes = run_pipeline(
                 pipeline, store, targets=stage_names, only=args.only, force=args.force,
-                before_first_run=lambda: connect_ray(args.address),
+                before_first_run=lambda: connect_ray(args.address), max_parallel=args.max_parallel_stages,
                 rerun_command=lambda stage: _rerun_command(args, pipeline_path, stage),
             )
         except StageFailed as error:
@@ -127,6 +127,8 @@ def _parser(pipeline_path: Path = DEFAULT_PIPELINE) -> argparse.ArgumentParser:
                           "first only if missing); with no stage named, recompute every stage")
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else an embedded local Ray)")
     run.add_argument("--verbose", action="store_true", help="show Ray's and the stages' own output on the console too")
+    run.add_argument("--max-parallel-stages", type=_positive_int, metavar="N",
+                     help="stages run side by side at most (default: every stage whose inputs are ready)")
     status = commands.add_parser("status", help="each stage's key and whether it is cached, stale or missing")
     status.add_argument("names", nargs="*", metavar="[PIPELINE]")
     status.add_argument("--verify", action="store_true", help="also check every file's content hash (reads all of them)")
@@ -142,6 +144,12 @@ def _parser(pipeline_path: Path = DEFAULT_PIPELINE) -> argparse.ArgumentParser:
                              help="artefact root: a path, or an object store URI such as s3://bucket/prefix (default: $PIX2POINT_ARTEFACTS or ./artefacts)")
         command.add_argument("--cache", type=Path, help="local mirror of an s3:// root's artefacts (default: $PIX2POINT_CACHE or ~/.cache/pix2point)")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
 
 
 def _split_pipeline_and_targets(names: list[str]) -> tuple[Path, list[str]]:
@@ -173,12 +181,14 @@ def _print_status(pipeline, store: Store, verify: bool = False) -> None:
 
 def _print_outcomes(outcomes: list[StageOutcome], console: Console) -> None:
     table = Table(title="pix2point run")
-    for column in ("stage", "key", "status", "seconds", "nodes", "output"):
+    for column in ("stage", "key", "status", "seconds", "nodes", "output", "started", "ended"):
         table.add_column(column, overflow="fold")  # job logs are 80 columns wide: wrap paths, never cut them
+    clock = lambda moment: moment.astimezone().strftime("%H:%M:%S") if moment else ""  # noqa: E731 (local time)
     for outcome in outcomes:
         status = "[green]ran[/]" if outcome.status == "ran" else "[dim]cached[/]"
         nodes = str(outcome.nodes) if outcome.nodes else ""
-        table.add_row(outcome.stage, outcome.key, status, f"{outcome.seconds:.1f}", nodes, outcome.location)
+        table.add_row(outcome.stage, outcome.key, status, f"{outcome.seconds:.1f}", nodes, outcome.location,
+                      clock(outcome.started_at), clock(outcome.finished_at))
     console.print(table)
 
 

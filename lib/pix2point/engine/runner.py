@@ -17,6 +17,7 @@ from pix2point.engine.failures import StageFailed
 from pix2point.engine.keys import code_fingerprint, stage_key
 from pix2point.engine.pipeline import Pipeline, Stage
 from pix2point.engine.read_paths import check_read_paths
+from pix2point.engine.schedule import run_when_ready
 from pix2point.engine.stores import Store
 from pix2point.parallel import counting_task_nodes
 
@@ -41,6 +42,8 @@ class StageOutcome:
     seconds: float
     location: str  # a path, or a URI for an object-store root
     nodes: int = 0  # Ray nodes its fanned-out tasks ran on
+    started_at: datetime | None = None  # when it ran (UTC); None when cached
+    finished_at: datetime | None = None
 
     @property
     def path(self) -> Path:
@@ -96,16 +99,20 @@ def run_pipeline(
     force: bool = False,
     before_first_run: Callable[[], None] = lambda: None,
     rerun_command: Callable[[str], str] = lambda stage: f"pix2point run {stage}",
+    max_parallel: int | None = None,
 ) -> list[StageOutcome]:
-    """Run the selected stages; `before_first_run` is called once, only if some stage must run (starts Ray).
+    """Run the selected stages, outcomes in pipeline order; `before_first_run` is called once, only if some
+    stage must run (starts Ray).
 
     `force` recomputes the named stages (`targets`, `only`) alone, or every stage when none is named: the
     inputs of a named stage are reused from the cache, built first only if missing. The paths each stage
     that must run reads (data roots, weights files) are checked before anything runs. `rerun_command(stage)`
     is the command an error suggests (the CLI's carries the user's options).
 
-    A stage is computed under its artefact's lock: a concurrent run of the same pipeline on the same root
-    waits for it and then finds it cached. A stage that raises ends the run with StageFailed (its root cause).
+    Every stage whose inputs are done starts at once, up to `max_parallel` side by side (None: every ready
+    one; engine/schedule.py). A stage that raises ends the run with StageFailed (its root cause), after the
+    stages already running have finished; nothing starts after it. A stage is computed under its artefact's
+    lock: a concurrent run of the same pipeline on the same root waits for it and then finds it cached.
     """
     selected = select_stages(pipeline, list(targets), only)
     keys = compute_keys(pipeline)
@@ -116,35 +123,37 @@ def run_pipeline(
     for name in selected:
         if name in forced or not store.is_complete(name, keys[name]):
             check_read_paths(name, pipeline.stages[name].params)
-    outcomes: list[StageOutcome] = []
-    started = False
+    if forced or not all(_intact(store, name, keys[name], say=False) for name in selected):
+        before_first_run()
     # Rebuilt because they were damaged, or an input was: what reads them is rebuilt too, since when the
     # damage happened (before or after a downstream stage read the file) cannot be known.
     rebuilt: set[str] = set()
-    for name in selected:
-        key = keys[name]
-        cached = StageOutcome(name, key, "cached", 0.0, store.location(name, key))
-        damaged_input = next((upstream for upstream in pipeline.stages[name].inputs if upstream in rebuilt), None)
-        reuse = name not in forced and damaged_input is None
-        if reuse and _intact(store, name, key, say=False):
-            outcomes.append(cached)
-            continue
-        with store.lock(name, key):
-            if reuse and _intact(store, name, key, say=True):
-                outcomes.append(cached)  # another run computed it while this one waited
-                continue
-            if damaged_input is not None:
-                log.warning("stage %s (key %s): rebuilding, its input %s was damaged and rebuilt", name, key, damaged_input)
-            if damaged_input is not None or (reuse and store.is_complete(name, key)):
-                rebuilt.add(name)
-            if not started:
-                before_first_run()
-                started = True
-            try:
-                outcomes.append(_run_stage(pipeline, pipeline.stages[name], keys, store))
-            except Exception as error:
-                raise StageFailed(name, key, error) from error
-    return outcomes
+    needs = {name: [upstream for upstream in pipeline.stages[name].inputs if upstream in selected] for name in selected}
+    outcomes = run_when_ready(selected, needs, lambda name: _run_or_reuse(pipeline, name, keys, store, forced, rebuilt),
+                              max_parallel)
+    return [outcomes[name] for name in selected]
+
+
+def _run_or_reuse(pipeline: Pipeline, name: str, keys: dict[str, str], store: Store, forced: set[str],
+                  rebuilt: set[str]) -> StageOutcome:
+    """The cached artefact of stage `name`, or a new one (`rebuilt` names the stages rebuilt over damage)."""
+    key = keys[name]
+    cached = StageOutcome(name, key, "cached", 0.0, store.location(name, key))
+    damaged_input = next((upstream for upstream in pipeline.stages[name].inputs if upstream in rebuilt), None)
+    reuse = name not in forced and damaged_input is None
+    if reuse and _intact(store, name, key, say=False):
+        return cached
+    with store.lock(name, key):
+        if reuse and _intact(store, name, key, say=True):
+            return cached  # another run computed it while this one waited
+        if damaged_input is not None:
+            log.warning("stage %s (key %s): rebuilding, its input %s was damaged and rebuilt", name, key, damaged_input)
+        if damaged_input is not None or (reuse and store.is_complete(name, key)):
+            rebuilt.add(name)
+        try:
+            return _run_stage(pipeline, pipeline.stages[name], keys, store)
+        except Exception as error:
+            raise StageFailed(name, key, error) from error
 
 
 def _intact(store: Store, name: str, key: str, say: bool) -> bool:
@@ -175,7 +184,7 @@ def _run_stage(pipeline: Pipeline, stage: Stage, keys: dict[str, str], store: St
     key = keys[stage.name]
     inputs = {name: store.local_copy(upstream, keys[upstream]) for name, upstream in stage.input_names.items()}
     log.info("stage %s (key %s): running", stage.name, key)
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), datetime.now(timezone.utc)
     with store.writing(stage.name, key) as temporary:
         with counting_task_nodes() as tasks_per_node:
             metrics = _call_stage(stage, inputs, temporary, store, key) or {}
@@ -191,13 +200,15 @@ def _run_stage(pipeline: Pipeline, stage: Stage, keys: dict[str, str], store: St
             "metrics": metrics,
             "ray_nodes": dict(tasks_per_node),  # node id -> tasks of this stage it ran
             "seconds": round(seconds, 3),
+            "started_at": started_at.isoformat(timespec="seconds"),
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "pix2point_version": pix2point.__version__,
         }
         store.commit(temporary, stage.name, key, manifest)
     store.remove_scratch(stage.name, key)
     log.info("stage %s (key %s): done in %.1f s", stage.name, key, seconds)
-    return StageOutcome(stage.name, key, "ran", seconds, store.location(stage.name, key), len(tasks_per_node))
+    return StageOutcome(stage.name, key, "ran", seconds, store.location(stage.name, key), len(tasks_per_node),
+                        started_at, datetime.now(timezone.utc))
 
 
 def _call_stage(stage: Stage, inputs: dict[str, Path], out: Path, store: Store, key: str) -> dict:

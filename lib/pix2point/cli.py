@@ -7,6 +7,7 @@ import logging
 import os
 import shlex
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from rich.console import Console
@@ -20,7 +21,8 @@ from pix2point.engine.failures import StageFailed, describe, root_cause
 from pix2point.engine.pipeline import load_pipeline
 from pix2point.engine.report import write_report
 from pix2point.engine.runlog import append_traceback, new_log_path, quiet_console
-from pix2point.engine.runner import STATE_MEANINGS, StageOutcome, run_pipeline, stage_states
+from pix2point.engine.live import StageBoard, showing
+from pix2point.engine.runner import STATE_MEANINGS, StageOutcome, run_pipeline, select_stages, stage_states
 from pix2point.engine.stores import Store, open_store
 
 DEFAULT_PIPELINE = Path("pipeline.yaml")
@@ -70,11 +72,13 @@ def _run(args: argparse.Namespace, pipeline_path: Path, stage_names: list[str]) 
         try:
             require_pipeline_file(pipeline_path)
             pipeline = load_pipeline(pipeline_path, args.profile, args.set)
-            outcomes = run_pipeline(
-                pipeline, store, targets=stage_names, only=args.only, force=args.force,
-                before_first_run=lambda: connect_ray(args.address), max_parallel=args.max_parallel_stages,
-                rerun_command=lambda stage: _rerun_command(args, pipeline_path, stage),
-            )
+            board = StageBoard(select_stages(pipeline, stage_names, args.only))
+            with showing(board, shown) if not args.verbose else nullcontext():  # --verbose: every line as it comes
+                outcomes = run_pipeline(
+                    pipeline, store, targets=stage_names, only=args.only, force=args.force,
+                    before_first_run=lambda: connect_ray(args.address), max_parallel=args.max_parallel_stages,
+                    rerun_command=lambda stage: _rerun_command(args, pipeline_path, stage), board=board,
+                )
         except StageFailed as error:
             append_traceback(log_path)
             shown.print(f"[bold red]error:[/] {error}\n  full log: {log_path}\n  rerun: {_rerun_command(args, pipeline_path, error.stage)}",

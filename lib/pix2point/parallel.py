@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
+from pix2point import stage_progress
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
@@ -64,6 +66,7 @@ def map_tasks(
                 if counts is not None:
                     counts[node_id] += 1
                 progress.update(1)
+                stage_progress.report(progress.n, len(refs), "tasks")
     return results
 
 

@@ -1,7 +1,9 @@
-"""A stage's progress as one short line ("tasks 3/8", "runs 2/12"), for whoever shows the run (the live view).
+"""A running stage's progress in a few words, for the live view: a count ("runs 3/12", "tasks 5/8") and
+the latest training line ("<run>: step 40/150, loss 1.2, ..., ETA 1m05s").
 
-The engine opens `reporting_to(sink)` on the thread that runs a stage; code of that stage calls `report`.
-Outside such a block (tests, benchmarks, a stage called directly) `report` does nothing.
+The engine opens `reporting_to(sink)` on the thread that runs a stage; code of that stage calls `report` or
+`say`, from that thread or from one started with a copy of its context (`contextvars.copy_context`).
+Outside such a block (tests, benchmarks, a stage called directly) both do nothing.
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Literal
 
-_sink: ContextVar[Callable[[str], None] | None] = ContextVar("progress_sink", default=None)
+Kind = Literal["count", "line"]
+_sink: ContextVar[Callable[[Kind, str], None] | None] = ContextVar("stage_progress_sink", default=None)
 
 
 @contextmanager
-def reporting_to(sink: Callable[[str], None]) -> Iterator[None]:
+def reporting_to(sink: Callable[[Kind, str], None] | None) -> Iterator[None]:
     token = _sink.set(sink)
     try:
         yield
@@ -23,7 +27,12 @@ def reporting_to(sink: Callable[[str], None]) -> Iterator[None]:
 
 
 def report(done: int, total: int, unit: str) -> None:
-    """`done` of `total` `unit` (plural noun: "tasks", "runs") are finished."""
-    sink = _sink.get()
-    if sink is not None:
-        sink(f"{unit} {done}/{total}")
+    """`done` of `total` `unit` (a plural noun: "tasks", "runs") are finished."""
+    if (sink := _sink.get()) is not None:
+        sink("count", f"{unit} {done}/{total}")
+
+
+def say(line: str) -> None:
+    """The latest line of what the stage is doing (a training progress line)."""
+    if (sink := _sink.get()) is not None:
+        sink("line", line)

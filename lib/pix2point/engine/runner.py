@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Literal
 
 import pix2point
+from pix2point import stage_progress
 from pix2point.engine.errors import PipelineError
 from pix2point.engine.failures import StageFailed
 from pix2point.engine.keys import code_fingerprint, stage_key
+from pix2point.engine.live import StageBoard
 from pix2point.engine.pipeline import Pipeline, Stage
 from pix2point.engine.read_paths import check_read_paths
 from pix2point.engine.schedule import run_when_ready
@@ -100,6 +102,7 @@ def run_pipeline(
     before_first_run: Callable[[], None] = lambda: None,
     rerun_command: Callable[[str], str] = lambda stage: f"pix2point run {stage}",
     max_parallel: int | None = None,
+    board: StageBoard | None = None,
 ) -> list[StageOutcome]:
     """Run the selected stages, outcomes in pipeline order; `before_first_run` is called once, only if some
     stage must run (starts Ray).
@@ -113,6 +116,7 @@ def run_pipeline(
     one; engine/schedule.py). A stage that raises ends the run with StageFailed (its root cause), after the
     stages already running have finished; nothing starts after it. A stage is computed under its artefact's
     lock: a concurrent run of the same pipeline on the same root waits for it and then finds it cached.
+    `board` (the live view), if given, is told each stage's state and progress.
     """
     selected = select_stages(pipeline, list(targets), only)
     keys = compute_keys(pipeline)
@@ -129,9 +133,22 @@ def run_pipeline(
     # damage happened (before or after a downstream stage read the file) cannot be known.
     rebuilt: set[str] = set()
     needs = {name: [upstream for upstream in pipeline.stages[name].inputs if upstream in selected] for name in selected}
-    outcomes = run_when_ready(selected, needs, lambda name: _run_or_reuse(pipeline, name, keys, store, forced, rebuilt),
-                              max_parallel)
+    board = board or StageBoard(selected)
+    outcomes = run_when_ready(selected, needs, lambda name: _watched(
+        name, board, lambda: _run_or_reuse(pipeline, name, keys, store, forced, rebuilt)), max_parallel)
     return [outcomes[name] for name in selected]
+
+
+def _watched(name: str, board: StageBoard, run: Callable[[], StageOutcome]) -> StageOutcome:
+    board.update(name, "running")
+    try:
+        with stage_progress.reporting_to(lambda kind, text: board.progress(name, kind, text)):
+            outcome = run()
+    except BaseException:
+        board.update(name, "failed")
+        raise
+    board.update(name, "done" if outcome.status == "ran" else "cached", outcome.seconds)
+    return outcome
 
 
 def _run_or_reuse(pipeline: Pipeline, name: str, keys: dict[str, str], store: Store, forced: set[str],

@@ -8,6 +8,7 @@ queue the workers put their lines into and a driver thread that logs each one as
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -19,6 +20,8 @@ from typing import Any
 import ray
 import ray.train
 from ray.util.queue import Empty, Queue
+
+from pix2point import stage_progress
 
 log = logging.getLogger(__name__)
 _POLL_SECONDS = 0.5
@@ -75,7 +78,9 @@ def relay() -> Iterator[Queue]:
     """A queue for workers' lines; a driver thread logs them (INFO, `pix2point.progress`) until the block ends."""
     queue = Queue(actor_options={"num_cpus": 0})  # no CPU: it must never wait behind the workers' placement group
     done = threading.Event()
-    thread = threading.Thread(target=_log_lines, args=(queue, done), name="pix2point-progress", daemon=True)
+    # In the caller's context: the lines also reach the live view of the stage that trains (stage_progress.py).
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(_log_lines, queue, done),
+                              name="pix2point-progress", daemon=True)
     thread.start()
     try:
         yield queue
@@ -88,7 +93,9 @@ def relay() -> Iterator[Queue]:
 def _log_lines(queue: Queue, done: threading.Event) -> None:
     while True:
         try:
-            log.info(queue.get(timeout=_POLL_SECONDS))
+            line = queue.get(timeout=_POLL_SECONDS)
+            log.info(line)
+            stage_progress.say(line)
         except Empty:
             if done.is_set():
                 return

@@ -16,6 +16,7 @@ resume each run on their own, and the limit below is computed from the workers' 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import shutil
@@ -80,7 +81,8 @@ def _run_all(fit_one: Callable[[Any], RunRecord], pending: list[Any], limit: int
     finished: list[RunRecord] = []
     stage_progress.report(total - len(pending), total, "runs")
     with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="run") as pool:
-        not_done = {pool.submit(fit_one, run) for run in pending}
+        # Each run's thread gets the stage's context, so its training lines reach the stage's live view.
+        not_done = {pool.submit(contextvars.copy_context().run, fit_one, run) for run in pending}
         while not_done:
             done, not_done = wait(not_done, return_when=FIRST_COMPLETED)
             failed = [future for future in done if future.exception() is not None]

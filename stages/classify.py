@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pix2point.evaluation.report_note import ReportNoteParams, add_note
 from pix2point.io.classify_table import read_history, read_runs, run_name, write_history, write_runs
 from pix2point.io.objects_table import class_names, read_objects
 from pix2point.io.paths import AbsolutePath
@@ -46,7 +47,7 @@ class Variant(BaseModel):
     fip: FipMode = "all"
 
 
-class Params(SGDParams, RunGridParams):
+class Params(SGDParams, RunGridParams, ReportNoteParams):
     model_config = ConfigDict(extra="forbid")
 
     network: ClassifierNetwork = "efficientnet_lite0"
@@ -94,7 +95,7 @@ class Params(SGDParams, RunGridParams):
 
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
-    from pix2point.evaluation.classification_report import write_report
+    from pix2point.evaluation.classification_report import REPORT_FILE, write_report
     from pix2point.training.classification import ClassifyConfig, epoch_steps, train_loop
     from pix2point.training.trials import copy_run_outputs, fit_runs
 
@@ -117,6 +118,7 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
     write_trials(out, records)
     copy_run_outputs(config.out, out)
     metrics = write_report(out, read_runs(out), read_history(out), params.target_accuracy, params.network)
+    add_note(out / REPORT_FILE, params.report_note)
     return {**metrics, "seconds": round(time.perf_counter() - started, 1)}
 
 

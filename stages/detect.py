@@ -15,13 +15,14 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from pix2point.evaluation.report_note import ReportNoteParams, add_note
 from pix2point.io.detect_table import REPORT_FILE, read_runs, run_class_names
 from pix2point.io.finetune_table import run_name
 from pix2point.io.scannet_boxes import SCANNET18_CLASS_NAMES
 from pix2point.training.params import RayTrainParams
 
 
-class Params(RayTrainParams):
+class Params(RayTrainParams, ReportNoteParams):
     model_config = ConfigDict(extra="forbid")
 
     inits: list[Literal["scratch", "pretrain"]] = ["scratch", "pretrain"]
@@ -74,6 +75,7 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
     results = read_runs(out)
     cells = summarise(results)
     write_report(out / REPORT_FILE, cells, results, run_class_names(out))
+    add_note(out / REPORT_FILE, params.report_note)
     return {
         "runs": len(results),
         "seconds": round(time.perf_counter() - started, 1),

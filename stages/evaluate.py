@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
+from pix2point.evaluation.report_note import ReportNoteParams, add_note
 from pix2point.evaluation.summary import CellSummary, pretraining_gains, score_runs, summarise_cells
 from pix2point.io.finetune_table import read_history, read_runs, runs_metadata
 from pix2point.io.scenes_table import class_names, read_points, read_splits
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # scikit-learn, matplotlib and torch are imported where used:
     from pix2point.evaluation.report import LossSummary
 
 
-class Params(BaseModel):
+class Params(ReportNoteParams):
     model_config = ConfigDict(extra="forbid")
 
     tsne_points: int = Field(2000, ge=10, description="labelled points sampled for the t-SNE map and the linear probe")
@@ -59,7 +60,7 @@ class PointSample:
 
 def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
     from pix2point.evaluation.plots import plot_pretrain_loss, plot_validation_curves
-    from pix2point.evaluation.report import Evaluation, manifest_metrics, print_summary, write_report
+    from pix2point.evaluation.report import REPORT_FILE, Evaluation, manifest_metrics, print_summary, write_report
 
     runs = read_runs(inputs["finetune"])
     run_class_names, label_unit = runs_metadata(inputs["finetune"])
@@ -82,6 +83,7 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
         probe_scenes=[job.scene for job in jobs], figures=figures,
     )
     write_report(out, evaluation)
+    add_note(out / REPORT_FILE, params.report_note)
     print_summary(evaluation)
     return manifest_metrics(evaluation)
 

@@ -21,8 +21,9 @@ import numpy as np
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
+from pix2point.evaluation.report_note import ReportNoteParams, add_note
 from pix2point.evaluation.linear_svm import I2P_MAE_MODELNET40_C, linear_svm_score
-from pix2point.evaluation.svm_report import RANDOM, EncoderScore, write_report
+from pix2point.evaluation.svm_report import RANDOM, REPORT_FILE, EncoderScore, write_report
 from pix2point.io.objects_table import Objects, class_names, read_objects
 from pix2point.models.point_m2ae_spec import PointM2AESpec, load_encoder_spec
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:  # torch is imported by run: loading the pipeline stays light
 OBJECTS_INPUT = "objects"
 
 
-class Params(BaseModel):
+class Params(ReportNoteParams):
     model_config = ConfigDict(extra="forbid")
 
     # One C (default: the paper's for ModelNet40), or candidates: each encoder then uses the C of its best
@@ -46,7 +47,7 @@ class Params(BaseModel):
 def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
     import torch
 
-    from pix2point.evaluation.plots import plot_pretrain_loss
+    from pix2point.evaluation.plots import plot_loss_terms
     from pix2point.models.point_m2ae import HierarchicalEncoder, load_encoder
     from pix2point.training.i2p_mae import LOSS_FILE
 
@@ -61,10 +62,21 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
     scores = [score_encoder(name, encoder, pretraining, train, test, params)
               for name, (encoder, pretraining) in encoders.items()]
     write_report(out, scores, params.cv_folds, class_names(inputs[OBJECTS_INPUT]))
+    add_note(out / REPORT_FILE, params.report_note)
     for name, path in pretrained.items():
-        loss = pq.read_table(path / LOSS_FILE, columns=["step", "loss"])
-        plot_pretrain_loss(loss["step"].to_numpy(), loss["loss"].to_numpy(), out / f"loss_{name}.png")
+        plot_loss_terms(*loss_terms(path / LOSS_FILE), out / f"loss_{name}.png", title=f"{name}: pretraining loss")
     return {f"svm_accuracy_{score.name}": round(score.test.accuracy, 4) for score in scores}
+
+
+def loss_terms(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(step, named terms) of an I2P-MAE loss log: the Chamfer term, the 2D feature MSE when the run had a 2D
+    target (all zero otherwise), and their sum, the loss that was minimised."""
+    table = pq.read_table(path, columns=["step", "loss", "chamfer", "feature_loss"])
+    step, chamfer, feature, total = (table[name].to_numpy() for name in ("step", "chamfer", "feature_loss", "loss"))
+    if not np.any(feature):
+        return step, {"Chamfer L2 (masked points)": chamfer}
+    return step, {"Chamfer L2 (masked points)": chamfer, "2D feature MSE (visible tokens)": feature,
+                  "sum (the loss trained)": total}
 
 
 def read_pretraining(directory: Path) -> dict:

@@ -179,7 +179,9 @@ def _verdicts(comparisons: list[Comparison], target: float) -> list[str]:
 def _speed_text(speedup: float, target: float) -> str:
     if math.isnan(speedup):
         return "epochs-to-target not comparable (a side never reached it)"
-    if speedup >= 1:
+    if round(speedup, 1) == 1.0:
+        return f"reaches {percent(target)} % as fast"
+    if speedup > 1:
         return f"reaches {percent(target)} % in {speedup:.1f}x fewer epochs"
     return f"needs {1 / speedup:.1f}x more epochs to reach {percent(target)} %"
 

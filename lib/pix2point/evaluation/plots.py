@@ -21,10 +21,19 @@ LINE_STYLES = ("-", "--", ":", "-.")
 
 
 def plot_pretrain_loss(step: np.ndarray, loss: np.ndarray, path: Path) -> Path:
+    """PPKT's pretraining loss (InfoNCE) per step."""
+    return plot_loss_terms(step, {"InfoNCE loss": loss}, path)
+
+
+def plot_loss_terms(step: np.ndarray, terms: dict[str, np.ndarray], path: Path, title: str = "Pretraining loss") -> Path:
+    """One line per named loss term (e.g. I2P-MAE's Chamfer, 2D feature MSE and their sum) against the step."""
     figure = Figure(figsize=(6, 4))
     axes = figure.subplots()
-    axes.plot(step, loss, linewidth=1)
-    axes.set(xlabel="step", ylabel="InfoNCE loss", title="Pretraining loss")
+    for name, values in terms.items():
+        axes.plot(step, values, linewidth=1, label=name)
+    axes.set(xlabel="step", ylabel="loss" if len(terms) > 1 else next(iter(terms)), title=title)
+    if len(terms) > 1:
+        axes.legend(fontsize="small")
     axes.grid(alpha=0.3)
     return _save(figure, path)
 
@@ -42,18 +51,19 @@ def plot_validation_curves(history: list[EpochRecord], runs: list[RunResult], pa
     for name, records in _records_by_run(history).items():
         run = by_name[name]
         epochs, miou = zip(*sorted((record.epoch, record.val_miou) for record in records))
-        axes.plot(epochs, miou, color=colour[run.init], linestyle=style[run.label_fraction], alpha=0.8, linewidth=1.2)
+        axes.plot(epochs, 100 * np.asarray(miou), color=colour[run.init], linestyle=style[run.label_fraction], alpha=0.8,
+                  linewidth=1.2)
     handles = [Line2D([], [], color=c, label=init) for init, c in colour.items()]
     handles += [Line2D([], [], color="grey", linestyle=s, label=f"labels {f:g}") for f, s in style.items()]
     axes.legend(handles=handles, fontsize="small")
-    axes.set(xlabel="epoch", ylabel="validation mIoU", title="Finetuning: validation mIoU per epoch")
+    axes.set(xlabel="epoch", ylabel="validation mIoU %", title="Finetuning: validation mIoU per epoch")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3)
     return _save(figure, path)
 
 
 def plot_confusion(confusion: np.ndarray, class_names: list[str], title: str, path: Path) -> Path:
-    """Row-normalised confusion (each true class sums to 1, so rare classes stay visible); counts in the title.
+    """Row-normalised confusion in percent (each true class sums to 100, so rare classes stay visible); counts in the title.
     Classes neither true nor predicted are left out, as they are from the mIoU."""
     counts = np.asarray(confusion, np.float64)
     seen = (counts.sum(axis=0) + counts.sum(axis=1)) > 0
@@ -63,8 +73,8 @@ def plot_confusion(confusion: np.ndarray, class_names: list[str], title: str, pa
     size = 2.5 + 0.4 * len(names)
     figure = Figure(figsize=(size + 1, size))
     axes = figure.subplots()
-    image = axes.imshow(recall, cmap="Blues", vmin=0, vmax=1)
-    figure.colorbar(image, ax=axes, fraction=0.046, label="share of the true class")
+    image = axes.imshow(100 * recall, cmap="Blues", vmin=0, vmax=100)
+    figure.colorbar(image, ax=axes, fraction=0.046, label="% of the true class")
     ticks = np.arange(len(names))
     axes.set_xticks(ticks, names, rotation=60, ha="right", fontsize="small")
     axes.set_yticks(ticks, names, fontsize="small")
@@ -102,11 +112,11 @@ def plot_accuracy_curves(history: list[ClassifyEpoch], runs: list[ClassifyRun], 
         for variant, c in colour.items():
             if epochs := curves.get((shots, variant)):
                 x = sorted(epochs)
-                axes.plot(x, [np.mean(epochs[epoch]) for epoch in x], color=c, marker=".", linewidth=1.2)
+                axes.plot(x, [100 * np.mean(epochs[epoch]) for epoch in x], color=c, marker=".", linewidth=1.2)
         axes.set(title=f"shots {'all' if shots is None else shots}", xlabel="epoch")
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
-    panels[0].set_ylabel("test accuracy")
+    panels[0].set_ylabel("test accuracy %")
     panels[-1].legend(handles=[Line2D([], [], color=c, label=v) for v, c in colour.items()], fontsize="small")
     figure.tight_layout()
     return _save(figure, path)

@@ -17,7 +17,7 @@ def test_synthetic_scenes_land_in_the_frames_points_and_splits_contract(tiny_sce
     assert set(frames["scene"].to_pylist()) == {"scene0000_00", "scene0001_00"}
     assert frames.schema.field("pose").type.list_size == 16
     assert frames["color_width"].to_pylist() == [96] * 8 and frames["depth_width"].to_pylist() == [64] * 8
-    assert frames.schema.metadata[b"data_root"] == b"source"
+    assert json.loads(frames.schema.metadata[b"data_root"]) == "source"
     points = pq.read_table(tiny_scenes / "points" / "scene0000_00.parquet")
     assert points.num_rows == 4000 and points.schema.field("label").type == "int16"
     assert len(json.loads(points.schema.metadata[b"class_names"])) == 20
@@ -41,7 +41,7 @@ def test_scannet_source_counts_skipped_frames_in_the_metrics(ray_runtime, tiny_s
     (damaged / "scene0000_00" / "pose" / "2.txt").write_text("-inf -inf -inf -inf\n" * 4)
     metrics = scenes.run(scenes.Params(source="scannet", root=damaged, val_scenes=["scene0001_00"]), {}, tmp_path / "out")
     assert metrics["frames"] == 7 and metrics["skipped_frames_by_reason"] == {"nonfinite_pose": 1}
-    assert pq.read_table(tmp_path / "out" / "frames.parquet").schema.metadata[b"data_root"].decode() == str(damaged)
+    assert json.loads(pq.read_table(tmp_path / "out" / "frames.parquet").schema.metadata[b"data_root"]) == str(damaged)
 
 
 def test_scannet_source_needs_an_absolute_root():

@@ -41,16 +41,26 @@ def tensor_column_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def with_metadata(table: pa.Table, metadata: dict[str, Any]) -> pa.Table:
-    """Attach metadata to the schema; values that are not strings are stored as JSON."""
-    encoded = {key: value if isinstance(value, str) else json.dumps(value) for key, value in metadata.items()}
-    merged = {**(table.schema.metadata or {}), **{k.encode(): v.encode() for k, v in encoded.items()}}
-    return table.replace_schema_metadata(merged)
+    """Attach metadata to the schema, every value JSON-encoded, strings included (`"efficientnet_lite0"`): one
+    rule for every artefact, so any reader decodes every key the same way (json.loads; read_metadata does)."""
+    encoded = {key.encode(): json.dumps(value).encode() for key, value in metadata.items()}
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), **encoded})
 
 
-def read_metadata(path: Path | str) -> dict[str, str]:
-    """Schema metadata of a Parquet file, as str -> str (Arrow's own ARROW:schema entry left out)."""
-    raw = pq.read_schema(path).metadata or {}
-    return {k.decode(): v.decode() for k, v in raw.items() if not k.startswith(b"ARROW:")}
+def read_metadata(path: Path | str) -> dict[str, Any]:
+    """Schema metadata of a Parquet file, every value decoded from JSON (Arrow's own ARROW:schema entry left out).
+
+    Raises ValueError naming the file and key for a value that is not JSON (a file not written by with_metadata)."""
+    decoded = {}
+    for key, value in (pq.read_schema(path).metadata or {}).items():
+        if key.startswith(b"ARROW:"):
+            continue
+        try:
+            decoded[key.decode()] = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: schema metadata {key.decode()!r} is not JSON ({value[:40]!r}); every "
+                             f"value is JSON-encoded: rebuild the artefact with this version") from error
+    return decoded
 
 
 def write_table(table: pa.Table, path: Path, row_group_size: int | None = None) -> None:

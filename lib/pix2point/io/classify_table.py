@@ -15,7 +15,6 @@ twin is trained), epoch_steps (optimiser steps per epoch, the same for every run
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,7 +98,7 @@ def read_history(classify_dir: Path) -> list[ClassifyEpoch]:
 def runs_metadata(classify_dir: Path) -> tuple[list[str], str, int]:
     """(class names, network, epoch steps) of the runs table."""
     metadata = read_metadata(classify_dir / RUNS_FILE)
-    return json.loads(metadata["class_names"]), metadata["network"], int(metadata["epoch_steps"])
+    return metadata["class_names"], metadata["network"], int(metadata["epoch_steps"])
 
 
 def model_path(classify_dir: Path, run: str) -> Path:

@@ -12,7 +12,6 @@ Schema metadata of runs.parquet: class_names (JSON list).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -80,7 +79,7 @@ def read_history(detect_dir: Path) -> list[DetectEvaluation]:
 
 
 def run_class_names(detect_dir: Path) -> list[str]:
-    return json.loads(read_metadata(detect_dir / RUNS_FILE)["class_names"])
+    return read_metadata(detect_dir / RUNS_FILE)["class_names"]
 
 
 def ap_array(values: list[float]) -> np.ndarray:

@@ -17,7 +17,6 @@ Shards are written by FeatureShardWriter: row group by row group, under a tempor
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from types import TracebackType
@@ -49,9 +48,8 @@ def kept_frames(features_dir: Path) -> dict[str, list[int]]:
 
 
 def feature_metadata(features_dir: Path) -> dict[str, object]:
-    """Teacher, layer, stride, channels, input size and normalisation, decoded from JSON where needed."""
-    raw = read_metadata(shard_path(features_dir, shard_scenes(features_dir)[0]))
-    return {key: _maybe_json(value) for key, value in raw.items()}
+    """Teacher, layer, stride, channels, input size and normalisation."""
+    return read_metadata(shard_path(features_dir, shard_scenes(features_dir)[0]))
 
 
 def read_scene_features(features_dir: Path, scene: str) -> tuple[np.ndarray, np.ndarray]:
@@ -68,13 +66,6 @@ def read_scene_mirrored_features(features_dir: Path, scene: str) -> np.ndarray:
     if MIRRORED_COLUMN not in pq.read_schema(path).names:
         raise ValueError(f"{path} has no {MIRRORED_COLUMN!r} column: run features2d with mirrored: true")
     return tensor_column_to_numpy(pq.read_table(path, columns=[MIRRORED_COLUMN])[MIRRORED_COLUMN])
-
-
-def _maybe_json(value: str) -> object:
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        return value
 
 
 def features_schema(shape: tuple[int, int, int], metadata: dict[str, object], mirrored: bool = False) -> pa.Schema:

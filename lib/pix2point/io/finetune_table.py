@@ -12,7 +12,6 @@ label_fraction is a share of; "points_per_scene": label_fraction is a number of 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,7 +89,7 @@ def read_history(finetune_dir: Path) -> list[EpochRecord]:
 def runs_metadata(finetune_dir: Path) -> tuple[list[str], str]:
     """(class names, label unit) of the runs table."""
     metadata = read_metadata(finetune_dir / RUNS_FILE)
-    return json.loads(metadata["class_names"]), metadata["label_unit"]
+    return metadata["class_names"], metadata["label_unit"]
 
 
 def model_path(finetune_dir: Path, run: str) -> Path:

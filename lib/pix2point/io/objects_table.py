@@ -13,7 +13,6 @@ reading one split skips the other's row groups.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -88,9 +87,9 @@ def read_objects(objects_dir: Path, split: str) -> Objects:
 
 
 def class_names(objects_dir: Path) -> list[str]:
-    return json.loads(read_metadata(objects_path(objects_dir))["class_names"])
+    return read_metadata(objects_path(objects_dir))["class_names"]
 
 
 def objects_metadata(objects_dir: Path) -> dict[str, object]:
-    """Every metadata entry of the module docstring, decoded from JSON."""
-    return {key: json.loads(value) for key, value in read_metadata(objects_path(objects_dir)).items()}
+    """Every metadata entry of the module docstring."""
+    return read_metadata(objects_path(objects_dir))

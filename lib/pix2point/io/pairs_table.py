@@ -7,7 +7,7 @@ frame `frame` at integer pixel (u = column, v = row) of that frame's color image
 frame, then point_index; a point appears at most once per frame. A scene whose kept frames see
 nothing still gets a shard, with no rows.
 
-Schema metadata (numbers as JSON, rules as text): depth_tolerance and depth_tolerance_relative (the occlusion test:
+Schema metadata (every value JSON, as in every artefact): depth_tolerance and depth_tolerance_relative (the occlusion test:
 |point depth - measured depth| <= depth_tolerance + depth_tolerance_relative * measured depth),
 max_depth, depth_lookup (which depth pixel a point is compared with) and pixel_rounding (how a
 continuous color coordinate becomes (u, v)), as pix2point.geometry.visibility states them.

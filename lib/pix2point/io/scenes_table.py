@@ -12,7 +12,6 @@ data the stage generated itself, so the artefact stays valid when it is renamed 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,7 +175,7 @@ def read_points(scenes_dir: Path, scene: str) -> ScenePoints:
 
 
 def class_names(scenes_dir: Path, scene: str) -> list[str]:
-    return json.loads(read_metadata(points_path(scenes_dir, scene))["class_names"])
+    return read_metadata(points_path(scenes_dir, scene))["class_names"]
 
 
 def read_splits(scenes_dir: Path) -> dict[str, str]:

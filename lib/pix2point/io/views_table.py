@@ -26,7 +26,6 @@ reading one split skips the other's row groups.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -73,8 +72,7 @@ def views_schema(views: int, points: int, channels: int, metadata: dict[str, Any
         pa.field("saliency", pa.fixed_shape_tensor(pa.float32(), (views, points)), nullable=False),
         pa.field("pixels", pa.fixed_shape_tensor(pa.int16(), (views, points, 2)), nullable=False),
     ])
-    # Every value JSON-encoded, strings included, so that readers decode every key the same way.
-    return with_metadata(schema.empty_table(), {key: json.dumps(value) for key, value in metadata.items()}).schema
+    return with_metadata(schema.empty_table(), metadata).schema
 
 
 class ViewsWriter:
@@ -137,5 +135,5 @@ def read_views(views_dir: Path, split: str | None = None) -> Views:
 
 
 def views_metadata(views_dir: Path) -> dict[str, Any]:
-    """Every metadata entry of the module docstring, decoded from JSON."""
-    return {key: json.loads(value) for key, value in read_metadata(views_path(views_dir)).items()}
+    """Every metadata entry of the module docstring."""
+    return read_metadata(views_path(views_dir))

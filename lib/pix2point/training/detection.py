@@ -26,6 +26,7 @@ from pix2point.training.detection_data import DetectionScene, detection_batch, l
 from pix2point.training.detection_loss import detection_loss
 from pix2point.training.segmentation import RunSpec, load_pretrained
 from pix2point.training.label_budget import kept_scenes
+from pix2point.training.progress import Progress
 from pix2point.training.segmentation_data import split_scenes
 
 EVALUATION_SEED = 0  # seeds of validation scenes are drawn with this, the same for every run and evaluation
@@ -115,6 +116,7 @@ def train_run(config: DetectConfig, run: RunSpec, state: dict, validation: list[
     training = training_scenes(config, run)
     rng = np.random.default_rng([run.seed, rank, start_step])
     started, running_loss, scores = time.perf_counter(), [], None
+    console = Progress(f"run {run.name}", config.steps, start_step)
     for step in range(start_step, config.steps):
         chosen = rng.choice(len(training), size=min(config.scenes_per_batch, len(training)), replace=False)
         batch, seeds, targets = detection_batch([training[i] for i in chosen], config.backbone,
@@ -128,6 +130,7 @@ def train_run(config: DetectConfig, run: RunSpec, state: dict, validation: list[
                 run.name, step + 1, distributed.mean_over_workers(float(np.mean(running_loss))),
                 scores[0].mean_ap, scores[1].mean_ap, time.perf_counter() - started))
             running_loss = []
+            console.report(step + 1, loss=state["history"][-1].train_loss, val_map25=scores[0].mean_ap)
         distributed.checkpoint_if_due(state, run.name, step + 1, config.steps, config.checkpoint_every, model,
                                       optimizer, schedule, best=best)
     distributed.save_on_rank_zero(model, model_path(config.out, run.name))

@@ -19,7 +19,6 @@ from pix2point.engine.cluster import connect_ray, release_ray
 from pix2point.engine.errors import PipelineError
 from pix2point.engine.failures import StageFailed, describe, root_cause
 from pix2point.engine.pipeline import load_pipeline
-from pix2point.engine.report import write_report
 from pix2point.engine.runlog import append_traceback, new_log_path, quiet_console
 from pix2point.engine.live import StageBoard, showing
 from pix2point.engine.runner import STATE_MEANINGS, StageOutcome, run_pipeline, select_stages, stage_states
@@ -46,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         store = open_store(args.artefacts, args.cache)
         if args.command == "report":
+            from pix2point.engine.report import write_report  # markdown-it and the figures: not for status
+
             out = args.out or _local_root(store) / "_report" / (args.profile or "default")
             for path in write_report(pipeline, store, out):
                 console.print(f"wrote {path}", highlight=False, soft_wrap=True)

@@ -79,3 +79,24 @@ def test_params_reject_repeats_and_bad_shots():
         classify.Params(shots=[0, "all"])
     with pytest.raises(ValueError, match="fip"):
         classify.Params(variants=[{"init": "inflated", "fip": "none"}])
+
+
+@pytest.mark.slow
+def test_tensorboard_events_hold_each_runs_loss_lr_and_test_accuracy(classified):
+    """Issue 15.4, read back with TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    params, out, _ = classified
+    history = read_history(out)
+    runs = sorted({record.run for record in history})
+    assert sorted(path.name for path in (out / "tensorboard").iterdir()) == runs
+    for run in runs:
+        events = EventAccumulator(str(out / "tensorboard" / run))
+        events.Reload()
+        epochs = [record for record in history if record.run == run]
+        loss, lr = events.Scalars("train/loss"), events.Scalars("train/lr")
+        assert [event.step for event in loss] == list(range(1, epochs[-1].step + 1)) == [event.step for event in lr]
+        assert lr[0].value == pytest.approx(params.learning_rate) and lr[-1].value < lr[0].value  # cosine decay
+        accuracy = events.Scalars("test/accuracy")
+        assert [(event.step, event.value) for event in accuracy] == [
+            (record.step, pytest.approx(record.test_accuracy)) for record in epochs]

@@ -92,6 +92,14 @@ def test_a_second_run_with_more_steps_resumes_from_the_first_runs_checkpoint(inp
     second = pq.read_table(tmp_path / "second" / "loss.parquet").to_pydict()
     assert second["step"] == [1, 2, 3, 4, 5, 6]
     assert second["loss"][:4] == first["loss"]  # the history came from the checkpoint, not a rerun
+    # TensorBoard's reader sees the whole history, the resumed part included (issue 15.4)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "second" / "tensorboard" / "i2pmae"))
+    events.Reload()
+    assert [(event.step, event.value) for event in events.Scalars("train/loss")] == [
+        (step, pytest.approx(loss)) for step, loss in zip(second["step"], second["loss"])]
+    assert [event.value for event in events.Scalars("train/lr")] == pytest.approx(second["lr"])
     # the resumed weights moved on from the first run's
     first_weights, second_weights = load_encoder(tmp_path / "first").state_dict(), load_encoder(tmp_path / "second").state_dict()
     assert any(not torch.equal(first_weights[key], second_weights[key]) for key in first_weights)

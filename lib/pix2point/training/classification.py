@@ -26,6 +26,7 @@ from pix2point.models.fip import FipMode, apply_fip, trainable_parameters
 from pix2point.models.object_classifier import ClassifierSpec, Init, build_classifier
 from pix2point.training import distributed
 from pix2point.training.progress import Progress
+from pix2point.training.tracking import Scalars
 from pix2point.training.object_data import ObjectAugmentation, augment_object, epoch_order, few_shot_indices, object_batch
 from pix2point.training.voxelize import Rounding
 
@@ -95,7 +96,7 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, train: 
     ddp_model = ray.train.torch.prepare_model(model)
     chosen = few_shot_indices(train.labels, run.shots, run.seed)
     started = time.perf_counter() - seconds_before
-    console = Progress(f"run {run.name}", total_steps, step)
+    console, scalars = Progress(f"run {run.name}", total_steps, step), Scalars(config.out, run.name, step)
     for epoch in range(step // steps_per_epoch, config.epochs):
         order = chosen[epoch_order(len(chosen), steps_per_epoch * config.batch_size,
                                    np.random.default_rng([run.seed, rank, epoch]))]
@@ -104,6 +105,7 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, train: 
             batch = order[in_epoch * config.batch_size:(in_epoch + 1) * config.batch_size]
             losses.append(train_step(ddp_model, optimizer, train, batch, config,
                                      np.random.default_rng([run.seed, rank, step])))
+            scalars.add(step + 1, {"train/loss": losses[-1], "train/lr": optimizer.param_groups[0]["lr"]})
             schedule.step()
             step += 1
             if step % config.checkpoint_every == 0 and step < total_steps:
@@ -116,6 +118,8 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, train: 
             float(np.mean(losses)) if losses else float("nan")), accuracy, time.perf_counter() - started)
         state["history"].append(record)
         console.report(step, epoch=record.epoch, loss=record.train_loss, test_accuracy=accuracy)
+        scalars.add(step, {"test/accuracy": accuracy})
+    scalars.close()
     if rank == 0 and config.save_models:
         path = model_path(config.out, run.name)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,11 +13,13 @@ import torch
 
 from pix2point.training import distributed
 from pix2point.training.progress import Progress
+from pix2point.training.tracking import Scalars
 
 
 @dataclass
 class StepTraining:
-    """What a worker trains with: subclasses add their data and config, `step` and `reseed`."""
+    """What a worker trains with: subclasses add their data and `config` (whose `out` is the artefact
+    directory), `step` and `reseed`."""
 
     model: torch.nn.Module  # what forward runs through (replaced by its DDP wrapper in run_steps)
     optimizer: torch.optim.Optimizer
@@ -45,7 +47,8 @@ class StepTraining:
 
 def run_steps(training: StepTraining, steps: int, checkpoint_every: int) -> tuple[torch.nn.Module, list[dict], int]:
     """Train to `steps`; returns (the unwrapped model, the history of every step including those before a
-    resume, the step resumed from). Reports {step, loss, resumed_from_step}: the averaged values must hold `loss`."""
+    resume, the step resumed from). Reports {step, loss, resumed_from_step}: the averaged values must hold `loss`.
+    The history, resumed part included, also goes into TensorBoard event files under `config.out` (tracking.py)."""
     history, start_step = [], 0
     state = distributed.latest_state(torch.device("cpu"))
     if state is not None:
@@ -58,7 +61,8 @@ def run_steps(training: StepTraining, steps: int, checkpoint_every: int) -> tupl
     training.model = ray.train.torch.prepare_model(
         module, parallel_strategy_kwargs={"find_unused_parameters": training.has_unused_parameters})
     started = time.perf_counter()
-    console = Progress(type(training).__name__.removesuffix("Training"), steps, start_step)
+    name = type(training).__name__.removesuffix("Training").lower()
+    console = Progress(name, steps, start_step)
     for step in range(start_step, steps):
         lr = training.schedule.get_last_lr()[0]  # the rate this step uses
         averaged, own = training.step()
@@ -70,6 +74,9 @@ def run_steps(training: StepTraining, steps: int, checkpoint_every: int) -> tupl
                         "schedule": training.schedule.state_dict(), "history": history, "step": step + 1}
             distributed.report({"step": step + 1, "loss": history[-1]["loss"], "resumed_from_step": start_step}, snapshot)
             console.report(step + 1, loss=history[-1]["loss"], lr=lr)
+    scalars = Scalars(training.config.out, name)
+    scalars.add_rows(history)
+    scalars.close()
     return module, history, start_step
 
 

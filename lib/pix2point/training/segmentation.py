@@ -25,6 +25,7 @@ from pix2point.models.heads import SegmentationHead
 from pix2point.training import distributed
 from pix2point.training.augment import PointAugmentation, augment_points
 from pix2point.training.progress import Progress
+from pix2point.training.tracking import Scalars
 from pix2point.training.segmentation_data import LabelledScene, LabelUnit, limited_labels, validation_scenes
 from pix2point.training.voxelize import SparseBatch, collate_sparse, voxelize
 
@@ -134,6 +135,7 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
     loss_function = nn.CrossEntropyLoss()
     started, running_loss = time.perf_counter(), []
     confusion, console = None, Progress(f"run {run.name}", config.steps, start_step)
+    scalars = Scalars(config.out, run.name, start_step)
     for step in range(start_step, config.steps):
         chosen = rng.choice(len(training), size=min(config.scenes_per_batch, len(training)), replace=False)
         batch, sample, point, label = scene_batch([training[i].points for i in chosen], config.backbone, rng,
@@ -142,6 +144,7 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        scalars.add(step + 1, {"train/loss": loss.item(), "train/lr": optimizer.param_groups[0]["lr"]})
         schedule.step()
         running_loss.append(loss.item())
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
@@ -153,9 +156,11 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
                 float(np.mean(running_loss))), scores.miou, scores.mean_class_accuracy, time.perf_counter() - started))
             running_loss = []
             console.report(step + 1, loss=state["history"][-1].train_loss, val_miou=scores.miou)
+            scalars.add(step + 1, {"val/miou": scores.miou, "val/macc": scores.mean_class_accuracy})
         if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
             distributed.checkpoint_run(state, distributed.run_snapshot(run.name, step + 1, model, optimizer,
                                                                        schedule, best=best))
+    scalars.close()
     if rank == 0:
         path = model_path(config.out, run.name)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -141,7 +141,7 @@ def run(params: Params, inputs: dict, out: Path) -> dict:
     plot(numbers, out / "curve.png")
     plot(numbers[::-1], out / "unreferenced.png")
     (out / "report.md").write_text(
-        f"# {params.title}\\n\\n| what | value |\\n| --- | --- |\\n| sum | {sum(numbers)} |\\n\\n![the curve](curve.png)\\n")
+        f"# {params.title}\\n\\n| what | value |\\n| --- | --- |\\n| sum | {sum(numbers)} |\\n\\n![the curve [seed 0]](curve.png)\\n")
     return {"sum": sum(numbers), "scores": {"best": 0.75}}
 '''
 

@@ -38,7 +38,7 @@ def test_report_gathers_results_beside_their_keys_and_renders_with_its_images_in
     assert f"## result (artefact key `{key}`)" in markdown
     assert "### Toy result" in markdown and "| sum | 10 |" in markdown  # the stage's own table, one level down
     assert f"| `result/{key}` | sum | 10 |" in markdown and f"| `result/{key}` | scores.best | 0.75 |" in markdown
-    assert f"![the curve](images/result-{key}-curve.png)" in markdown
+    assert f"![the curve [seed 0]](images/result-{key}-curve.png)" in markdown
     assert f"images/result-{key}-unreferenced.png" in markdown
 
     probe = out / "probe.html"  # beside report.html, so its relative image paths resolve the same way
@@ -56,3 +56,14 @@ def test_report_names_what_is_not_built(toy, tmp_path, capsys):
     markdown = (out / "report.md").read_text()
     assert "No cached stage of this pipeline has a report yet" in markdown
     assert "numbers (missing), result (missing)" in markdown
+
+
+def test_a_stage_built_only_for_other_params_is_shown_from_its_newest_artefact_marked_stale(toy, tmp_path):
+    run_pipeline(load_pipeline(toy.report_pipeline), ArtefactStore(toy.artefacts))
+    (key,) = ArtefactStore(toy.artefacts).complete_keys("result")
+    out = tmp_path / "report"
+    arguments = ["report", str(toy.report_pipeline), "--artefacts", str(toy.artefacts), "--out", str(out)]
+    assert main([*arguments, "--set", "result.title=Another title"]) == 0
+    markdown = (out / "report.md").read_text()
+    assert f"## result (artefact key `{key}`)" in markdown and "(stale: built with other params or code" in markdown
+    assert "### Toy result" in markdown and f"| `result/{key}` | sum | 10 |" in markdown

@@ -1,5 +1,6 @@
 """`pix2point report`: one page gathering every cached result of a pipeline (the artefacts that hold a
 `report.md`: the methods' tables and figures), each section and number beside its stage and artefact key.
+A stage whose current key is not built but which has older artefacts is shown from the newest, marked stale.
 
 Writes `report.md` and `report.html` (CommonMark with tables, rendered by markdown-it-py) and copies the
 figures next to them, so the page opens anywhere without the artefact root.
@@ -21,7 +22,7 @@ from pix2point.engine.stores import Store
 
 STAGE_REPORT = "report.md"
 IMAGES_DIR = "images"
-_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
+_IMAGE = re.compile(r"!\[(.*?)\]\(([^)\s]+)\)")  # alt text may hold brackets: "seeds [0]"
 _HEADING = re.compile(r"^(#{1,4}) ", re.MULTILINE)
 _STYLE = """body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.4}
 table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #bbb;padding:.2rem .5rem;text-align:right}
@@ -35,6 +36,7 @@ class Section:
     location: str
     markdown: str  # the stage's report.md: headings two levels down, figures pointing into images/
     metrics: dict[str, float | int | str]  # the manifest's metrics, flattened to dotted names
+    stale: bool  # not the current params or code: the newest artefact of the stage
 
 
 def write_report(pipeline: Pipeline, store: Store, out: Path) -> tuple[Path, Path]:
@@ -43,12 +45,15 @@ def write_report(pipeline: Pipeline, store: Store, out: Path) -> tuple[Path, Pat
     (out / IMAGES_DIR).mkdir(exist_ok=True)
     sections, absent = [], []
     for name, (key, state) in stage_states(pipeline, store).items():
-        if state != "cached":
+        if state == "stale":  # params or code changed since: the newest artefact there is, marked as such
+            key = max(store.complete_keys(name), key=lambda other: store.manifest(name, other).get("finished_at", ""))
+        elif state != "cached":
             absent.append((name, state))
             continue
         directory = store.local_copy(name, key)
         if (directory / STAGE_REPORT).is_file():
-            sections.append(_section(name, key, store.location(name, key), directory, store.manifest(name, key), out))
+            sections.append(_section(name, key, store.location(name, key), directory, store.manifest(name, key), out,
+                                     stale=state == "stale"))
     markdown = page_markdown(pipeline, sections, absent)
     (out / "report.md").write_text(markdown)
     body = MarkdownIt("commonmark").enable("table").render(markdown)
@@ -63,7 +68,8 @@ def page_markdown(pipeline: Pipeline, sections: list[Section], absent: list[tupl
     if not sections:
         parts.append("No cached stage of this pipeline has a report yet: run `pix2point run` first.")
     for section in sections:
-        parts += [f"## {section.stage} (artefact key `{section.key}`)", f"Artefact: `{section.location}`",
+        note = " (stale: built with other params or code than the current ones)" if section.stale else ""
+        parts += [f"## {section.stage} (artefact key `{section.key}`)", f"Artefact: `{section.location}`{note}",
                   section.markdown.strip()]
         if section.metrics:
             rows = [f"| `{section.stage}/{section.key}` | {name} | {value} |" for name, value in section.metrics.items()]
@@ -74,7 +80,7 @@ def page_markdown(pipeline: Pipeline, sections: list[Section], absent: list[tupl
     return "\n\n".join(parts) + "\n"
 
 
-def _section(stage: str, key: str, location: str, directory: Path, manifest: dict, out: Path) -> Section:
+def _section(stage: str, key: str, location: str, directory: Path, manifest: dict, out: Path, stale: bool) -> Section:
     # Under the page's H1 and the section's H2: the stage's own headings go two levels down.
     text = _HEADING.sub(lambda match: f"##{match.group(1)} ", (directory / STAGE_REPORT).read_text())
     referenced = set()
@@ -92,7 +98,7 @@ def _section(stage: str, key: str, location: str, directory: Path, manifest: dic
     if extra:
         text += "\n\nOther figures of this artefact:\n\n" + "\n\n".join(
             f"![{path.stem}]({_copy(path, stage, key, out)})" for path in extra)
-    return Section(stage, key, location, text, _flatten(manifest.get("metrics") or {}))
+    return Section(stage, key, location, text, _flatten(manifest.get("metrics") or {}), stale)
 
 
 def _copy(source: Path, stage: str, key: str, out: Path) -> str:

@@ -47,7 +47,9 @@ def quiet_console(log_path: Path, verbose: bool = False) -> Iterator[TextIO]:
                 yield console
             return
         with _descriptors_to(log_file) as console:
-            console_handler = _handler(logging.StreamHandler(console), logging.INFO, "%(message)s")
+            console_handler = logging.StreamHandler(console)
+            console_handler.setLevel(logging.INFO)
+            console_handler.setFormatter(_ConsoleFormatter())
             console_handler.addFilter(_ProjectOrFirstWarning())
             with _handlers(file_handler, console_handler), _warnings_to_logging():
                 yield console
@@ -124,6 +126,10 @@ def _warnings_to_logging() -> Iterator[None]:
             logging.captureWarnings(False)
 
 
+def _is_project(record: logging.LogRecord) -> bool:
+    return record.name == PROJECT_LOGGER or record.name.startswith(PROJECT_LOGGER + ".")
+
+
 class _ProjectOrFirstWarning(logging.Filter):
     """The console's share: the project's records at INFO and above, and the first of each distinct warning."""
 
@@ -132,16 +138,19 @@ class _ProjectOrFirstWarning(logging.Filter):
         self._warned: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name == PROJECT_LOGGER or record.name.startswith(PROJECT_LOGGER + "."):
+        if _is_project(record):
             return True
-        if record.levelno < logging.WARNING:
+        if record.levelno < logging.WARNING or _warning_text(record) in self._warned:
             return False
-        text = _warning_text(record)
-        if text in self._warned:
-            return False
-        self._warned.add(text)
-        record.msg, record.args = f"warning: {text} (shown once; every occurrence is in the log)", None
+        self._warned.add(_warning_text(record))
         return True
+
+
+class _ConsoleFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        if _is_project(record):
+            return f"warning: {record.getMessage()}" if record.levelno >= logging.WARNING else record.getMessage()
+        return f"warning: {_warning_text(record)} (shown once; every occurrence is in the log)"
 
 
 def _warning_text(record: logging.LogRecord) -> str:

@@ -57,14 +57,14 @@ def test_a_truncated_file_is_reported_damaged_and_run_rebuilds_it_and_its_downst
     assert "stage total" in caplog.text and "its input numbers was damaged and rebuilt" in caplog.text
     assert shard.stat().st_size == size
     assert run(toy) == {"numbers": "cached", "total": "cached"}
-    assert "damaged" not in status(toy, capsys)
+    assert "damaged: stage" not in status(toy, capsys)
 
 
 def test_a_same_size_change_is_found_by_verify_only(toy, capsys):
     run(toy)
     total = artefact_file(toy, "total", "total.txt")
     total.write_text("99")  # was "10": same size, other content
-    assert "damaged" not in status(toy, capsys)
+    assert "damaged: stage" not in status(toy, capsys)
     output = status(toy, capsys, "--verify")
     assert f"damaged: stage total, key {total.parent.name}, file total.txt: content differs (SHA-256" in output
 

@@ -35,16 +35,6 @@ def test_finetune_runs_scratch_and_pretrained_and_writes_the_contract(smoke_spin
     history = read_history(out)
     assert sorted({record.run for record in history}) == sorted(r.run for r in runs)
     assert all(np.isfinite(record.train_loss) for record in history)
-    # TensorBoard event files per run: every step's loss and lr, each evaluation's mIoU (issue 15.4)
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    for run in runs:
-        events = EventAccumulator(str(out / "tensorboard" / run.run))
-        events.Reload()
-        assert [event.step for event in events.Scalars("train/loss")] == [1, 2, 3, 4]
-        assert [event.step for event in events.Scalars("train/lr")] == [1, 2, 3, 4]
-        assert [(event.step, event.value) for event in events.Scalars("val/miou")] == [
-            (2 * record.epoch, pytest.approx(record.val_miou)) for record in history if record.run == run.run]
 
 
 @pytest.mark.slow

@@ -31,7 +31,7 @@ from stages import pretrain  # noqa: E402
 from pix2point.engine.artefacts import ArtefactStore  # noqa: E402
 from pix2point.engine.pipeline import load_pipeline  # noqa: E402
 from pix2point.engine.runner import run_pipeline  # noqa: E402
-from pix2point.training.ppkt import build_training  # noqa: E402
+from pix2point.training.ppkt import DirectSamples, build_training  # noqa: E402
 
 PIPELINE = Path(__file__).resolve().parents[1] / "pipeline.yaml"
 
@@ -59,7 +59,8 @@ def plain_loop(params: pretrain.PPKTParams, spine: dict[str, Path], cpus: int) -
     torch.set_num_threads(cpus)
     with tempfile.TemporaryDirectory() as out:
         config = pretrain.ppkt_config(params, spine, Path(out))
-        training = build_training(config, rank=0, device=torch.device("cpu"))
+        training = build_training(config, rank=0, device=torch.device("cpu"),
+                                  samples=DirectSamples(config.stream_spec(), rank=0))
         training.step()  # warm-up: first-touch allocations and scene loading
         points, started = 0, time.perf_counter()
         for _ in range(params.steps - 1):

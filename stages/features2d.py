@@ -44,7 +44,9 @@ class Params(BaseModel):
     image_size: tuple[PositiveInt, PositiveInt] = (320, 240)  # (width, height) each color image is resized to
     frame_step: int = Field(1, ge=1)  # keep every k-th frame of each scene, counted in frame order
     batch_size: int = Field(16, ge=1)
-    row_group_size: int = Field(64, ge=1)  # frames per Parquet row group
+    # Frames per Parquet row group. One: a PPKT step reads a frame's map with one targeted row-group read
+    # (io/samples_table.py); with 64, reading one frame decoded 64 (Parquet reads whole column chunks).
+    row_group_size: int = Field(1, ge=1)
     num_workers: int = Field(1, ge=1)  # Ray tasks, each loading the teacher once
     cpus_per_worker: int | None = Field(None, ge=1)  # unset: the CPUs of the largest node shared among the workers
     gpus_per_worker: float = Field(0, ge=0)  # > 0: the teacher runs on the task's GPU

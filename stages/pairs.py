@@ -2,7 +2,8 @@
 
 Inputs: `scenes` (frames table, point tables, depth images) and `features2d` (which frames are kept).
 One Ray task per scene reads the scene's points once and its kept frames' depth images; the
-visibility test is pix2point.geometry.visibility, the output contract pix2point.io.pairs_table.
+visibility test is pix2point.geometry.visibility, the output contracts pix2point.io.pairs_table and,
+for PPKT's per-frame training samples, pix2point.io.samples_table.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pix2point.geometry.visibility import (
 )
 from pix2point.io.features_table import kept_frames
 from pix2point.io.pairs_table import ScenePairs, ScenePairsWriter
+from pix2point.io.samples_table import SceneSamplesWriter
 from pix2point.io.scenes_table import FRAMES_FILE, Frame, read_frames, read_points
 from pix2point.parallel import map_tasks
 
@@ -60,7 +62,7 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
     rule = depth_agreement(params)
     jobs = [SceneJob(scene, tuple(frames)) for scene, frames in kept_frames(inputs["features2d"]).items()]
     summaries = map_tasks(pair_scene, jobs, desc="pairs", num_cpus=params.num_cpus,
-                          scenes_dir=inputs["scenes"], pairs_dir=out, rule=rule)
+                          scenes_dir=inputs["scenes"], features_dir=inputs["features2d"], pairs_dir=out, rule=rule)
     return summarise(summaries, time.perf_counter() - started)
 
 
@@ -68,17 +70,22 @@ def depth_agreement(params: Params) -> DepthAgreement:
     return DepthAgreement(params.depth_tolerance, params.depth_tolerance_relative, params.max_depth)
 
 
-def pair_scene(job: SceneJob, *, scenes_dir: Path, pairs_dir: Path, rule: DepthAgreement) -> SceneSummary:
-    """Write pairs/<scene>.parquet for one scene, frame by frame, and return its counts."""
+def pair_scene(job: SceneJob, *, scenes_dir: Path, features_dir: Path, pairs_dir: Path,
+               rule: DepthAgreement) -> SceneSummary:
+    """Write pairs/<scene>.parquet and samples/<scene>.parquet for one scene, frame by frame, and return its counts."""
     reset_peak_rss()
-    xyz = read_points(scenes_dir, job.scene).xyz
+    points = read_points(scenes_dir, job.scene)
+    xyz = points.xyz
     frames = kept_frame_rows(scenes_dir, job)
     seen = np.zeros(len(xyz), bool)
     pairs_per_frame = []
-    with ScenePairsWriter(pairs_dir, job.scene, shard_metadata(rule)) as writer:
+    with (ScenePairsWriter(pairs_dir, job.scene, shard_metadata(rule)) as writer,
+          SceneSamplesWriter(pairs_dir, job.scene, features_dir) as samples):
         for frame in frames:
             pairs = frame_pairs(xyz, frame, rule)
             writer.write(pairs)
+            samples.write(frame.frame, pairs.point_index, xyz[pairs.point_index], points.rgb[pairs.point_index],
+                          pairs.pixel, frame.color_size)
             seen[pairs.point_index] = True
             pairs_per_frame.append(len(pairs))
     return SceneSummary(

@@ -2,7 +2,9 @@
 stage runs, and which inputs it reads:
 
 - `ppkt` (inputs scenes, features2d, pairs): a MinkowskiEngine Res16UNet; writes `backbone.pt` +
-  `backbone.json` (models/backbone.py) and `loss.parquet` (step, loss, points, lr, seconds).
+  `backbone.json` (models/backbone.py) and `loss.parquet` (step, loss, points, lr, seconds, and the data
+  path's cost: bytes_read, sample_bytes, data_wait_s, step_s, data_wait). Samples stream to the workers
+  through Ray Data (training/frame_stream.py).
 - `i2p_mae` (inputs objects, and views2d for guided masking or the 2D target): a Point-M2AE encoder;
   writes `encoder.pt` + `encoder.json` (models/point_m2ae.py), `loss.parquet` (step, loss, chamfer,
   feature_loss, objects, lr, seconds) and `pretraining.json` (masking, target_2d, mask_ratio, steps).
@@ -64,6 +66,11 @@ class PPKTParams(SGDParams, PointAugmentationParams, RayTrainParams):
     min_pairs_kept: int = Field(1024, ge=1)
     checkpoint_every: int = Field(50, ge=1)
     seed: int = 0
+    prefetch_batches: int = Field(2, ge=0)  # steps' samples each worker's Ray Data stream reads ahead
+    reader_actors: int = Field(1, ge=1)  # Ray Data actors per worker doing the targeted row-group reads
+    # CPUs Ray reserves per reader actor. 0: readers share the training workers' CPUs (they mostly wait on
+    # storage); a cluster with spare CPUs can reserve some so they never slow the step.
+    reader_cpus: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
     def _batches_split_evenly(self) -> PPKTParams:
@@ -131,16 +138,32 @@ def run(params: PPKTParams | I2PMAEParams, inputs: dict[str, Path], out: Path, s
 
     if isinstance(params, I2PMAEParams):
         return _fit(i2p_mae.train_loop, i2p_mae_config(params, inputs, out), params, scratch, "i2p_mae")
-    return _fit(ppkt.train_loop, ppkt_config(params, inputs, out), params, scratch, "ppkt")
+    config = ppkt_config(params, inputs, out)
+    return _fit(ppkt.train_loop, config, params, scratch, "ppkt", **ppkt_datasets(config, params, scratch, "ppkt"))
+
+
+def ppkt_datasets(config: ppkt.PPKTConfig, params: PPKTParams, scratch: Path, name: str) -> dict[str, Any]:
+    """fit()'s datasets and their config: each rank's samples from the step the checkpoint holds on, unsplit
+    and in order (training/frame_stream.py says why)."""
+    import ray.train
+    from ray.data import ExecutionOptions
+
+    from pix2point.training.distributed import checkpointed_step
+    from pix2point.training.frame_stream import rank_datasets
+
+    datasets = rank_datasets(config.stream_spec(), checkpointed_step(scratch, name), params.steps,
+                             params.reader_actors, params.reader_cpus)
+    options = ExecutionOptions(preserve_order=True)
+    return {"datasets": datasets, "dataset_config": ray.train.DataConfig(datasets_to_split=[], execution_options=options)}
 
 
 def _fit(train_loop: Callable[[Any], None], config: Any, params: PPKTParams | I2PMAEParams, scratch: Path,
-         name: str) -> dict:
+         name: str, **data: Any) -> dict:
     from pix2point.training.distributed import fit
 
     started = time.perf_counter()
     result = fit(train_loop, config, num_workers=params.num_workers, cpus_per_worker=params.cpus_per_worker,
-                 use_gpu=params.use_gpu, storage=scratch, name=name)
+                 use_gpu=params.use_gpu, storage=scratch, name=name, **data)
     final = result.metrics
     return {
         "steps": final["step"],
@@ -169,6 +192,7 @@ def ppkt_config(params: PPKTParams, inputs: dict[str, Path], out: Path) -> ppkt.
         flip_2d=params.flip_2d,
         crop_2d=PairCrop(params.crop_area, params.crop_ratio, params.min_pairs_kept) if params.crop_2d else None,
         drop_cuboids=params.min_pairs_kept if params.drop_cuboids else None, checkpoint_every=params.checkpoint_every, seed=params.seed,
+        num_workers=params.num_workers, prefetch_batches=params.prefetch_batches,
     )
 
 

@@ -79,7 +79,8 @@ def write_features(features_dir: Path, frames: list[int], scene: str = SCENE) ->
 def tiny_inputs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("pairs_inputs")
     xyz = scene_points()
-    points = ScenePoints(xyz=xyz, rgb=np.zeros_like(xyz, np.uint8), label=np.zeros(len(xyz), np.int16))
+    rgb = (np.arange(len(xyz))[:, None] * [1, 2, 5]).astype(np.uint8)  # distinct per point
+    points = ScenePoints(xyz=xyz, rgb=rgb, label=np.zeros(len(xyz), np.int16))
     points_path(root / "scenes", SCENE).parent.mkdir(parents=True)
     write_table(points_table(points, ("wall",)), points_path(root / "scenes", SCENE))
     write_frames(root / "scenes")
@@ -104,6 +105,24 @@ def test_stage_pairs_each_kept_frame_with_the_wall_points_it_sees(ray_runtime, t
     assert metrics["scenes"] == 1 and metrics["frames"] == 2 and metrics["pairs"] == 91
     assert metrics["unseen_point_share"] == pytest.approx(3 / 49, abs=1e-4)
     assert metrics["frames_without_pairs"] == 0
+
+
+def test_stage_writes_one_samples_row_group_per_frame_with_its_points_pixels_and_map_location(
+        ray_runtime, tiny_inputs, tmp_path):
+    stages.pairs.run(stages.pairs.Params(), tiny_inputs, tmp_path)
+
+    parquet = pq.ParquetFile(tmp_path / "samples" / f"{SCENE}.parquet")  # plain pyarrow reads the contract
+    assert parquet.metadata.num_row_groups == 2
+    xyz, rgb = scene_points(), read_points(tiny_inputs["scenes"], SCENE).rgb
+    for group, frame_id in enumerate(KEPT):
+        row = parquet.read_row_group(group).to_pylist()[0]
+        seen = list(range(45)) + ([45] if frame_id == 0 else [])
+        assert (row["scene"], row["frame"], row["points"], row["point_index"]) == (SCENE, frame_id, len(seen), seen)
+        np.testing.assert_array_equal(np.array(row["xyz"], np.float32), xyz[seen])
+        np.testing.assert_array_equal(np.array(row["rgb"], np.uint8), rgb[seen])
+        assert list(zip(row["u"], row["v"])) == [expected_pixel(xyz[i], frame_id) for i in seen]
+        assert (row["color_width"], row["color_height"]) == COLOR_SIZE
+        assert (row["features_row_group"], row["features_row"]) == (0, group)  # write_features: one row group
 
 
 def test_stage_output_reads_back_sorted_with_its_occlusion_settings(ray_runtime, tiny_inputs, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,11 +18,14 @@ from ray.train.torch import TorchTrainer
 from pix2point.training import progress
 
 STATE_FILE = "state.pt"
+STEP_FILE = "step.json"  # beside STATE_FILE: the step a checkpoint holds, readable without loading the state
 
 
 def fit(train_loop: Callable[[dict], None], config: dict[str, Any], *, num_workers: int, cpus_per_worker: int,
-        use_gpu: bool, storage: Path, name: str) -> ray.train.Result:
-    """Run `train_loop(config)` on `num_workers` Ray Train workers (DDP: gloo on CPU, nccl on GPU).
+        use_gpu: bool, storage: Path, name: str, datasets: dict[str, Any] | None = None,
+        dataset_config: ray.train.DataConfig | None = None) -> ray.train.Result:
+    """Run `train_loop(config)` on `num_workers` Ray Train workers (DDP: gloo on CPU, nccl on GPU), with
+    `datasets` (Ray Datasets the loop reads through ray.train.get_dataset_shard) under `dataset_config`.
 
     Checkpoints go under `storage/name`; a later call with the same storage and name resumes from the
     latest of them (Ray Train restores its checkpoint manager from that folder), which is how a killed
@@ -32,14 +36,18 @@ def fit(train_loop: Callable[[dict], None], config: dict[str, Any], *, num_worke
     runs_that_fit(num_workers=num_workers, cpus_per_worker=cpus_per_worker, use_gpu=use_gpu)
     with progress.relay() as progress_lines:
         return _trainer(progress.sending_to(progress_lines, train_loop), config, num_workers=num_workers,
-                        cpus_per_worker=cpus_per_worker, use_gpu=use_gpu, storage=storage, name=name).fit()
+                        cpus_per_worker=cpus_per_worker, use_gpu=use_gpu, storage=storage, name=name,
+                        datasets=datasets, dataset_config=dataset_config).fit()
 
 
 def _trainer(train_loop: Callable[[dict], None], config: dict[str, Any], *, num_workers: int, cpus_per_worker: int,
-             use_gpu: bool, storage: Path, name: str) -> TorchTrainer:
+             use_gpu: bool, storage: Path, name: str, datasets: dict[str, Any] | None = None,
+             dataset_config: ray.train.DataConfig | None = None) -> TorchTrainer:
     return TorchTrainer(
         train_loop,
         train_loop_config=config,
+        datasets=datasets,
+        dataset_config=dataset_config,
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
                                      resources_per_worker={"CPU": cpus_per_worker}),
         run_config=RunConfig(
@@ -71,6 +79,13 @@ def runs_that_fit(*, num_workers: int, cpus_per_worker: int, use_gpu: bool) -> i
     return slots // num_workers
 
 
+def checkpointed_step(storage: Path, name: str) -> int:
+    """The step of the latest checkpoint under `storage/name` (0 when there is none): where a resumed run
+    continues, known to the driver before any worker starts."""
+    steps = [json.loads(path.read_text())["step"] for path in (storage / name).glob(f"*/{STEP_FILE}")]
+    return max(steps, default=0)
+
+
 def latest_state(device: torch.device) -> dict[str, Any] | None:
     """The training state saved by the latest checkpoint of this run, if it is being resumed."""
     checkpoint = ray.train.get_checkpoint()
@@ -87,6 +102,8 @@ def report(metrics: dict[str, float], state: dict[str, Any] | None = None) -> No
         return
     with tempfile.TemporaryDirectory() as directory:
         torch.save(state, Path(directory) / STATE_FILE)
+        if "step" in state:
+            (Path(directory) / STEP_FILE).write_text(json.dumps({"step": state["step"]}))
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
 
 

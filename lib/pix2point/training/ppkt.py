@@ -7,8 +7,10 @@ pixels; InfoNCE pulls each sampled point towards the pixel it is seen at and awa
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +19,8 @@ from torch import nn
 
 import ray.train.torch
 from pix2point.io.arrow import write_table
+from pix2point.io.features_table import feature_metadata
+from pix2point.io.samples_table import FrameReader, FrameSample, sample_refs
 from pix2point.io.scenes_table import read_splits
 from pix2point.models.backbone import BackboneSpec, build_backbone, point_input_features, save_backbone
 from pix2point.models.heads import ProjectionHead
@@ -31,7 +35,7 @@ from pix2point.training.augment import (
 )
 from pix2point.training.infonce import info_nce
 from pix2point.training.loop import StepTraining, run_steps
-from pix2point.training.ppkt_data import FrameSample, PretrainFrames
+from pix2point.training.frame_stream import SampleStream, StepData, StreamSpec, read_step
 from pix2point.training.voxelize import SparseBatch, collate_sparse, voxelize
 
 LOSS_FILE = "loss.parquet"
@@ -58,6 +62,17 @@ class PPKTConfig:
     seed: int
     crop_2d: PairCrop | None = None  # SLidR's random resized crop: only pairs inside a random window train
     drop_cuboids: int | None = None  # SLidR's DropCuboids, unless fewer than this many points would remain
+    num_workers: int = 1
+    prefetch_batches: int = 2  # steps' batches Ray Data reads ahead of the training step
+
+    def stream_spec(self) -> StreamSpec:
+        """The training split's sample catalogue and order, for the readers (built on the driver)."""
+        refs = sample_refs(self.pairs_dir, training_scenes(self.scenes_dir))
+        if not refs:
+            raise ValueError(f"no kept frame of the training scenes has pixel-point pairs in {self.pairs_dir}")
+        return StreamSpec.from_refs(refs, pairs_dir=self.pairs_dir, features_dir=self.features_dir,
+                                    flip_2d=self.flip_2d, seed=self.seed, per_rank=self.frames_per_batch,
+                                    world=self.num_workers)
 
 
 class PPKTModel(nn.Module):
@@ -138,44 +153,78 @@ def teacher_map_and_columns(sample: FrameSample, flip: bool) -> tuple[np.ndarray
     return sample.features_mirrored, mirror_columns(sample.pixels[:, 0], sample.image_size[0])
 
 
+class Samples(Protocol):
+    def next(self, step: int) -> StepData:
+        """The samples this worker trains on at 0-based `step`, with what reading them cost."""
+
+
+class DirectSamples:
+    """The same samples as the streamed ones, read in this process when the step asks (no prefetch): for
+    the bench's in-process loop and for tests that compare the two paths."""
+
+    def __init__(self, spec: StreamSpec, rank: int):
+        self.spec, self.rank = spec, rank
+        self.reader = FrameReader(spec.pairs_dir, spec.features_dir)
+
+    def next(self, step: int) -> StepData:
+        started = time.perf_counter()
+        ids, samples, bytes_read = read_step(self.spec, self.reader, step, self.rank)
+        return StepData(ids, samples, sum(bytes_read), sum(s.nbytes for s in samples), time.perf_counter() - started)
+
+
 @dataclass
 class PPKTTraining(StepTraining):
     """One worker's training; `step()` is the whole per-step work, shared by Ray Train and the bench."""
 
     config: PPKTConfig
-    frames: PretrainFrames
+    samples: Samples
 
     def __post_init__(self) -> None:
         self.rng = np.random.default_rng([self.config.seed, self.rank])
+        self.next_step = 0
+        # The data path drew each frame's 2D flip and delivers the view it picked (io/samples_table.py).
+        self.batch_config = dataclasses.replace(self.config, flip_2d=False)
 
     def reseed(self, step: int) -> None:
         self.rng = np.random.default_rng([self.config.seed, self.rank, step])
+        self.next_step = step
 
-    def step(self) -> tuple[dict[str, float], dict[str, int]]:
-        """One optimiser step; returns ({loss}, {points in the batch})."""
-        picks = self.rng.choice(len(self.frames), self.config.frames_per_batch)
-        samples = [self.frames[i] for i in picks]
-        loss = ppkt_loss(self.model, make_batch(samples, self.config, self.rng), self.config.temperature, self.device)
+    def step(self) -> tuple[dict[str, float], dict[str, float]]:
+        """One optimiser step; returns ({loss}, {points in the batch, bytes read from storage for it, bytes of
+        its samples, seconds waiting for them, seconds of the whole step, their ratio `data_wait`, and which
+        samples it trained on})."""
+        started = time.perf_counter()
+        data = self.samples.next(self.next_step)
+        batch = make_batch(data.samples, self.batch_config, self.rng)
+        loss = ppkt_loss(self.model, batch, self.config.temperature, self.device)
         self.optimise(loss)
-        return {"loss": loss.item()}, {"points": sum(len(sample.xyz) for sample in samples)}
+        self.next_step += 1
+        seconds = time.perf_counter() - started
+        return {"loss": loss.item()}, {
+            "points": sum(len(sample.xyz) for sample in data.samples), "bytes_read": data.bytes_read,
+            "sample_bytes": data.sample_bytes, "data_wait_s": data.wait_s, "step_s": seconds,
+            "data_wait": data.wait_s / seconds, "samples": data.ids,
+        }
 
 
-def build_training(config: PPKTConfig, rank: int, device: torch.device) -> PPKTTraining:
+def build_training(config: PPKTConfig, rank: int, device: torch.device, samples: Samples) -> PPKTTraining:
     torch.manual_seed(config.seed)  # identical initial weights on every worker
-    frames = PretrainFrames(config.scenes_dir, config.features_dir, config.pairs_dir, training_scenes(config.scenes_dir))
+    teacher_channels = int(feature_metadata(config.features_dir)["channels"])
     backbone = build_backbone(config.backbone)
-    model = PPKTModel(backbone, backbone.out_channels, frames.teacher_channels, config.dim).to(device)
+    model = PPKTModel(backbone, backbone.out_channels, teacher_channels, config.dim).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
     return PPKTTraining(model=model, optimizer=optimizer, schedule=schedule, rank=rank, device=device, config=config,
-                        frames=frames)
+                        samples=samples)
 
 
 def train_loop(config: PPKTConfig) -> None:
-    """Ray Train worker loop: resumes from the latest checkpoint, writes the backbone and loss curve at the end."""
+    """Ray Train worker loop: resumes from the latest checkpoint, writes the backbone and loss curve at the end.
+    Samples come from this rank's Ray Dataset (training/frame_stream.py)."""
     rank = ray.train.get_context().get_world_rank()
-    training = build_training(config, rank, ray.train.torch.get_device())
+    stream = SampleStream.for_rank(rank, config.frames_per_batch, config.prefetch_batches)
+    training = build_training(config, rank, ray.train.torch.get_device(), stream)
     model, history, _ = run_steps(training, config.steps, config.checkpoint_every)
     if rank == 0:
         save_backbone(config.out, model.backbone, config.backbone)

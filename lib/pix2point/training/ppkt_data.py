@@ -1,7 +1,11 @@
-"""PPKT training samples: one kept RGB-D frame = the scene points it sees, their pixels and the teacher's map.
+"""PPKT training samples read scene by scene: the whole-scene loader training used before the per-frame
+samples table (io/samples_table.py, streamed by training/frame_stream.py).
 
-A frame's point cloud is the set of scan points the `pairs` stage found visible in it (as PointContrast and
-PPKT pretrain on per-frame partial scans), so every point of a sample has a pixel to be matched with.
+One kept RGB-D frame = the scene points it sees, their pixels and the teacher's map. A frame's point cloud
+is the set of scan points the `pairs` stage found visible in it (as PointContrast and PPKT pretrain on
+per-frame partial scans), so every point of a sample has a pixel to be matched with. This loader reads a
+whole scene (every kept frame's map, all pairs, all points) to serve one frame; it stays as the reference
+the streamed samples are tested against and as the baseline bench/scale.py replays.
 """
 
 from __future__ import annotations
@@ -14,17 +18,8 @@ import numpy as np
 
 from pix2point.io.features_table import feature_metadata, read_scene_features, read_scene_mirrored_features
 from pix2point.io.pairs_table import read_scene_pairs
+from pix2point.io.samples_table import FrameSample
 from pix2point.io.scenes_table import read_frames, read_points
-
-
-@dataclass(frozen=True)
-class FrameSample:
-    xyz: np.ndarray  # [P, 3] float32 world coordinates of the points the frame sees
-    rgb: np.ndarray  # [P, 3] uint8
-    pixels: np.ndarray  # [P, 2] int (u, v) of each point in the color image
-    image_size: tuple[int, int]  # (width, height) of the color image
-    features: np.ndarray  # [C, h, w] float16 teacher features of the frame
-    features_mirrored: np.ndarray | None = None  # [C, h, w] float16 teacher features of the mirrored image
 
 
 @dataclass(frozen=True)

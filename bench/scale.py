@@ -1,0 +1,212 @@
+"""ScanNet-shaped rehearsal: what PPKT's data path reads per step, how long a step waits for it, whether a
+worker's memory grows with the dataset, and what each scene stage would cost on ScanNet.
+
+    .venv/bin/python bench/scale.py [--scenes 16] [--frames 16] [--steps 30] [--artefacts DIR]
+
+Runs the pipeline's `scale` profile (ScanNet's per-item sizes; see pipeline.yaml) up to `pretrain` on
+`--scenes` synthetic scenes, then on twice as many. The teacher is a ResNet-50 with RANDOM weights written
+to a file (only costs are measured here). Prints:
+
+- read amplification (bytes read from storage per step / bytes of the samples the step uses): the
+  streamed loader's, measured in loss.parquet, and the whole-scene loader's (training/ppkt_data.py),
+  replayed from its sampling (frames drawn with replacement, an LRU of 64 scenes, each miss reading the
+  scene's points, pairs and features files whole) at this rehearsal's size and at ScanNet's shape;
+- data wait (seconds waiting for the batch / step seconds, steps after the first);
+- the training worker's peak RSS with N and 2N scenes;
+- per stage: seconds per item measured here, extrapolated to ScanNet on 1 and 8 workers, and storage.
+
+It ends with `scale: read_amplification=<old>-><new> data_wait=<fraction> rss_growth=<ratio>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+PIPELINE = Path(__file__).resolve().parents[1] / "pipeline.yaml"
+
+# ScanNet v2 (REFERENCE.md; the issue's figures): 1,513 scenes, 1,201 for training, ~2.5 M frames of which
+# PPKT keeps every 25th (~100 k, ~65 per scene), 60 k pretraining steps of 24 frames.
+SCANNET_SCENES, SCANNET_TRAIN_SCENES, SCANNET_KEPT_FRAMES = 1513, 1201, 100_000
+SCANNET_STEPS, SCANNET_FRAMES_PER_STEP = 60_000, 24
+# Rates that need a GPU (none here): assumptions, not measurements.
+ASSUMED_GPU_TEACHER_FRAMES_PER_S = 200.0  # ResNet-50 to layer4 at 640x480, fp16, one A100-class GPU (assumed)
+ASSUMED_GPU_STEP_S = 0.5  # Res16UNet34C, 24 frames at 2.5 cm, one A100-class GPU (assumed)
+
+
+@dataclass(frozen=True)
+class Rehearsal:
+    scenes: int
+    outcomes: dict  # stage -> (path, seconds)
+    loss: dict  # loss.parquet columns
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenes", type=int, default=16)
+    parser.add_argument("--frames", type=int, default=16, help="frames per scene (ScanNet keeps ~65)")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--artefacts", type=Path, default=Path("artefacts-scale"))
+    args = parser.parse_args()
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+    weights = random_teacher(scale_profile_teacher())
+    print(f"teacher: ResNet-50 layer4 with RANDOM weights from {weights} (costs only; features are meaningless)")
+    small = rehearse(args, args.scenes)
+    large = rehearse(args, 2 * args.scenes)
+    report(args, small, large)
+    ray.shutdown()
+
+
+def scale_profile_teacher() -> Path:
+    from pix2point.engine.pipeline import load_pipeline
+
+    return load_pipeline(PIPELINE, "scale").stages["features2d"].params.teacher_weights
+
+
+def random_teacher(path: Path) -> Path:
+    import torch
+
+    from pix2point.models.resnet import resnet
+
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(0)
+        torch.save(resnet("resnet50").state_dict(), path)
+    return path
+
+
+def rehearse(args: argparse.Namespace, scenes: int) -> Rehearsal:
+    from pix2point.engine.artefacts import ArtefactStore
+    from pix2point.engine.pipeline import load_pipeline
+    from pix2point.engine.runner import run_pipeline
+
+    overrides = [f"scenes.synthetic.num_scenes={scenes}", f"scenes.synthetic.frames={args.frames}",
+                 f"pretrain.steps={args.steps}",
+                 f"pretrain.checkpoint_every={args.steps}"]
+    pipeline = load_pipeline(PIPELINE, "scale", overrides)
+    outcomes = run_pipeline(pipeline, ArtefactStore(args.artefacts), targets=["pretrain"])
+    found = {o.stage: (o.path, o.seconds) for o in outcomes}
+    loss = pq.read_table(found["pretrain"][0] / "loss.parquet").to_pydict()
+    return Rehearsal(scenes, found, loss)
+
+
+def replay_whole_scene_loader(scene_bytes: np.ndarray, frames_per_scene: np.ndarray, frames_per_batch: int,
+                              steps: int, cached_scenes: int = 64, seed: int = 0) -> float:
+    """Bytes the whole-scene loader reads per step, replaying its sampling: frames drawn uniformly with
+    replacement, a scene read whole (scene_bytes) on each miss of its LRU of `cached_scenes` scenes."""
+    rng = np.random.default_rng(seed)
+    scene_of_frame = np.repeat(np.arange(len(scene_bytes)), frames_per_scene)
+    cache: OrderedDict[int, None] = OrderedDict()
+    read = 0
+    for _ in range(steps):
+        for scene in scene_of_frame[rng.choice(len(scene_of_frame), frames_per_batch)]:
+            if scene in cache:
+                cache.move_to_end(scene)
+                continue
+            read += scene_bytes[scene]
+            cache[scene] = None
+            if len(cache) > cached_scenes:
+                cache.popitem(last=False)
+    return read / steps
+
+
+def scene_file_bytes(outcomes: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Per training scene: bytes of the files the whole-scene loader reads, and its frames with pairs."""
+    from pix2point.io.features_table import shard_path
+    from pix2point.io.pairs_table import pairs_path
+    from pix2point.io.samples_table import samples_path
+    from pix2point.io.scenes_table import points_path
+    from pix2point.training.ppkt import training_scenes
+
+    scenes_dir, features_dir, pairs_dir = (outcomes[name][0] for name in ("scenes", "features2d", "pairs"))
+    names = training_scenes(scenes_dir)
+    sizes = [points_path(scenes_dir, s).stat().st_size + pairs_path(pairs_dir, s).stat().st_size
+             + shard_path(features_dir, s).stat().st_size for s in names]
+    frames = [pq.ParquetFile(samples_path(pairs_dir, s)).metadata.num_rows for s in names]
+    return np.array(sizes, np.float64), np.array(frames)
+
+
+def directory_bytes(path: Path, pattern: str = "**/*") -> int:
+    return sum(p.stat().st_size for p in path.glob(pattern) if p.is_file())
+
+
+def report(args: argparse.Namespace, small: Rehearsal, large: Rehearsal) -> None:
+    loss = large.loss
+    frames_per_batch = len(loss["samples"][0])
+    sample_bytes_per_frame = float(np.sum(loss["sample_bytes"])) / (len(loss["sample_bytes"]) * frames_per_batch)
+    new_amplification = float(np.sum(loss["bytes_read"]) / np.sum(loss["sample_bytes"]))
+    steady = slice(1, None)  # the first step waits for the reader actors to start
+    data_wait = float(np.sum(loss["data_wait_s"][steady]) / np.sum(loss["step_s"][steady]))
+    rss_small, rss_large = max(small.loss["worker_peak_rss_mb"]), max(loss["worker_peak_rss_mb"])
+
+    scene_bytes, frames = scene_file_bytes(large.outcomes)
+    old_here = replay_whole_scene_loader(scene_bytes, frames, frames_per_batch, 500) / (
+        frames_per_batch * sample_bytes_per_frame)
+    # ScanNet's shape: this rehearsal's bytes per kept frame (features + pairs) and per scan, at 65 frames a scene.
+    per_frame = float(np.sum(scene_bytes - scan_bytes(large.outcomes)) / np.sum(frames))
+    scannet_scene = 65 * per_frame + float(np.mean(scan_bytes(large.outcomes)))
+    old_scannet = replay_whole_scene_loader(np.full(SCANNET_TRAIN_SCENES, scannet_scene),
+                                            np.full(SCANNET_TRAIN_SCENES, 65), SCANNET_FRAMES_PER_STEP, 300) / (
+        SCANNET_FRAMES_PER_STEP * sample_bytes_per_frame)
+
+    print(f"\nPPKT data path, {large.scenes} scenes x {args.frames} frames, {len(loss['step'])} steps of "
+          f"{frames_per_batch} frames ({sample_bytes_per_frame / 1e6:.2f} MB of samples a frame)")
+    print(f"  read amplification, streamed (measured):           {new_amplification:.2f}")
+    print(f"  read amplification, whole-scene loader, replayed here ({large.scenes} scenes): {old_here:.2f}")
+    print(f"  read amplification, whole-scene loader, replayed at ScanNet's shape "
+          f"({SCANNET_TRAIN_SCENES} scenes x 65 frames, {SCANNET_FRAMES_PER_STEP} a step): {old_scannet:.1f}")
+    print(f"  data wait (wait / step, steps 2..): {data_wait:.4f}; reader seconds per step if never prefetched: "
+          f"{np.median(loss['data_wait_s'][steady]):.3f} (step here {np.median(loss['step_s'][steady]):.2f} s on CPU)")
+    print(f"  worker peak RSS: {small.scenes} scenes {rss_small:.0f} MB, {large.scenes} scenes {rss_large:.0f} MB")
+    cost_table(large, args.frames)
+    print(f"scale: read_amplification={old_scannet:.1f}->{new_amplification:.2f} data_wait={data_wait:.4f} "
+          f"rss_growth={rss_large / rss_small:.3f}")
+
+
+def scan_bytes(outcomes: dict) -> np.ndarray:
+    from pix2point.io.scenes_table import points_path
+    from pix2point.training.ppkt import training_scenes
+
+    scenes_dir = outcomes["scenes"][0]
+    return np.array([points_path(scenes_dir, s).stat().st_size for s in training_scenes(scenes_dir)], np.float64)
+
+
+def cost_table(run: Rehearsal, frames_per_scene: int) -> None:
+    """Per stage: measured seconds per item, ScanNet extrapolation on 1 and 8 workers, storage."""
+    scenes_dir, features_dir, pairs_dir = (run.outcomes[name][0] for name in ("scenes", "features2d", "pairs"))
+    kept = run.scenes * frames_per_scene
+    rows = []
+    seconds = run.outcomes["scenes"][1] / run.scenes
+    rows.append(("scenes (render + ingest)", f"{seconds:.1f} s/scene", SCANNET_SCENES * seconds,
+                 directory_bytes(scenes_dir, "points/*.parquet") / run.scenes * SCANNET_SCENES, "CPU, measured"))
+    seconds = run.outcomes["features2d"][1] / kept
+    gpu = SCANNET_KEPT_FRAMES / ASSUMED_GPU_TEACHER_FRAMES_PER_S
+    rows.append(("features2d (ResNet-50 layer4, 640x480)", f"{seconds:.2f} s/frame", SCANNET_KEPT_FRAMES * seconds,
+                 directory_bytes(features_dir, "features/*.parquet") / kept * SCANNET_KEPT_FRAMES,
+                 f"CPU measured; GPU assumed {ASSUMED_GPU_TEACHER_FRAMES_PER_S:.0f} frames/s -> {gpu / 3600:.1f} h"))
+    seconds = run.outcomes["pairs"][1] / kept
+    rows.append(("pairs (+ samples)", f"{seconds:.3f} s/frame", SCANNET_KEPT_FRAMES * seconds,
+                 directory_bytes(pairs_dir) / kept * SCANNET_KEPT_FRAMES, "CPU, measured"))
+    step = float(np.median(run.loss["step_s"][1:]))
+    rows.append(("pretrain (data path)", f"{float(np.median(run.loss['data_wait_s'][1:])):.3f} s/step waited",
+                 SCANNET_STEPS * ASSUMED_GPU_STEP_S, 0.0,
+                 f"step {step:.2f} s on CPU (tiny UNet); ScanNet assumes {ASSUMED_GPU_STEP_S} s/step on a GPU"))
+    print(f"\nWhat ScanNet costs (from {run.scenes} rehearsal scenes; {SCANNET_SCENES} scenes, "
+          f"{SCANNET_KEPT_FRAMES} kept frames, {SCANNET_STEPS} steps)")
+    print(f"{'stage':42} {'measured':>22} {'1 worker h':>11} {'8 workers h':>12} {'storage GB':>11}  note")
+    for name, measured, total_s, storage, note in rows:
+        print(f"{name:42} {measured:>22} {total_s / 3600:11.1f} {total_s / 8 / 3600:12.1f} {storage / 1e9:11.1f}  {note}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

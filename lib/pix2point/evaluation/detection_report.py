@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,8 @@ def summarise(results: list[DetectRunResult]) -> list[DetectCell]:
     cells = []
     for init, fraction in sorted(groups, key=lambda cell: (init_order(cell[0]), cell[1])):
         runs = sorted(groups[(init, fraction)], key=lambda r: r.seed)
-        with np.errstate(all="ignore"):  # a class without validation boxes is NaN in every run
+        with warnings.catch_warnings():  # a class without validation boxes is NaN in every run
+            warnings.simplefilter("ignore", RuntimeWarning)
             ap25 = np.nanmean(np.stack([ap_array(r.ap25) for r in runs]), axis=0)
         cells.append(DetectCell(init, fraction, tuple(r.seed for r in runs), np.array([r.map25 for r in runs]),
                                 np.array([r.map50 for r in runs]), ap25))

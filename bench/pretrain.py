@@ -61,10 +61,10 @@ def plain_loop(params: pretrain.PPKTParams, spine: dict[str, Path], cpus: int) -
         config = pretrain.ppkt_config(params, spine, Path(out))
         training = build_training(config, rank=0, device=torch.device("cpu"),
                                   samples=DirectSamples(config.stream_spec(), rank=0))
-        training.step()  # warm-up: first-touch allocations and scene loading
+        training.step(training.streams(0))  # warm-up: first-touch allocations and scene loading
         points, started = 0, time.perf_counter()
-        for _ in range(params.steps - 1):
-            points += training.step()[1]["points"]
+        for step in range(1, params.steps):
+            points += training.step(training.streams(step))[1]["points"]
         seconds = time.perf_counter() - started
     return {"run": f"plain loop, 1 process, {cpus} threads", "workers": 1, "steps_per_s": (params.steps - 1) / seconds,
             "points_per_s": points / seconds, "startup_s": float("nan"),

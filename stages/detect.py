@@ -71,7 +71,7 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
     )
     started = time.perf_counter()
     fit(train_loop, config, num_workers=params.num_workers, cpus_per_worker=params.cpus_per_worker,
-        use_gpu=params.use_gpu, storage=scratch, name="detect")
+        use_gpu=params.use_gpu, storage=scratch, name="detect", deterministic=params.deterministic)
     results = read_runs(out)
     cells = summarise(results)
     write_report(out / REPORT_FILE, cells, results, run_class_names(out))

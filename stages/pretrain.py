@@ -163,7 +163,8 @@ def _fit(train_loop: Callable[[Any], None], config: Any, params: PPKTParams | I2
 
     started = time.perf_counter()
     result = fit(train_loop, config, num_workers=params.num_workers, cpus_per_worker=params.cpus_per_worker,
-                 use_gpu=params.use_gpu, storage=scratch, name=name, **data)
+                 use_gpu=params.use_gpu, storage=scratch, name=name,
+                 deterministic=params.deterministic, **data)
     final = result.metrics
     return {
         "steps": final["step"],

@@ -9,7 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from types import ModuleType
 from typing import Literal
+
+from pydantic import BaseModel
 
 import pix2point
 from pix2point import stage_progress
@@ -204,7 +207,8 @@ def _run_stage(pipeline: Pipeline, stage: Stage, keys: dict[str, str], store: St
     started, started_at = time.perf_counter(), datetime.now(timezone.utc)
     with store.writing(stage.name, key) as temporary:
         with counting_task_nodes() as tasks_per_node:
-            metrics = _call_stage(stage, inputs, temporary, store, key) or {}
+            metrics = call_stage(stage.module, stage.params, inputs, temporary,
+                                 lambda: store.scratch(stage.name, key)) or {}
         seconds = time.perf_counter() - started
         manifest = {
             "stage": stage.name,
@@ -228,9 +232,11 @@ def _run_stage(pipeline: Pipeline, stage: Stage, keys: dict[str, str], store: St
                         started_at, datetime.now(timezone.utc))
 
 
-def _call_stage(stage: Stage, inputs: dict[str, Path], out: Path, store: Store, key: str) -> dict:
-    """`run(params, inputs, out)`; a stage whose `run` also takes `scratch` (to resume from checkpoints) gets a
-    directory that outlives a killed attempt at the same key and is removed once the artefact is complete."""
-    if "scratch" in inspect.signature(stage.module.run).parameters:
-        return stage.module.run(stage.params, inputs, out, scratch=store.scratch(stage.name, key))
-    return stage.module.run(stage.params, inputs, out)
+def call_stage(module: ModuleType, params: BaseModel, inputs: dict[str, Path], out: Path,
+               scratch: Callable[[], Path]) -> dict | None:
+    """`module.run(params, inputs, out)`; a stage whose `run` also takes `scratch` (to resume from checkpoints)
+    gets `scratch()`, a directory that outlives a killed attempt at the same key and is removed once the
+    artefact is complete."""
+    if "scratch" in inspect.signature(module.run).parameters:
+        return module.run(params, inputs, out, scratch=scratch())
+    return module.run(params, inputs, out)

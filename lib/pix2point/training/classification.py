@@ -25,6 +25,7 @@ from pix2point.io.objects_table import Objects, read_objects
 from pix2point.models.fip import FipMode, apply_fip, trainable_parameters
 from pix2point.models.object_classifier import ClassifierSpec, Init, build_classifier
 from pix2point.training import distributed
+from pix2point.training.determinism import epoch_rng, step_streams
 from pix2point.training.progress import Progress
 from pix2point.training.tracking import Scalars
 from pix2point.training.object_data import ObjectAugmentation, augment_object, epoch_order, few_shot_indices, object_batch
@@ -88,29 +89,29 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, train: 
                                 weight_decay=config.weight_decay)
     total_steps = config.epochs * steps_per_epoch
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-    step, best, seconds_before = 0, 0.0, 0.0
+    step, best, seconds_before, losses = 0, 0.0, 0.0, []
     if (current := distributed.resumed_run(state, run.name)) is not None:
         step = distributed.restore_run(current, model, optimizer, schedule)
-        best, seconds_before = current["best"], current["seconds"]
+        best, seconds_before, losses = current["best"], current["seconds"], current["epoch_losses"]
     model.train()
     ddp_model = ray.train.torch.prepare_model(model)
     chosen = few_shot_indices(train.labels, run.shots, run.seed)
     started = time.perf_counter() - seconds_before
     console, scalars = Progress(f"run {run.name}", total_steps, step), Scalars(config.out, run.name, step)
-    for epoch in range(step // steps_per_epoch, config.epochs):
-        order = chosen[epoch_order(len(chosen), steps_per_epoch * config.batch_size,
-                                   np.random.default_rng([run.seed, rank, epoch]))]
-        losses = []
+    # Counted from the records, not from `step`: a checkpoint taken on an epoch's last step precedes its evaluation.
+    for epoch in range(sum(record.run == run.name for record in state["history"]), config.epochs):
+        order = chosen[epoch_order(len(chosen), steps_per_epoch * config.batch_size, epoch_rng(run.seed, rank, epoch))]
         for in_epoch in range(step - epoch * steps_per_epoch, steps_per_epoch):
             batch = order[in_epoch * config.batch_size:(in_epoch + 1) * config.batch_size]
             losses.append(train_step(ddp_model, optimizer, train, batch, config,
-                                     np.random.default_rng([run.seed, rank, step])))
+                                     step_streams(run.seed, rank, step).numpy))
             scalars.add(step + 1, {"train/loss": losses[-1], "train/lr": optimizer.param_groups[0]["lr"]})
             schedule.step()
             step += 1
             if step % config.checkpoint_every == 0 and step < total_steps:
                 distributed.checkpoint_run(state, distributed.run_snapshot(
-                    run.name, step, model, optimizer, schedule, best=best, seconds=time.perf_counter() - started))
+                    run.name, step, model, optimizer, schedule, best=best, seconds=time.perf_counter() - started,
+                    epoch_losses=losses))
         confusion = distributed.on_rank_zero(lambda: evaluate_confusion(model, test, config))
         accuracy = float(np.trace(confusion) / confusion.sum())
         best = max(best, accuracy)
@@ -119,6 +120,7 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, train: 
         state["history"].append(record)
         console.report(step, epoch=record.epoch, loss=record.train_loss, test_accuracy=accuracy)
         scalars.add(step, {"test/accuracy": accuracy})
+        losses = []
     scalars.close()
     if rank == 0 and config.save_models:
         path = model_path(config.out, run.name)

@@ -19,6 +19,7 @@ from pix2point.evaluation.detection_metrics import Detections, DetectionScores, 
 from pix2point.io.detect_table import DetectEvaluation, DetectRunResult, write_history, write_runs
 from pix2point.io.finetune_table import model_path
 from pix2point.models.backbone import BackboneSpec, build_backbone
+from pix2point.training.determinism import step_streams
 from pix2point.models.box_predictions import scene_detections
 from pix2point.models.votenet import DetectionModel, VoteHeadSpec
 from pix2point.training import distributed
@@ -109,15 +110,16 @@ def train_run(config: DetectConfig, run: RunSpec, state: dict, validation: list[
     # AdamW as VoteNet (Adam, lr 1e-3, no weight decay there), cosine-annealed as the other stages.
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
-    start_step, best = 0, 0.0
+    start_step, best, running_loss = 0, 0.0, []
     if (current := distributed.resumed_run(state, run.name)) is not None:
-        start_step, best = distributed.restore_run(current, model, optimizer, schedule), current["best"]
+        start_step = distributed.restore_run(current, model, optimizer, schedule)
+        best, running_loss = current["best"], current["running_loss"]
     ddp_model = ray.train.torch.prepare_model(model)
     training = training_scenes(config, run)
-    rng = np.random.default_rng([run.seed, rank, start_step])
-    started, running_loss, scores = time.perf_counter(), [], None
+    started, scores = time.perf_counter(), None
     console = Progress(f"run {run.name}", config.steps, start_step)
     for step in range(start_step, config.steps):
+        rng = step_streams(run.seed, rank, step).numpy
         chosen = rng.choice(len(training), size=min(config.scenes_per_batch, len(training)), replace=False)
         batch, seeds, targets = detection_batch([training[i] for i in chosen], config.backbone,
                                                 config.head.num_seeds, rng, config.augment)
@@ -132,7 +134,7 @@ def train_run(config: DetectConfig, run: RunSpec, state: dict, validation: list[
             running_loss = []
             console.report(step + 1, loss=state["history"][-1].train_loss, val_map25=scores[0].mean_ap)
         distributed.checkpoint_if_due(state, run.name, step + 1, config.steps, config.checkpoint_every, model,
-                                      optimizer, schedule, best=best)
+                                      optimizer, schedule, best=best, running_loss=running_loss)
     distributed.save_on_rank_zero(model, model_path(config.out, run.name))
     if scores is None:  # resumed past the last step (a shorter rerun): score the restored model
         scores = evaluate(model, validation, config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 from collections.abc import Callable, Sequence
@@ -15,7 +16,7 @@ import torch.distributed as dist
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
-from pix2point.training import progress
+from pix2point.training import determinism, progress
 
 STATE_FILE = "state.pt"
 STEP_FILE = "step.json"  # beside STATE_FILE: the step a checkpoint holds, readable without loading the state
@@ -23,9 +24,10 @@ STEP_FILE = "step.json"  # beside STATE_FILE: the step a checkpoint holds, reada
 
 def fit(train_loop: Callable[[dict], None], config: dict[str, Any], *, num_workers: int, cpus_per_worker: int,
         use_gpu: bool, storage: Path, name: str, datasets: dict[str, Any] | None = None,
-        dataset_config: ray.train.DataConfig | None = None) -> ray.train.Result:
+        dataset_config: ray.train.DataConfig | None = None, deterministic: bool) -> ray.train.Result:
     """Run `train_loop(config)` on `num_workers` Ray Train workers (DDP: gloo on CPU, nccl on GPU), with
-    `datasets` (Ray Datasets the loop reads through ray.train.get_dataset_shard) under `dataset_config`.
+    `datasets` (Ray Datasets the loop reads through ray.train.get_dataset_shard) under `dataset_config`, each
+    worker first configured by `determinism.configure(deterministic)`.
 
     Checkpoints go under `storage/name`; a later call with the same storage and name resumes from the
     latest of them (Ray Train restores its checkpoint manager from that folder), which is how a killed
@@ -35,8 +37,9 @@ def fit(train_loop: Callable[[dict], None], config: dict[str, Any], *, num_worke
     """
     runs_that_fit(num_workers=num_workers, cpus_per_worker=cpus_per_worker, use_gpu=use_gpu)
     with progress.relay() as progress_lines:
-        return _trainer(progress.sending_to(progress_lines, train_loop), config, num_workers=num_workers,
-                        cpus_per_worker=cpus_per_worker, use_gpu=use_gpu, storage=storage, name=name,
+        loop = progress.sending_to(progress_lines, functools.partial(_configured_loop, train_loop, deterministic))
+        return _trainer(loop, config, num_workers=num_workers, cpus_per_worker=cpus_per_worker, use_gpu=use_gpu,
+                        storage=storage, name=name,
                         datasets=datasets, dataset_config=dataset_config).fit()
 
 
@@ -84,6 +87,11 @@ def checkpointed_step(storage: Path, name: str) -> int:
     continues, known to the driver before any worker starts."""
     steps = [json.loads(path.read_text())["step"] for path in (storage / name).glob(f"*/{STEP_FILE}")]
     return max(steps, default=0)
+
+
+def _configured_loop(train_loop: Callable[[Any], None], deterministic: bool, config: Any) -> None:
+    determinism.configure(deterministic)
+    train_loop(config)
 
 
 def latest_state(device: torch.device) -> dict[str, Any] | None:

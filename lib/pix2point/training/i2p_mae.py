@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, NamedTuple
 
-import numpy as np
 import pyarrow as pa
 import torch
 import torch.nn.functional as F
@@ -27,6 +26,7 @@ from pix2point.models.point_groups import PointHierarchy, gather
 from pix2point.models.point_m2ae import HierarchicalEncoder, PointM2AESpec, save_encoder
 from pix2point.models.point_m2ae_decoder import HierarchicalDecoder
 from pix2point.training.chamfer import chamfer_l2
+from pix2point.training.determinism import StepStreams
 from pix2point.training.i2p_mae_data import MAEBatch, ObjectViews, load_object_views, sample_batch
 from pix2point.training.loop import StepTraining, run_steps
 from pix2point.training.masking import guided_visible, propagate_visible, random_visible
@@ -122,17 +122,14 @@ class I2PMAETraining(StepTraining):
     # runs DDP with find_unused_parameters too.
     has_unused_parameters: ClassVar[bool] = True
 
-    def __post_init__(self) -> None:
-        self.reseed(0)
+    @property
+    def seed(self) -> int:
+        return self.config.seed
 
-    def reseed(self, step: int) -> None:
-        self.rng = np.random.default_rng([self.config.seed, self.rank, step])
-        self.generator = torch.Generator(self.device).manual_seed(int(self.rng.integers(2**62)))
-
-    def step(self) -> tuple[dict[str, float], dict[str, int]]:
+    def step(self, streams: StepStreams) -> tuple[dict[str, float], dict[str, int]]:
         config = self.config
-        batch = sample_batch(self.data, config.batch_size, self.rng, config.scale_range, config.translate)
-        losses = self.model(*self._on_device(batch), self.generator)
+        batch = sample_batch(self.data, config.batch_size, streams.numpy, config.scale_range, config.translate)
+        losses = self.model(*self._on_device(batch), streams.torch)
         self.optimise(losses.total)
         return ({"loss": losses.total.item(), "chamfer": losses.chamfer.item(), "feature_loss": losses.feature.item()},
                 {"objects": len(batch.points)})

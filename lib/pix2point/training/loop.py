@@ -12,6 +12,7 @@ import ray.train.torch
 import torch
 
 from pix2point.training import distributed
+from pix2point.training.determinism import StepStreams, step_streams
 from pix2point.training.progress import Progress
 from pix2point.training.tracking import Scalars
 
@@ -19,7 +20,7 @@ from pix2point.training.tracking import Scalars
 @dataclass
 class StepTraining:
     """What a worker trains with: subclasses add their data and `config` (whose `out` is the artefact
-    directory), `step` and `reseed`."""
+    directory), `seed` and `step`."""
 
     model: torch.nn.Module  # what forward runs through (replaced by its DDP wrapper in run_steps)
     optimizer: torch.optim.Optimizer
@@ -30,13 +31,18 @@ class StepTraining:
     # some losses leave unused must say so (DDP then searches the graph for them each step).
     has_unused_parameters: ClassVar[bool] = False
 
-    def step(self) -> tuple[dict[str, float], dict[str, Any]]:
-        """One optimiser step -> (values to average over workers, e.g. losses; values kept as rank's own)."""
+    @property
+    def seed(self) -> int:
         raise NotImplementedError
 
-    def reseed(self, step: int) -> None:
-        """Fresh random streams for a run resumed at `step` (the checkpoint does not hold them)."""
+    def step(self, streams: StepStreams) -> tuple[dict[str, float], dict[str, Any]]:
+        """One optimiser step drawing its randomness from `streams` only -> (values to average over workers,
+        e.g. losses; values kept as rank's own)."""
         raise NotImplementedError
+
+    def streams(self, step: int) -> StepStreams:
+        """Step `step`'s (0-based) random streams: the same whether or not the run was resumed before it."""
+        return step_streams(self.seed, self.rank, step, self.device)
 
     def optimise(self, loss: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -56,7 +62,6 @@ def run_steps(training: StepTraining, steps: int, checkpoint_every: int) -> tupl
         training.optimizer.load_state_dict(state["optimizer"])
         training.schedule.load_state_dict(state["schedule"])
         history, start_step = state["history"], state["step"]
-        training.reseed(start_step)
     module = training.model
     training.model = ray.train.torch.prepare_model(
         module, parallel_strategy_kwargs={"find_unused_parameters": training.has_unused_parameters})
@@ -65,7 +70,7 @@ def run_steps(training: StepTraining, steps: int, checkpoint_every: int) -> tupl
     console = Progress(name, steps, start_step)
     for step in range(start_step, steps):
         lr = training.schedule.get_last_lr()[0]  # the rate this step uses
-        averaged, own = training.step()
+        averaged, own = training.step(training.streams(step))
         history.append({"step": step + 1, **{key: distributed.mean_over_workers(value) for key, value in averaged.items()},
                         **own, "lr": lr, "seconds": time.perf_counter() - started,
                         "worker_peak_rss_mb": peak_rss_mb()})

@@ -43,6 +43,9 @@ class RayTrainParams(BaseModel):
     cpus_per_worker: int = Field(1, ge=1)
     use_gpu: bool = False
     checkpoint_every: int = Field(100, ge=1)  # steps between checkpoints a killed run resumes from
+    # Bit-identical reruns on one machine: one thread per worker, torch's deterministic algorithms
+    # (training/determinism.py; the cost is in bench/determinism.py). Off: faster, with run-to-run drift.
+    deterministic: bool = False
 
 
 class RunGridParams(RayTrainParams):
@@ -55,7 +58,7 @@ class RunGridParams(RayTrainParams):
     def run_grid_scaling(self) -> dict:
         """The keyword arguments of training/trials.fit_runs that these params set."""
         return {"num_workers": self.num_workers, "cpus_per_worker": self.cpus_per_worker, "use_gpu": self.use_gpu,
-                "max_concurrent": self.max_concurrent_runs}
+                "max_concurrent": self.max_concurrent_runs, "deterministic": self.deterministic}
 
 
 class AdamWParams(BaseModel):

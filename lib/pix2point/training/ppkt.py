@@ -33,6 +33,7 @@ from pix2point.training.augment import (
     mirror_columns,
     pairs_in_crop,
 )
+from pix2point.training.determinism import StepStreams
 from pix2point.training.infonce import info_nce
 from pix2point.training.loop import StepTraining, run_steps
 from pix2point.training.frame_stream import SampleStream, StepData, StreamSpec, read_step
@@ -180,25 +181,22 @@ class PPKTTraining(StepTraining):
     samples: Samples
 
     def __post_init__(self) -> None:
-        self.rng = np.random.default_rng([self.config.seed, self.rank])
-        self.next_step = 0
         # The data path drew each frame's 2D flip and delivers the view it picked (io/samples_table.py).
         self.batch_config = dataclasses.replace(self.config, flip_2d=False)
 
-    def reseed(self, step: int) -> None:
-        self.rng = np.random.default_rng([self.config.seed, self.rank, step])
-        self.next_step = step
+    @property
+    def seed(self) -> int:
+        return self.config.seed
 
-    def step(self) -> tuple[dict[str, float], dict[str, float]]:
+    def step(self, streams: StepStreams) -> tuple[dict[str, float], dict[str, float]]:
         """One optimiser step; returns ({loss}, {points in the batch, bytes read from storage for it, bytes of
         its samples, seconds waiting for them, seconds of the whole step, their ratio `data_wait`, and which
         samples it trained on})."""
         started = time.perf_counter()
-        data = self.samples.next(self.next_step)
-        batch = make_batch(data.samples, self.batch_config, self.rng)
+        data = self.samples.next(streams.step)
+        batch = make_batch(data.samples, self.batch_config, streams.numpy)
         loss = ppkt_loss(self.model, batch, self.config.temperature, self.device)
         self.optimise(loss)
-        self.next_step += 1
         seconds = time.perf_counter() - started
         return {"loss": loss.item()}, {
             "points": sum(len(sample.xyz) for sample in data.samples), "bytes_read": data.bytes_read,

@@ -23,6 +23,7 @@ from pix2point.models.checkpoints import load_fitting_weights
 from pix2point.models.backbone import BackboneSpec, build_backbone, point_input_features
 from pix2point.models.heads import SegmentationHead
 from pix2point.training import distributed
+from pix2point.training.determinism import step_streams
 from pix2point.training.augment import PointAugmentation, augment_points
 from pix2point.training.progress import Progress
 from pix2point.training.tracking import Scalars
@@ -126,17 +127,18 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
-    start_step, best = 0, 0.0
+    start_step, best, running_loss = 0, 0.0, []
     if (current := distributed.resumed_run(state, run.name)) is not None:
-        start_step, best = distributed.restore_run(current, model, optimizer, schedule), current["best"]
+        start_step = distributed.restore_run(current, model, optimizer, schedule)
+        best, running_loss = current["best"], current["running_loss"]
     ddp_model = ray.train.torch.prepare_model(model)
     training = limited_labels(config.scenes_dir, run.label_fraction, config.label_unit, run.seed)
-    rng = np.random.default_rng([run.seed, rank, start_step])
     loss_function = nn.CrossEntropyLoss()
-    started, running_loss = time.perf_counter(), []
+    started = time.perf_counter()
     confusion, console = None, Progress(f"run {run.name}", config.steps, start_step)
     scalars = Scalars(config.out, run.name, start_step)
     for step in range(start_step, config.steps):
+        rng = step_streams(run.seed, rank, step).numpy
         chosen = rng.choice(len(training), size=min(config.scenes_per_batch, len(training)), replace=False)
         batch, sample, point, label = scene_batch([training[i].points for i in chosen], config.backbone, rng,
                                                   config.augmentation)
@@ -159,7 +161,7 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
             scalars.add(step + 1, {"val/miou": scores.miou, "val/macc": scores.mean_class_accuracy})
         if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
             distributed.checkpoint_run(state, distributed.run_snapshot(run.name, step + 1, model, optimizer,
-                                                                       schedule, best=best))
+                                                                       schedule, best=best, running_loss=running_loss))
     scalars.close()
     if rank == 0:
         path = model_path(config.out, run.name)

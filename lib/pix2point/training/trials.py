@@ -56,7 +56,7 @@ class RunRecord:
 
 def fit_runs(train_loop: Callable[[Any], None], config_for: Callable[[Any], Any], runs: Sequence[Any], *,
              num_workers: int, cpus_per_worker: int, use_gpu: bool, storage: Path,
-             max_concurrent: int | None) -> list[RunRecord]:
+             max_concurrent: int | None, deterministic: bool) -> list[RunRecord]:
     """Train every run of `runs` (objects with a unique `name`) not finished yet; returns all runs' records in
     the order of `runs`, so tables built from them read as a sequential grid's would.
 
@@ -71,7 +71,8 @@ def fit_runs(train_loop: Callable[[Any], None], config_for: Callable[[Any], Any]
                                 use_gpu=use_gpu, requested=max_concurrent)
         log.info("%d of %d runs to train, %d at a time", len(pending), len(runs), limit)
         fit_one = lambda run: _fit_run(train_loop, config_for(run), run.name, storage,  # noqa: E731
-                                       num_workers=num_workers, cpus_per_worker=cpus_per_worker, use_gpu=use_gpu)
+                                       num_workers=num_workers, cpus_per_worker=cpus_per_worker, use_gpu=use_gpu,
+                                       deterministic=deterministic)
         for record in _run_all(fit_one, pending, limit, total=len(runs)):
             records[record.run] = record
     return [records[run.name] for run in runs]

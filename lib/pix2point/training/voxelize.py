@@ -16,6 +16,7 @@ import MinkowskiEngine as ME
 import torch
 
 from pix2point.models.backbone_spec import Rounding
+from pix2point.training.determinism import sparse_tensor
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class SparseBatch:
     point_offsets: torch.Tensor  # [B + 1] int64: sample b's points start at point_offsets[b] in point_rows
 
     def sparse_tensor(self) -> ME.SparseTensor:
-        return ME.SparseTensor(self.features, self.coordinates)
+        return sparse_tensor(self.features, self.coordinates)
 
     def feature_rows(self, tensor: ME.SparseTensor, sample_index: torch.Tensor,
                      point_index: torch.Tensor) -> torch.Tensor:

@@ -75,6 +75,9 @@ class Params(SGDParams, RunGridParams, ReportNoteParams):
     jitter_probability: float = Field(0.7, ge=0, le=1)
     target_accuracy: float = Field(0.8, gt=0, le=1)  # the report counts the epochs each run needs to reach it
     save_models: bool = False  # one state dict per run (14 MB each for Lite0)
+    # Without `deterministic`: the first run is trained this many more times with the same seed, and the report
+    # gives their spread (run-to-run drift) next to the spread over seeds.
+    drift_repeats: int = Field(1, ge=0)
 
     @model_validator(mode="after")
     def _sane_lists(self) -> Params:
@@ -117,20 +120,23 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
     write_history(out, [epoch for record in records for epoch in record.state["history"]])
     write_trials(out, records)
     copy_run_outputs(config.out, out)
-    metrics = write_report(out, read_runs(out), read_history(out), params.target_accuracy, params.network)
+    metrics = write_report(out, read_runs(out), read_history(out), params.target_accuracy, params.network,
+                           params.deterministic)
     add_note(out / REPORT_FILE, params.report_note)
     return {**metrics, "seconds": round(time.perf_counter() - started, 1)}
 
 
 def run_specs(params: Params) -> tuple[ClassifyRunSpec, ...]:
-    """Shots outermost, so a killed stage has finished whole shot counts first."""
+    """Shots outermost, so a killed stage has finished whole shot counts first; the drift repeats last."""
     from pix2point.training.classification import ClassifyRunSpec
 
-    return tuple(
+    grid = tuple(
         ClassifyRunSpec(run_name(variant.init, variant.fip, shots, seed), variant.init, variant.fip, shots, seed)
         for shots in (None if count == "all" else count for count in params.shots)
         for variant in params.variants for seed in params.seeds
     )
+    repeats = 0 if params.deterministic else params.drift_repeats
+    return grid + tuple(replace(grid[0], name=f"{grid[0].name}-repeat{k}", repeat=k) for k in range(1, repeats + 1))
 
 
 def classifier_spec(params: Params, num_classes: int) -> ClassifierSpec:

@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from pix2point.evaluation.report_note import ReportNoteParams, add_note
-from pix2point.evaluation.summary import CellSummary, pretraining_gains, score_runs, summarise_cells
-from pix2point.io.finetune_table import read_history, read_runs, runs_metadata
+from pix2point.evaluation.summary import CellSummary, finetune_drift, pretraining_gains, score_runs, summarise_cells
+from pix2point.io.finetune_table import read_history, read_runs, runs_deterministic, runs_metadata
 from pix2point.io.scenes_table import class_names, read_points, read_splits
 from pix2point.parallel import map_tasks
 
@@ -62,7 +62,9 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
     from pix2point.evaluation.plots import plot_pretrain_loss, plot_validation_curves
     from pix2point.evaluation.report import REPORT_FILE, Evaluation, manifest_metrics, print_summary, write_report
 
-    runs = read_runs(inputs["finetune"])
+    every_run = read_runs(inputs["finetune"])
+    runs = [run for run in every_run if run.repeat == 0]  # same-seed repeats only measure drift
+    history = [record for record in read_history(inputs["finetune"]) if record.run in {run.run for run in runs}]
     run_class_names, label_unit = runs_metadata(inputs["finetune"])
     scored = score_runs(runs)
     cells = summarise_cells(scored)
@@ -72,7 +74,7 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
                                                scenes_dir=inputs["scenes"], pretrain_dir=inputs["pretrain"]))
     figures = {
         "Pretraining loss": plot_pretrain_loss(step, loss, out / "pretrain_loss.png").name,
-        "Validation mIoU per epoch": plot_validation_curves(read_history(inputs["finetune"]), runs, out / "val_miou.png").name,
+        "Validation mIoU per epoch": plot_validation_curves(history, runs, out / "val_miou.png").name,
         **confusion_figures(cells, run_class_names, out),
         "t-SNE of pretrained point features": tsne_figure(sample, params, class_names(inputs["scenes"], jobs[0].scene), out),
     }
@@ -80,7 +82,8 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
         class_names=run_class_names, label_unit=label_unit, runs=scored, cells=cells,
         gains=pretraining_gains(cells), pretrain_loss=summarise_loss(step, loss),
         probes=probe_scores(sample, params.seed), probe_split=params.tsne_scenes,
-        probe_scenes=[job.scene for job in jobs], figures=figures,
+        probe_scenes=[job.scene for job in jobs], figures=figures, drift=finetune_drift(every_run),
+        deterministic=runs_deterministic(inputs["finetune"]),
     )
     write_report(out, evaluation)
     add_note(out / REPORT_FILE, params.report_note)

@@ -38,6 +38,9 @@ class Params(SGDParams, PointAugmentationParams, RunGridParams):
     steps: int = Field(300, ge=1)
     eval_every: int = Field(25, ge=1)
     scenes_per_batch: int = Field(2, ge=1)
+    # Without `deterministic`: the first run is trained this many more times with the same seed, and the
+    # evaluate report gives their spread (run-to-run drift) next to the spread over seeds.
+    drift_repeats: int = Field(1, ge=0)
 
     @model_validator(mode="after")
     def _budgets_in_range(self) -> Params:
@@ -58,10 +61,7 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
     from pix2point.training.trials import copy_run_outputs, fit_runs
 
     scenes_dir = inputs["scenes"]
-    runs = tuple(
-        RunSpec(run_name(init, fraction, seed), init, fraction, seed)
-        for fraction in params.label_fractions for init in params.inits for seed in params.seeds
-    )
+    runs = run_specs(params)
     config = FinetuneConfig(
         # Runs write their models into scratch, which outlives a killed attempt; copied into `out` at the end.
         scenes_dir=scenes_dir, pretrained_backbone=inputs["pretrain"] / BACKBONE_WEIGHTS, out=scratch / "outputs",
@@ -75,8 +75,19 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
     started = time.perf_counter()
     records = fit_runs(train_loop, lambda run: replace(config, runs=(run,)), runs, storage=scratch,
                        **params.run_grid_scaling())
-    write_runs(out, [record.result for record in records], config.class_names, config.label_unit)
+    write_runs(out, [record.result for record in records], config.class_names, config.label_unit,
+               params.deterministic)
     write_history(out, [epoch for record in records for epoch in record.state["history"]])
     write_trials(out, records)
     copy_run_outputs(config.out, out)
     return {"runs": len(runs), "seconds": round(time.perf_counter() - started, 1)}
+
+
+def run_specs(params: Params) -> tuple[RunSpec, ...]:
+    """The grid, then (normal mode only) `drift_repeats` same-seed repeats of its first run."""
+    grid = tuple(
+        RunSpec(run_name(init, fraction, seed), init, fraction, seed)
+        for fraction in params.label_fractions for init in params.inits for seed in params.seeds
+    )
+    repeats = 0 if params.deterministic else params.drift_repeats
+    return grid + tuple(replace(grid[0], name=f"{grid[0].name}-repeat{k}", repeat=k) for k in range(1, repeats + 1))

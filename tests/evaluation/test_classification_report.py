@@ -72,3 +72,30 @@ def test_report_states_who_wins_and_metrics_are_strict_json(tmp_path):
     assert document["cells"][3]["accuracy_std"] is None
     assert math.isclose(metrics["accuracy"]["inflated/io/shots1"], 0.85)
     assert (tmp_path / "accuracy.png").stat().st_size > 10_000
+
+
+def test_drift_repeats_stay_out_of_the_cells_and_are_reported_against_the_seed_spread(tmp_path):
+    runs, history = experiment()
+    original = runs[0]  # scratch/all, 1 shot, seed 0: final 0.6; its cell's seeds end at 0.6 and 0.8
+    for k, accuracy in ((1, 0.62), (2, 0.58)):
+        name = f"{original.run}-repeat{k}"
+        runs.append(ClassifyRun(name, "scratch", "all", 1, 0, 8, 100, 0, 1, accuracy, accuracy, 1.0,
+                                original.confusion, repeat=k))
+        history.append(ClassifyEpoch(name, 1, 10, 1.0, accuracy, 1.0))
+    write_report(tmp_path, runs, history, target=0.8, network="efficientnet_lite0")
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    first_cell = metrics["cells"][0]
+    assert first_cell["seeds"] == [0, 1] and math.isclose(first_cell["accuracy_mean"], 0.7)  # repeats left out
+    drift = metrics["drift"]
+    assert drift["run"] == original.run and drift["scores"] == [0.6, 0.62, 0.58]
+    assert math.isclose(drift["std"], 0.02) and math.isclose(drift["seed_std"], np.std([0.6, 0.8], ddof=1))
+    report = (tmp_path / "report.md").read_text()
+    assert f"run {original.run} trained 3 times with the same seed" in report
+    assert "± 2.00 points (sample std), against ± 14.14 over seeds in its cell" in report
+
+
+def test_a_deterministic_report_says_there_is_no_drift(tmp_path):
+    runs, history = experiment()
+    write_report(tmp_path, runs, history, target=0.8, network="efficientnet_lite0", deterministic=True)
+    assert "Run-to-run drift: none. The stage ran in deterministic mode" in (tmp_path / "report.md").read_text()
+    assert json.loads((tmp_path / "metrics.json").read_text())["drift"] == {"deterministic": True, "run": None}

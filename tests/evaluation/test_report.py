@@ -15,7 +15,7 @@ from pix2point.evaluation.report import (
     report_markdown,
     write_report,
 )
-from pix2point.evaluation.summary import pretraining_gains, score_runs, summarise_cells
+from pix2point.evaluation.summary import finetune_drift, pretraining_gains, score_runs, summarise_cells
 from pix2point.io.finetune_table import RunResult
 
 # scratch: mIoU (1/3 + 1/3) / 2 = 1/3 at both seeds; pretrain: 1 at its only seed. Class 2 is never seen.
@@ -89,3 +89,17 @@ def test_report_says_what_the_label_budget_counts():
     assert "a label fraction is the share of training scenes whose labels" in report_markdown(evaluation())
     per_scene = report_markdown(replace(evaluation(), label_unit="points_per_scene"))
     assert "labels N means finetuning used N labelled points of each training scene." in per_scene
+
+def test_a_repeated_run_reports_its_drift_next_to_the_seed_spread(tmp_path):
+    runs = [RunResult("scratch-0", "scratch", 0.5, 0, 2, 0.3, 0.4, POOR),
+            RunResult("scratch-1", "scratch", 0.5, 1, 2, 0.3, 0.4, PERFECT),
+            RunResult("scratch-0-repeat1", "scratch", 0.5, 0, 2, 0.3, 0.4, PERFECT, repeat=1)]
+    drift = finetune_drift(runs)
+    assert drift.run == "scratch-0" and drift.scores == (1 / 3, 1.0)  # recomputed mIoU, not the logged 0.3
+    assert np.isclose(drift.std, np.std([1 / 3, 1.0], ddof=1)) and np.isclose(drift.seed_std, drift.std)
+    write_report(tmp_path, replace(evaluation(), drift=drift))
+    assert "run scratch-0 trained 2 times with the same seed and data gave validation mIoU 33.3, 100.0 %" in (
+        tmp_path / "report.md").read_text()
+    assert json.loads((tmp_path / "metrics.json").read_text())["drift"]["scores"] == [1 / 3, 1.0]
+    assert finetune_drift(runs[:2]) is None
+    assert "Run-to-run drift: none." in report_markdown(replace(evaluation(), deterministic=True))

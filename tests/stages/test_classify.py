@@ -20,7 +20,7 @@ def classified(tiny_objects, tmp_path_factory):
     params = classify.Params(
         variants=[{"init": "scratch", "fip": "all"}, {"init": "inflated", "fip": "io"}],
         shots=[1, "all"], seeds=[0], epochs=2, batch_size=4, voxel_size=0.1, cpus_per_worker=2,
-        checkpoint_every=3, save_models=True, target_accuracy=0.3)
+        checkpoint_every=3, save_models=True, target_accuracy=0.3, drift_repeats=0)
     metrics = classify.run(params, {"objects": tiny_objects}, out, scratch=out.parent / f"{out.name}-scratch")
     return params, out, metrics
 
@@ -100,3 +100,13 @@ def test_tensorboard_events_hold_each_runs_loss_lr_and_test_accuracy(classified)
         accuracy = events.Scalars("test/accuracy")
         assert [(event.step, event.value) for event in accuracy] == [
             (record.step, pytest.approx(record.test_accuracy)) for record in epochs]
+
+
+def test_drift_repeats_rerun_the_first_run_in_normal_mode_only():
+    params = classify.Params(variants=[{"init": "scratch", "fip": "all"}], shots=[1, "all"], seeds=[0, 1], drift_repeats=2)
+    specs = classify.run_specs(params)
+    grid, repeats = specs[:4], specs[4:]
+    assert [spec.repeat for spec in grid] == [0] * 4 and len({spec.name for spec in specs}) == 6
+    assert [(spec.name, spec.seed, spec.shots, spec.repeat) for spec in repeats] == [
+        (f"{grid[0].name}-repeat1", 0, 1, 1), (f"{grid[0].name}-repeat2", 0, 1, 2)]
+    assert classify.run_specs(params.model_copy(update={"deterministic": True})) == grid

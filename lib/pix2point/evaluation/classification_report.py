@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pix2point.evaluation.drift import Drift, drift_document, drift_markdown, measure_drift
 from pix2point.evaluation.markdown import json_number, markdown_table, mean_and_spread, percent, signed_points
 from pix2point.evaluation.plots import plot_accuracy_curves
 from pix2point.io.classify_table import ClassifyEpoch, ClassifyRun
@@ -105,18 +106,35 @@ def compare_with_baseline(cells: list[ClassifyCell]) -> list[Comparison]:
 
 
 def write_report(out: Path, runs: list[ClassifyRun], history: list[ClassifyEpoch], target: float,
-                 network: str) -> dict:
-    """report.md, metrics.json and accuracy.png in `out`; returns the manifest's small metrics."""
-    cells = summarise(runs, history, target)
+                 network: str, deterministic: bool = False) -> dict:
+    """report.md, metrics.json and accuracy.png in `out`; returns the manifest's small metrics. Drift repeats
+    (runs with `repeat` > 0) only feed the drift paragraph, never the cells."""
+    grid = [run for run in runs if run.repeat == 0]
+    grid_history = [record for record in history if record.run in {run.run for run in grid}]
+    drift = run_drift(runs)
+    cells = summarise(grid, grid_history, target)
     comparisons = compare_with_baseline(cells)
-    plot_accuracy_curves(history, runs, out / CURVES_FILE)
-    (out / REPORT_FILE).write_text(report_markdown(cells, comparisons, target, network))
-    document = metrics_document(cells, comparisons, target)
+    plot_accuracy_curves(grid_history, grid, out / CURVES_FILE)
+    (out / REPORT_FILE).write_text(report_markdown(cells, comparisons, target, network, drift, deterministic))
+    document = {**metrics_document(cells, comparisons, target), "drift": drift_document(drift, deterministic)}
     (out / METRICS_FILE).write_text(json.dumps(document, indent=2, allow_nan=False))
     return {"runs": len(runs), "accuracy": {_cell_key(cell): json_number(cell.accuracy_mean) for cell in cells}}
 
 
-def report_markdown(cells: list[ClassifyCell], comparisons: list[Comparison], target: float, network: str) -> str:
+def run_drift(runs: list[ClassifyRun]) -> Drift | None:
+    """The repeated run's final accuracy and its repeats', against its cell's spread over seeds."""
+    repeats = sorted((run for run in runs if run.repeat > 0), key=lambda run: run.repeat)
+    if not repeats:
+        return None
+    first = repeats[0]
+    cell = [run for run in runs if run.repeat == 0 and (run.init, run.fip, run.shots) == (first.init, first.fip, first.shots)]
+    original = next(run for run in cell if run.seed == first.seed)
+    return measure_drift(original.run, [run.final_accuracy for run in (original, *repeats)],
+                         [run.final_accuracy for run in cell])
+
+
+def report_markdown(cells: list[ClassifyCell], comparisons: list[Comparison], target: float, network: str,
+                    drift: Drift | None = None, deterministic: bool = False) -> str:
     header = ["init", "FIP", "shots", "test accuracy %", "best %", f"epochs to {percent(target)} %", "trainable params"]
     rows = [[cell.init, cell.fip, cell.shots_label, mean_and_spread(cell.accuracy_mean, cell.accuracy_std, len(cell.seeds)),
              percent(cell.best_accuracy_mean), _epochs_text(cell), f"{cell.trainable_parameters:,}"] for cell in cells]
@@ -126,6 +144,7 @@ def report_markdown(cells: list[ClassifyCell], comparisons: list[Comparison], ta
         "steps; shots = training objects per class. Epochs to target: mean over the seeds that reached it "
         "(reached/seeds).",
         markdown_table(header, rows),
+        drift_markdown(drift, deterministic, "test accuracy"),
         "## Against training from scratch",
         *_verdicts(comparisons, target),
         f"![test accuracy per epoch]({CURVES_FILE})",

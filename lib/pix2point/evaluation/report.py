@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from pix2point.evaluation.drift import Drift, drift_document, drift_markdown
 from pix2point.evaluation.feature_probe import PROBE_FOLDS, ProbeScore
 from pix2point.evaluation.markdown import json_number, markdown_table, mean_and_spread, percent, signed_points
 from pix2point.evaluation.summary import BASELINE_INIT, PRETRAINED_INIT, CellSummary, ScoredRun, init_order
@@ -50,6 +51,8 @@ class Evaluation:
     probe_split: str
     probe_scenes: list[str]
     figures: dict[str, str]  # caption -> PNG file name inside the artefact
+    drift: Drift | None = None  # a finetuning run repeated with the same seed (normal mode)
+    deterministic: bool = False  # the finetune stage ran in deterministic mode
 
 
 def write_report(out: Path, evaluation: Evaluation) -> None:
@@ -104,6 +107,7 @@ def metrics_document(evaluation: Evaluation) -> dict:
                                         for key, value in asdict(score).items()} for score in evaluation.probes},
         },
         "figures": evaluation.figures,
+        "drift": drift_document(evaluation.drift, evaluation.deterministic),
     }
 
 
@@ -158,6 +162,8 @@ def _miou_section(evaluation: Evaluation) -> str:
         markdown_table(header, rows),
         "",
         f"Gain of `{PRETRAINED_INIT}` over `{BASELINE_INIT}` (difference of mean mIoU): {gains or 'no label fraction has both inits'}.",
+        "",
+        drift_markdown(evaluation.drift, evaluation.deterministic, "validation mIoU"),
     ])
 
 

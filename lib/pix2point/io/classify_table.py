@@ -3,8 +3,9 @@
     <artefact>/runs.parquet      one row per run: run, init (scratch | inflated), fip (io | iobn | all),
                                  shots (int32 per class; null = the whole training split), seed,
                                  train_objects, trainable_parameters, frozen_parameters, epochs,
-                                 final_accuracy, best_accuracy, seconds, confusion (fixed_shape_tensor int64
-                                 [K, K] on the test split after the last epoch; rows = true class)
+                                 final_accuracy, best_accuracy, seconds, repeat (0, or k for the k-th same-seed
+                                 repeat of a run, which only measures drift), confusion (fixed_shape_tensor
+                                 int64 [K, K] on the test split after the last epoch; rows = true class)
     <artefact>/history.parquet   one row per run and epoch: run, epoch, step, train_loss, test_accuracy, seconds
     <artefact>/report.md, metrics.json, accuracy.png   the summary (evaluation/classification_report.py)
     <artefact>/runs/<run>/model.pt   the last epoch's state dict, only with `save_models`
@@ -45,6 +46,7 @@ class ClassifyRun:
     best_accuracy: float
     seconds: float
     confusion: np.ndarray  # [K, K] int64
+    repeat: int = 0  # 0: a run of the grid; k > 0: its k-th same-seed repeat (run-to-run drift)
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ RUNS_SCHEMA = pa.schema([
     ("run", pa.string()), ("init", pa.string()), ("fip", pa.string()), ("shots", pa.int32()),
     ("seed", pa.int32()), ("train_objects", pa.int32()), ("trainable_parameters", pa.int64()),
     ("frozen_parameters", pa.int64()), ("epochs", pa.int32()), ("final_accuracy", pa.float64()),
-    ("best_accuracy", pa.float64()), ("seconds", pa.float64()),
+    ("best_accuracy", pa.float64()), ("seconds", pa.float64()), ("repeat", pa.int32()),
 ])
 HISTORY_SCHEMA = pa.schema([
     ("run", pa.string()), ("epoch", pa.int32()), ("step", pa.int32()), ("train_loss", pa.float64()),

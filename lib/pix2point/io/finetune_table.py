@@ -1,13 +1,14 @@
 """The `finetune` artefact: one semantic-segmentation run per (init, label_fraction, seed).
 
     <artefact>/runs.parquet      one row per run: run, init, label_fraction, seed, epochs, final_val_miou,
-                                 best_val_miou, confusion (fixed_shape_tensor int64 [K, K], rows = true class,
+                                 best_val_miou, repeat (0, or k for the k-th same-seed repeat of a run, which
+                                 only measures drift), confusion (fixed_shape_tensor int64 [K, K], rows = true class,
                                  columns = predicted, on the validation scenes after the last epoch)
     <artefact>/history.parquet   one row per run and epoch: run, epoch, train_loss, val_miou, val_macc, seconds
     <artefact>/runs/<run>/model.pt   backbone + head state dict of the last epoch
 
 Schema metadata of runs.parquet: class_names (JSON list, K entries), label_unit ("scenes" or "points": what
-label_fraction is a share of; "points_per_scene": label_fraction is a number of labelled points per scene).
+label_fraction is a share of; "points_per_scene": label_fraction is a number of labelled points per scene), deterministic (JSON bool: trained in deterministic mode).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class RunResult:
     final_val_miou: float
     best_val_miou: float
     confusion: np.ndarray  # [K, K] int64
+    repeat: int = 0  # 0: a run of the grid; k > 0: the k-th same-seed repeat of one (run-to-run drift)
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,8 @@ def run_name(init: str, label_fraction: float, seed: int) -> str:
     return f"{init}-labels{label_fraction:g}-seed{seed}"
 
 
-def write_runs(out: Path, results: list[RunResult], class_names: list[str], label_unit: str) -> None:
+def write_runs(out: Path, results: list[RunResult], class_names: list[str], label_unit: str,
+               deterministic: bool = False) -> None:
     table = pa.table({
         "run": [r.run for r in results],
         "init": [r.init for r in results],
@@ -62,9 +65,11 @@ def write_runs(out: Path, results: list[RunResult], class_names: list[str], labe
         "epochs": pa.array([r.epochs for r in results], pa.int32()),
         "final_val_miou": pa.array([r.final_val_miou for r in results], pa.float64()),
         "best_val_miou": pa.array([r.best_val_miou for r in results], pa.float64()),
+        "repeat": pa.array([r.repeat for r in results], pa.int32()),
         "confusion": tensor_column(np.stack([r.confusion.astype(np.int64) for r in results])),
     })
-    write_table(with_metadata(table, {"class_names": class_names, "label_unit": label_unit}), out / RUNS_FILE)
+    metadata = {"class_names": class_names, "label_unit": label_unit, "deterministic": deterministic}
+    write_table(with_metadata(table, metadata), out / RUNS_FILE)
 
 
 def write_history(out: Path, records: list[EpochRecord]) -> None:
@@ -90,6 +95,11 @@ def runs_metadata(finetune_dir: Path) -> tuple[list[str], str]:
     """(class names, label unit) of the runs table."""
     metadata = read_metadata(finetune_dir / RUNS_FILE)
     return metadata["class_names"], metadata["label_unit"]
+
+
+def runs_deterministic(finetune_dir: Path) -> bool:
+    """Whether the runs were trained in deterministic mode (tables written before the flag existed: False)."""
+    return bool(read_metadata(finetune_dir / RUNS_FILE).get("deterministic", False))
 
 
 def model_path(finetune_dir: Path, run: str) -> Path:

@@ -39,6 +39,7 @@ class ClassifyRunSpec:
     fip: FipMode
     shots: int | None
     seed: int
+    repeat: int = 0  # > 0: a same-seed rerun of the run `name` minus its "-repeat<k>", to measure drift
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, train: 
         torch.save(model.state_dict(), path)
     return ClassifyRun(run.name, run.init, run.fip, run.shots, run.seed, len(chosen), fip.trainable, fip.frozen,
                        config.epochs, accuracy, best,
-                       time.perf_counter() - started, confusion)
+                       time.perf_counter() - started, confusion, run.repeat)
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, train: Objects, batch: np.ndarray,

@@ -37,6 +37,7 @@ class RunSpec:
     init: str  # "scratch" or "pretrain"
     label_fraction: float
     seed: int
+    repeat: int = 0  # > 0: a same-seed rerun of another run, to measure drift
 
 
 @dataclass(frozen=True)
@@ -169,4 +170,4 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
         torch.save(model.state_dict(), path)
     evaluations = sum(record.run == run.name for record in state["history"])
     return RunResult(run.name, run.init, run.label_fraction, run.seed, evaluations,
-                     segmentation_scores(confusion).miou, best, confusion)
+                     segmentation_scores(confusion).miou, best, confusion, run.repeat)

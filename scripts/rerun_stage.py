@@ -33,10 +33,7 @@ def rerun(artefact: Path, new_root: Path) -> Path:
         raise FileNotFoundError(f"{manifest_path}: no manifest, so {artefact} is not a finished artefact")
     manifest = json.loads(manifest_path.read_text())
     stage, key, root = manifest["stage"], manifest["key"], artefact.resolve().parent.parent
-    inputs = {upstream: root / upstream / upstream_key for upstream, upstream_key in manifest["inputs"].items()}
-    for upstream, path in inputs.items():
-        if not (path / MANIFEST).is_file():
-            raise FileNotFoundError(f"input {upstream!r} of {artefact}: no finished artefact at {path}")
+    inputs = {name: input_artefact(root, name, input_key, artefact) for name, input_key in manifest["inputs"].items()}
     module = importlib.import_module(manifest["module"])
     params = validate_params(stage, module.Params, manifest["params"])
     store = ArtefactStore(new_root)
@@ -45,6 +42,16 @@ def rerun(artefact: Path, new_root: Path) -> Path:
         store.commit(temporary, stage, key, {**manifest, "metrics": metrics, "rerun_of": str(artefact.resolve())})
     store.remove_scratch(stage, key)
     return store.path(stage, key)
+
+
+def input_artefact(root: Path, name: str, key: str, artefact: Path) -> Path:
+    """The finished artefact with `key` under `root`: `<root>/<name>/<key>`, or, for an input the pipeline
+    renamed (the manifest records the name the stage reads), the one stage directory holding that key."""
+    candidates = [root / name / key, *sorted(root.glob(f"*/{key}"))]
+    for path in candidates:
+        if (path / MANIFEST).is_file():
+            return path
+    raise FileNotFoundError(f"input {name!r} of {artefact}: no finished artefact with key {key} under {root}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -23,6 +23,9 @@ from pix2point.io.trials_table import write_trials
 from pix2point.models.backbone_spec import BACKBONE_WEIGHTS, load_backbone_spec
 from pix2point.training.params import PointAugmentationParams, RunGridParams, SGDParams
 from pix2point.training.segmentation_data import LabelUnit
+
+if TYPE_CHECKING:  # the training code (torch, MinkowskiEngine, Ray) is imported by run: loading the pipeline stays light
+    from pix2point.training.segmentation import RunSpec
 
 
 class Params(SGDParams, PointAugmentationParams, RunGridParams):
@@ -57,7 +60,7 @@ class Params(SGDParams, PointAugmentationParams, RunGridParams):
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
     # Imported here: the training code needs torch, MinkowskiEngine and Ray, which loading the pipeline must not.
-    from pix2point.training.segmentation import FinetuneConfig, RunSpec, train_loop
+    from pix2point.training.segmentation import FinetuneConfig, train_loop
     from pix2point.training.trials import copy_run_outputs, fit_runs
 
     scenes_dir = inputs["scenes"]
@@ -85,6 +88,8 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
 
 def run_specs(params: Params) -> tuple[RunSpec, ...]:
     """The grid, then (normal mode only) `drift_repeats` same-seed repeats of its first run."""
+    from pix2point.training.segmentation import RunSpec
+
     grid = tuple(
         RunSpec(run_name(init, fraction, seed), init, fraction, seed)
         for fraction in params.label_fractions for init in params.inits for seed in params.seeds

@@ -24,7 +24,7 @@ STEP_FILE = "step.json"  # beside STATE_FILE: the step a checkpoint holds, reada
 
 def fit(train_loop: Callable[[dict], None], config: dict[str, Any], *, num_workers: int, cpus_per_worker: int,
         use_gpu: bool, storage: Path, name: str, datasets: dict[str, Any] | None = None,
-        dataset_config: ray.train.DataConfig | None = None, deterministic: bool) -> ray.train.Result:
+        dataset_config: ray.train.DataConfig | None = None, deterministic: bool = False) -> ray.train.Result:
     """Run `train_loop(config)` on `num_workers` Ray Train workers (DDP: gloo on CPU, nccl on GPU), with
     `datasets` (Ray Datasets the loop reads through ray.train.get_dataset_shard) under `dataset_config`, each
     worker first configured by `determinism.configure(deterministic)`.

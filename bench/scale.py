@@ -165,7 +165,7 @@ def report(args: argparse.Namespace, small: Rehearsal, large: Rehearsal) -> None
     print(f"  read amplification, whole-scene loader, replayed here ({large.scenes} scenes): {old_here:.2f}")
     print(f"  read amplification, whole-scene loader, replayed at ScanNet's shape "
           f"({SCANNET_TRAIN_SCENES} scenes x 65 frames, {SCANNET_FRAMES_PER_STEP} a step): {old_scannet:.1f}")
-    print(f"  data wait (wait / step, steps 2..): {data_wait:.4f}; reader seconds per step if never prefetched: "
+    print(f"  data wait (wait / step, steps 2..): {data_wait:.4f}; median wait per step "
           f"{np.median(loss['data_wait_s'][steady]):.3f} (step here {np.median(loss['step_s'][steady]):.2f} s on CPU)")
     print(f"  worker peak RSS: {small.scenes} scenes {rss_small:.0f} MB, {large.scenes} scenes {rss_large:.0f} MB")
     cost_table(large, args.frames)

@@ -76,6 +76,14 @@ def test_detect_runs_scratch_and_pretrained_and_writes_the_contract(tiny_scenes,
     report = (out / "report.md").read_text()
     assert "mAP@0.25" in report and "scratch" in report and "pretrain" in report
     assert [cell["init"] for cell in metrics["cells"]] == ["scratch", "pretrain"]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for run in runs:  # TensorBoard curves of every run: loss and lr per step, mAP per evaluation
+        events = EventAccumulator(str(out / "tensorboard" / run.run))
+        events.Reload()
+        assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3]
+        assert [e.step for e in events.Scalars("val/map25")] == [2, 3]
+        assert events.Scalars("val/map25")[-1].value == pytest.approx(run.map25)
 
 
 def test_params_reject_more_proposals_than_seeds_and_bad_fractions():

@@ -28,6 +28,7 @@ from pix2point.training.detection_loss import detection_loss
 from pix2point.training.segmentation import RunSpec, load_pretrained
 from pix2point.training.label_budget import kept_scenes
 from pix2point.training.progress import Progress
+from pix2point.training.tracking import Scalars
 from pix2point.training.segmentation_data import split_scenes
 
 EVALUATION_SEED = 0  # seeds of validation scenes are drawn with this, the same for every run and evaluation
@@ -118,13 +119,16 @@ def train_run(config: DetectConfig, run: RunSpec, state: dict, validation: list[
     training = training_scenes(config, run)
     started, scores = time.perf_counter(), None
     console = Progress(f"run {run.name}", config.steps, start_step)
+    scalars = Scalars(config.out, run.name, start_step)
     for step in range(start_step, config.steps):
         rng = step_streams(run.seed, rank, step).numpy
         chosen = rng.choice(len(training), size=min(config.scenes_per_batch, len(training)), replace=False)
         batch, seeds, targets = detection_batch([training[i] for i in chosen], config.backbone,
                                                 config.head.num_seeds, rng, config.augment)
         loss, _ = detection_loss(ddp_model(batch, seeds), targets)
+        lr = schedule.get_last_lr()[0]  # the rate this step uses
         running_loss.append(distributed.optimiser_step(loss, optimizer, schedule))
+        scalars.add(step + 1, {"train/loss": running_loss[-1], "train/lr": lr})
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
             scores = evaluate(model, validation, config)
             best = max(best, scores[0].mean_ap)
@@ -133,8 +137,10 @@ def train_run(config: DetectConfig, run: RunSpec, state: dict, validation: list[
                 scores[0].mean_ap, scores[1].mean_ap, time.perf_counter() - started))
             running_loss = []
             console.report(step + 1, loss=state["history"][-1].train_loss, val_map25=scores[0].mean_ap)
+            scalars.add(step + 1, {"val/map25": scores[0].mean_ap, "val/map50": scores[1].mean_ap})
         distributed.checkpoint_if_due(state, run.name, step + 1, config.steps, config.checkpoint_every, model,
                                       optimizer, schedule, best=best, running_loss=running_loss)
+    scalars.close()
     distributed.save_on_rank_zero(model, model_path(config.out, run.name))
     if scores is None:  # resumed past the last step (a shorter rerun): score the restored model
         scores = evaluate(model, validation, config)

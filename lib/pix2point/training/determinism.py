@@ -31,7 +31,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 # Table columns that measure the machine, not the training: never equal between two runs.
-MEASUREMENT_COLUMNS = frozenset({"seconds", "worker_peak_rss_mb"})
+MEASUREMENT_COLUMNS = frozenset({"seconds", "worker_peak_rss_mb", "started_at", "finished_at"})
 
 
 def configure(deterministic: bool) -> None:

@@ -57,13 +57,17 @@ def test_a_job_runs_the_spine_on_both_nodes_and_a_second_job_finds_it_cached(two
 
 
 def test_a_failing_stage_fails_the_job_and_the_job_logs_name_the_error(two_node_cluster, tmp_path):
+    # A root that exists and is not empty passes the checks made before Ray starts; the stage itself fails.
+    not_scannet = tmp_path / "not_scannet"
+    (not_scannet / "scene0000_00").mkdir(parents=True)
+    (not_scannet / "scene0000_00" / "notes.txt").write_text("no color/ folder here")
     submission_id = f"pix2point-failing-{uuid.uuid4().hex[:8]}"
     failed = submit(two_node_cluster, "scenes", "--profile", "smoke", "--artefacts", str(tmp_path / "artefacts"),
-                    "--set", "scenes.source=scannet", "--set", "scenes.root=/nonexistent", submission_id=submission_id)
+                    "--set", "scenes.source=scannet", "--set", f"scenes.root={not_scannet}", submission_id=submission_id)
     assert failed.returncode != 0
     logs = subprocess.run(["ray", "job", "logs", "--address", two_node_cluster.dashboard, submission_id],
                           env=two_node_cluster.env, capture_output=True, text=True, timeout=120, check=True).stdout
-    assert "ScanNet root is not a directory: /nonexistent" in logs
+    assert f"error: stage scenes failed: SceneReadError: no scenes (directories with a color/ folder) under {not_scannet}" in logs
     assert not list((tmp_path / "artefacts").glob(f"scenes/*/{MANIFEST}"))
 
 

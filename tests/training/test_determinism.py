@@ -132,10 +132,6 @@ def assert_reproduced(run: Callable[[Path, int, Path], object], tmp_path: Path) 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="main's PPKT sample stream starts where distributed.checkpointed_step says, which globs checkpoint "
-                          "directories Ray Train may not have registered yet: a worker SIGKILLed in that window resumes "
-                          "from an earlier checkpoint and fails 'sample stream out of step' (a real resume bug, issue 12 "
-                          "note); passed before the Ray Data stream landed", strict=False)
 def test_ppkt_pretraining_reruns_bit_identical(smoke_spine, tmp_path):
     def run(out: Path, cpus: int, scratch: Path) -> dict:
         params = pretrain.PPKTParams(backbone="tiny", voxel_size=0.05, num_pairs=256, frames_per_batch=2, steps=8,

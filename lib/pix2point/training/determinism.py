@@ -31,7 +31,8 @@ import torch
 from threadpoolctl import threadpool_limits
 
 # Table columns that measure the machine, not the training: never equal between two runs.
-MEASUREMENT_COLUMNS = frozenset({"seconds", "worker_peak_rss_mb", "started_at", "finished_at"})
+MEASUREMENT_COLUMNS = frozenset({"seconds", "worker_peak_rss_mb", "started_at", "finished_at",
+                                 "data_wait_s", "step_s", "data_wait"})
 
 
 def configure(deterministic: bool) -> None:

@@ -82,11 +82,26 @@ def runs_that_fit(*, num_workers: int, cpus_per_worker: int, use_gpu: bool) -> i
     return slots // num_workers
 
 
+# Ray Train V2 restores the checkpoint its manager's snapshot names as the latest
+# (ray/train/v2/_internal/constants.py CHECKPOINT_MANAGER_SNAPSHOT_FILENAME, checkpoint_manager._load_state).
+CHECKPOINT_SNAPSHOT = "checkpoint_manager_snapshot.json"
+
+
 def checkpointed_step(storage: Path, name: str) -> int:
-    """The step of the latest checkpoint under `storage/name` (0 when there is none): where a resumed run
-    continues, known to the driver before any worker starts."""
-    steps = [json.loads(path.read_text())["step"] for path in (storage / name).glob(f"*/{STEP_FILE}")]
-    return max(steps, default=0)
+    """The step of the checkpoint Ray Train restores when the run `storage/name` resumes (0 when none): where a
+    resumed run continues, known to the driver before any worker starts.
+
+    Read from Ray's checkpoint-manager snapshot, not from the newest checkpoint folder: a worker killed after
+    Ray wrote a folder but before Ray registered it resumes from the previous checkpoint, and a stream started
+    at the folder's step would then be out of step with the restored state.
+    """
+    snapshot = storage / name / CHECKPOINT_SNAPSHOT
+    if not snapshot.is_file():
+        return 0
+    latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result")
+    if not latest:
+        return 0
+    return int(json.loads((storage / name / latest["checkpoint_dir_name"] / STEP_FILE).read_text())["step"])
 
 
 def _configured_loop(train_loop: Callable[[Any], None], deterministic: bool, config: Any) -> None:

@@ -82,7 +82,8 @@ from stages import finetune
 ray.init(num_cpus=2, include_dashboard=False)
 scenes, pretrain, root = map(Path, sys.argv[1:4])
 params = finetune.Params(inits=["scratch"], label_fractions=[1.0], seeds=[0, 1, 2], steps=40, eval_every=20,
-                         scenes_per_batch=1, cpus_per_worker=1, checkpoint_every=2, max_concurrent_runs=1)
+                         scenes_per_batch=1, cpus_per_worker=1, checkpoint_every=2, max_concurrent_runs=1,
+                         drift_repeats=0)  # the three runs of the grid only
 (root / "out").mkdir(parents=True, exist_ok=True)
 finetune.run(params, {"scenes": scenes, "pretrain": pretrain}, root / "out", scratch=root / "scratch")
 """
@@ -108,7 +109,7 @@ def test_a_killed_stage_keeps_its_finished_run_and_resumes_the_interrupted_one(r
     out = tmp_path / "again"
     out.mkdir()
     finetune.run(finetune.Params(**{**TINY, "seeds": [0, 1, 2], "steps": 40, "eval_every": 20, "checkpoint_every": 2,
-                                    "max_concurrent_runs": 1}),
+                                    "max_concurrent_runs": 1, "drift_repeats": 0}),
                  {"scenes": tiny_scenes, "pretrain": pretrain_dir}, out, scratch=scratch)
     by_run = {trial.run.rsplit("-", 1)[1]: trial for trial in read_trials(out)}
     assert by_run["seed0"].finished_at.timestamp() < killed_at, "the finished run was trained again"

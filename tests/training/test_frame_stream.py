@@ -10,7 +10,7 @@ import pytest
 
 from pix2point.io.features_table import shard_path
 from pix2point.io.samples_table import FrameReader, sample_refs, samples_path
-from pix2point.training.distributed import STEP_FILE, checkpointed_step
+from pix2point.training.distributed import CHECKPOINT_SNAPSHOT, STEP_FILE, checkpointed_step
 from pix2point.training.frame_stream import StreamSpec, decode_samples, encode_sample, rank_datasets
 from pix2point.training.augment import mirror_columns
 from pix2point.training.ppkt import DirectSamples, teacher_map_and_columns
@@ -108,9 +108,16 @@ def test_ray_data_stream_holds_the_scheduled_samples_and_a_resumed_stream_contin
     assert without_bytes(resumed) == without_bytes(uninterrupted[3:])
 
 
-def test_driver_finds_the_step_of_the_latest_checkpoint(tmp_path):
+def test_driver_finds_the_step_of_the_checkpoint_ray_restores(tmp_path):
+    """The step comes from the checkpoint Ray Train registered (its manager's snapshot), not the newest folder:
+    a folder written by a worker killed before Ray registered it is not what a resumed run restores."""
     assert checkpointed_step(tmp_path, "ppkt") == 0
     for name, step in (("checkpoint_a", 5), ("checkpoint_b", 10)):
         (tmp_path / "ppkt" / name).mkdir(parents=True)
         (tmp_path / "ppkt" / name / STEP_FILE).write_text(json.dumps({"step": step}))
+    assert checkpointed_step(tmp_path, "ppkt") == 0  # folders alone: Ray registered none
+    snapshot = tmp_path / "ppkt" / CHECKPOINT_SNAPSHOT
+    snapshot.write_text(json.dumps({"latest_checkpoint_result": {"checkpoint_dir_name": "checkpoint_a"}}))
+    assert checkpointed_step(tmp_path, "ppkt") == 5
+    snapshot.write_text(json.dumps({"latest_checkpoint_result": {"checkpoint_dir_name": "checkpoint_b"}}))
     assert checkpointed_step(tmp_path, "ppkt") == 10

@@ -62,6 +62,9 @@ class Params(BaseModel):
     synthetic: SyntheticParams = SyntheticParams()
     depth_scale: float = Field(1000.0, gt=0)
     frame_step: int = Field(1, ge=1)  # every k-th frame enters the dataset (PPKT used every 25th of ScanNet)
+    # ScanNet's axisAlignment (<scene>.txt) applied to the scan and the camera poses, so walls and boxes lie
+    # along the axes (VoteNet's and the detection benchmark's frame); off keeps each scan in its own frame.
+    axis_align: bool = True
     # The split (source scannet): ScanNet's official lists (scenes in neither are left out), or explicit
     # val_scenes, or else val_fraction of the rooms drawn with split_seed, all scans of a room on one side.
     split_files: SplitFiles | None = None
@@ -149,10 +152,12 @@ def ingest_scene(job: SceneJob, out: Path, params: Params) -> IngestedScene:
         )
         write_synthetic_scene(job.root, job.scene, job.synthetic_seed, config)
     scene_frames = scannet.read_scene_frames(job.root, job.scene, params.depth_scale, params.frame_step)
-    points = scannet.read_scan(job.root / job.scene)
+    points, frames = scannet.read_scan(job.root / job.scene), scene_frames.frames
+    if params.axis_align:
+        points, frames = scannet.aligned(points, frames, scannet.read_axis_alignment(job.root / job.scene))
     write_table(points_table(points, SCANNET20_CLASS_NAMES), points_path(out, job.scene))
     return IngestedScene(
-        frames=scene_frames.frames, skipped=scene_frames.skipped,
+        frames=frames, skipped=scene_frames.skipped,
         points=len(points.xyz), labelled_points=int((points.label >= 0).sum()),
     )
 

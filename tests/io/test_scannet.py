@@ -111,3 +111,42 @@ def test_bad_intrinsics_are_errors_naming_the_file(root):
 def test_empty_root_is_an_error(tmp_path):
     with pytest.raises(scannet.SceneReadError, match="no scenes"):
         scannet.list_scenes(tmp_path)
+
+
+def test_axis_alignment_is_read_from_the_scene_metadata(root):
+    alignment = scannet.read_axis_alignment(root / SCENE)
+    assert alignment.shape == (4, 4) and not np.allclose(alignment, np.eye(4))  # the synthetic scan is turned
+    np.testing.assert_allclose(alignment[:3, :3] @ alignment[:3, :3].T, np.eye(3), atol=1e-6)
+    (root / SCENE / f"{SCENE}.txt").write_text("sceneType = Office\n")  # ScanNet's test scans: no alignment
+    np.testing.assert_array_equal(scannet.read_axis_alignment(root / SCENE), np.eye(4))
+
+
+@pytest.mark.parametrize("text, message", [
+    (None, "missing scene metadata"),
+    ("axisAlignment = 1 0 0\n", "16 finite numbers"),
+    ("axisAlignment = " + " ".join(["nan"] * 16) + "\n", "16 finite numbers"),
+    ("axisAlignment = a b c\n", "not numeric"),
+])
+def test_bad_scene_metadata_is_an_error_naming_the_file(root, text, message):
+    path = root / SCENE / f"{SCENE}.txt"
+    if text is None:
+        path.unlink()
+    else:
+        path.write_text(text)
+    with pytest.raises(scannet.SceneReadError, match=message) as error:
+        scannet.read_axis_alignment(root / SCENE)
+    assert str(path) in str(error.value)
+
+
+def test_alignment_moves_scan_and_poses_together_and_lines_the_room_up_with_the_axes(root):
+    frames = scannet.read_scene_frames(root, SCENE, depth_scale=1000.0).frames
+    points = scannet.read_scan(root / SCENE)
+    moved_points, moved_frames = scannet.aligned(points, frames, scannet.read_axis_alignment(root / SCENE))
+    # Every point keeps its pixel: camera coordinates are the same before and after.
+    for before, after in zip(frames, moved_frames):
+        camera = lambda xyz, pose: (np.linalg.inv(pose) @ np.c_[xyz, np.ones(len(xyz))].T)[:3].T  # noqa: E731
+        np.testing.assert_allclose(camera(moved_points.xyz, after.pose), camera(points.xyz, before.pose), atol=1e-4)
+    # The synthetic room's walls lie along the axes from 0: aligned, its corner is the origin; as scanned, not.
+    np.testing.assert_allclose(moved_points.xyz[:, :2].min(axis=0), 0.0, atol=0.05)
+    assert np.abs(points.xyz[:, :2].min(axis=0)).max() > 0.1
+    np.testing.assert_array_equal(moved_points.label, points.label)

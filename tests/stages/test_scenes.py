@@ -124,3 +124,16 @@ def test_scannet_official_split_files_set_the_split_and_leave_unlisted_scenes_ou
         scenes.run(scenes.Params(source="scannet", root=root, split_files=files), {}, tmp_path / "out2")
     with pytest.raises(ValueError, match="only for source 'scannet'"):
         scenes.Params(split_files=files)
+
+
+def test_scannet_scans_are_axis_aligned_unless_turned_off(ray_runtime, tiny_scenes, tmp_path):
+    root = tiny_scenes / "source"
+    on = scenes.run(scenes.Params(source="scannet", root=root, val_scenes=["scene0001_00"]), {}, tmp_path / "on")
+    off = scenes.run(scenes.Params(source="scannet", root=root, val_scenes=["scene0001_00"], axis_align=False), {},
+                     tmp_path / "off")
+    assert on["points"] == off["points"]
+    aligned, raw = (read_points(tmp_path / name, "scene0000_00").xyz for name in ("on", "off"))
+    np.testing.assert_allclose(aligned[:, :2].min(axis=0), 0.0, atol=0.05)  # the room's corner at the origin
+    assert not np.allclose(aligned, raw, atol=0.1)
+    pose = lambda name: read_frames(tmp_path / name, ["scene0000_00"])[0].pose  # noqa: E731
+    np.testing.assert_allclose(pose("on"), scenes.scannet.read_axis_alignment(root / "scene0000_00") @ pose("off"))

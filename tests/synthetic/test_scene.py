@@ -97,7 +97,7 @@ def test_same_seed_writes_identical_files_and_another_seed_another_room(tmp_path
     first, again = (write_synthetic_scene(tmp_path / run, SCENE, seed=11, config=TINY) for run in ("a", "b"))
     other = write_synthetic_scene(tmp_path / "c", SCENE, seed=12, config=TINY)
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
-    assert len(files) == 3 * TINY.frames + 2 + 2 + 2  # frames, intrinsics, scan PLYs, annotation JSONs
+    assert len(files) == 3 * TINY.frames + 2 + 2 + 2 + 1  # frames, intrinsics, scan PLYs, annotation JSONs, <scene>.txt
     assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
     for name in files:
         assert (first / name).read_bytes() == (again / name).read_bytes(), name

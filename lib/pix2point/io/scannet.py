@@ -7,13 +7,14 @@
     <root>/<scene>/intrinsic/intrinsic_depth.txt
     <root>/<scene>/<scene>_vh_clean_2.ply             the scan: vertices x, y, z, red, green, blue
     <root>/<scene>/<scene>_vh_clean_2.labels.ply      optional: the same vertices with an NYU40 `label`
+    <root>/<scene>/<scene>.txt                        ScanNet's scene metadata: `axisAlignment = <16 numbers>`
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -82,6 +83,39 @@ def read_scan(scene_dir: Path) -> ScenePoints:
     if not np.all(np.isfinite(xyz)):
         raise SceneReadError(f"{scan_path}: vertex coordinates contain NaN or inf")
     return ScenePoints(xyz=xyz, rgb=rgb, label=label)
+
+
+def read_axis_alignment(scene_dir: Path) -> np.ndarray:
+    """[4, 4] float64: ScanNet's axisAlignment of a scene, the rigid map from the scan's frame to one whose
+    axes follow the room's walls (ScanNet's `<scene>.txt`; VoteNet's scannet/load_scannet_data.py applies it
+    to the mesh before taking axis-aligned boxes). A metadata file without the line is the identity, logged
+    (ScanNet's test scans have none). Missing file, malformed or non-finite matrix: SceneReadError naming it.
+    """
+    path = scene_dir / f"{scene_dir.name}.txt"
+    if not path.is_file():
+        raise SceneReadError(f"missing scene metadata (axisAlignment): {path}; set scenes.axis_align=false "
+                             f"to keep every scan in its own frame")
+    for line in path.read_text(errors="replace").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() != "axisAlignment":
+            continue
+        try:
+            matrix = np.array([float(v) for v in value.split()], np.float64)
+        except ValueError as error:
+            raise SceneReadError(f"{path}: axisAlignment is not numeric ({error})") from error
+        if matrix.size != 16 or not np.all(np.isfinite(matrix)):
+            raise SceneReadError(f"{path}: axisAlignment needs 16 finite numbers, found {matrix.size}")
+        return matrix.reshape(4, 4)
+    log.warning("%s has no axisAlignment line: %s stays in its scan frame", path, scene_dir.name)
+    return np.eye(4)
+
+
+def aligned(points: ScenePoints, frames: list[Frame], alignment: np.ndarray) -> tuple[ScenePoints, list[Frame]]:
+    """The scan's vertices and the camera-to-world poses moved by `alignment` [4, 4], so that projecting a
+    point with its frame's pose finds the same pixel as before."""
+    xyz = (points.xyz.astype(np.float64) @ alignment[:3, :3].T + alignment[:3, 3]).astype(np.float32)
+    moved = [replace(frame, pose=alignment @ frame.pose) for frame in frames]
+    return ScenePoints(xyz=xyz, rgb=points.rgb, label=points.label), moved
 
 
 def nyu40_to_scannet20(nyu40: np.ndarray) -> np.ndarray:

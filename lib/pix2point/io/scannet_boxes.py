@@ -8,7 +8,8 @@ An instance is the vertices of one segGroup's segments; its box is their min/max
 the most common NYU40 label among them (VoteNet's scannet/load_scannet_data.py takes the segGroup's raw
 label through scannetv2-labels.combined.tsv, which a user's export may not have; labels.ply was written
 through that same mapping). Only instances of VoteNet's 18 detection classes (scannet/model_util_scannet.py)
-are kept. Boxes are in the scan's own frame: ScanNet's axisAlignment matrix (<scene>.txt) is not applied.
+are kept. Boxes are in the frame of the `xyz` given: the `scenes` stage's points, which it moves by ScanNet's
+axisAlignment (<scene>.txt) unless `axis_align` is off, as VoteNet does before taking boxes.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@
     <scene>/<scene>_vh_clean_2.labels.ply the same vertices with NYU40 labels (colours: the label palette)
     <scene>/<scene>_vh_clean_2.0.010000.segs.json   segment id of every scan vertex
     <scene>/<scene>.aggregation.json      object instances: groups of segments with a label
+    <scene>/<scene>.txt                   scene metadata: axisAlignment (scan frame -> room frame)
 """
 
 from __future__ import annotations
@@ -83,3 +84,9 @@ def write_annotations(scene_dir: Path, scene: str, segment: np.ndarray, objects:
     groups = [{"id": i, "objectId": i, "segments": segments, "label": label} for i, (label, segments) in enumerate(objects)]
     (scene_dir / f"{scene}.aggregation.json").write_text(json.dumps(
         {"sceneId": f"scannet.{scene}", "segmentsFile": f"scannet.{segs_name}", "segGroups": groups}))
+
+
+def write_axis_alignment(scene_dir: Path, scene: str, alignment: np.ndarray) -> None:
+    """ScanNet's `<scene>.txt` with its axisAlignment line: [4, 4], row-major, scan frame -> aligned frame."""
+    values = " ".join(f"{v:.9f}" for v in np.asarray(alignment, np.float64).reshape(16))
+    (scene_dir / f"{scene}.txt").write_text(f"axisAlignment = {values}\nsceneType = Synthetic room\n")

@@ -36,6 +36,16 @@ def noisy_depth(depth_m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.where(depth_m > 0, depth_m + noise, 0.0)
 
 
+def scanner_frame(rng: np.random.Generator) -> np.ndarray:
+    """[4, 4] room -> scan frame: a turn about the up axis and a shift, as a ScanNet scan starts wherever the
+    sensor did; the scene's axisAlignment is its inverse, so the pipeline's axis_align has real work to do."""
+    angle, shift = rng.uniform(0, 2 * np.pi), rng.uniform(-2.0, 2.0, 2)
+    transform = np.eye(4)
+    transform[:2, :2] = [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+    transform[:2, 3] = shift
+    return transform
+
+
 def write_synthetic_scene(root: Path, scene: str, seed: int, config: SyntheticSceneConfig) -> Path:
     """Write <root>/<scene>/ (see scannet_writer for the layout) and return it; deterministic in (seed, config).
 
@@ -45,17 +55,22 @@ def write_synthetic_scene(root: Path, scene: str, seed: int, config: SyntheticSc
     """
     scene_dir = Path(root) / scene
     scene_dir.mkdir(parents=True, exist_ok=False)
-    layout_rng, path_rng, noise_rng, scan_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
+    # spawn(5)'s first four children are spawn(4)'s: rooms written before the scan frame existed stay the same.
+    layout_rng, path_rng, noise_rng, scan_rng, frame_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5))
     layout = generate_layout(layout_rng)
+    scan_frame = scanner_frame(frame_rng)
     color, depth = color_camera(config.color_size), depth_camera(config.depth_size)
     for frame, pose in enumerate(camera_path(layout.room_size, config.frames, path_rng)):
         scannet_writer.write_color(scene_dir, frame, render_color(layout, color, pose))
         depth_m = noisy_depth(render_depth(layout, depth, pose), noise_rng)
         scannet_writer.write_depth(scene_dir, frame, depth_m, config.depth_scale)
-        scannet_writer.write_pose(scene_dir, frame, pose)
+        scannet_writer.write_pose(scene_dir, frame, scan_frame @ pose)
     scannet_writer.write_intrinsics(scene_dir, color.intrinsics, depth.intrinsics)
     scan = sample_scan(layout, config.points, scan_rng)
-    scannet_writer.write_scan(scene_dir, scene, scan.xyz, scan.rgb, scan.label, scan.label_rgb)
+    scan_xyz = (scan.xyz @ scan_frame[:3, :3].T + scan_frame[:3, 3]).astype(np.float32)
+    scannet_writer.write_scan(scene_dir, scene, scan_xyz, scan.rgb, scan.label, scan.label_rgb)
+    scannet_writer.write_axis_alignment(scene_dir, scene, np.linalg.inv(scan_frame))
     # One segment per layout box; each piece of furniture is one object made of its parts' segments, those
     # the scan has points on (as in ScanNet, an object names only segments of the mesh).
     owner = np.where(np.isin(np.arange(len(layout.boxes)), scan.box_index), layout.box_owner(), -1)

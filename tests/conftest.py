@@ -72,3 +72,23 @@ def s3dis_tree(tmp_path):
             rows = np.hstack([rng.uniform(0, 3, (40, 3)), rng.integers(0, 256, (40, 3))])
             np.savetxt(annotations / f"{name}.txt", rows, fmt="%.4f")
     return root
+
+
+TINY_ENCODER = {"num_groups": (64, 32, 8), "group_sizes": (16, 8, 4), "encoder_dims": (24, 48, 96),
+                "encoder_depths": (1, 1, 1), "num_heads": 3, "token_embed_dims": (16, 32, 64)}
+
+
+@pytest.fixture(scope="session")
+def tiny_encoders(tmp_path_factory):
+    """Two pretrain artefacts' encoders (encoder.pt + encoder.json, the smoke profile's spec, distinct random
+    weights) standing for pretrain_mae and pretrain_i2p_mae: stage name -> directory."""
+    import torch
+
+    from pix2point.models.point_m2ae import HierarchicalEncoder, PointM2AESpec, save_encoder
+
+    encoders = {}
+    for seed, name in enumerate(("pretrain_mae", "pretrain_i2p_mae")):
+        torch.manual_seed(100 + seed)
+        encoders[name] = tmp_path_factory.mktemp(name)
+        save_encoder(encoders[name], HierarchicalEncoder(PointM2AESpec(**TINY_ENCODER)))
+    return encoders

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from stages import classify, finetune, pretrain
+from stages import classify, finetune, finetune_objects, pretrain
 
 from pix2point.io.artefact_diff import diff_artefacts
 from pix2point.models.backbone import BackboneSpec, build_backbone, save_backbone
@@ -176,5 +176,17 @@ def test_classification_reruns_bit_identical(tiny_objects, tmp_path):
                                  batch_size=4, voxel_size=0.1, checkpoint_every=2, save_models=True,
                                  cpus_per_worker=cpus, deterministic=True)
         return classify.run(params, {"objects": tiny_objects}, out, scratch=scratch)
+
+    assert_reproduced(run, tmp_path)
+
+
+@pytest.mark.slow
+def test_object_fine_tuning_reruns_bit_identical(tiny_objects, tiny_encoders, tmp_path):
+    """Drop-path, dropout, sampling and augmentation draw from per-step streams; voting from its own."""
+    def run(out: Path, cpus: int, scratch: Path) -> dict:
+        params = finetune_objects.Params(inits=["pretrain_i2p_mae"], seeds=[0], epochs=2, batch_size=4, points=256,
+                                         group_sizes=(16, 8, 4), warmup_epochs=1, voting=2, eval_every=1,
+                                         checkpoint_every=2, save_models=True, cpus_per_worker=cpus, deterministic=True)
+        return finetune_objects.run(params, {"objects": tiny_objects, **tiny_encoders}, out, scratch=scratch)
 
     assert_reproduced(run, tmp_path)

@@ -99,21 +99,27 @@ def plot_tsne(embedding: np.ndarray, labels: np.ndarray, class_names: list[str],
 
 def plot_accuracy_curves(history: list[ClassifyEpoch], runs: list[ClassifyRun], path: Path) -> Path:
     """Classification test accuracy per epoch, mean over seeds: one panel per shot count, one line per init/FIP."""
-    by_name = {run.run: run for run in runs}
-    curves: dict[tuple[int | None, str], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    in_order = sorted(runs, key=lambda run: np.inf if run.shots is None else run.shots)
+    return plot_accuracy_panels(history, {run.run: (f"shots {'all' if run.shots is None else run.shots}",
+                                                     f"{run.init}/{run.fip}") for run in in_order}, path)
+
+
+def plot_accuracy_panels(history: list[ClassifyEpoch], labels: dict[str, tuple[str, str]], path: Path) -> Path:
+    """Test accuracy per epoch, `labels[run]` = (panel, line): one panel per panel label (in the order they
+    first appear in `labels`), one line per line label, each point the mean over that line's runs."""
+    curves: dict[tuple[str, str], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for record in history:
-        run = by_name[record.run]
-        curves[(run.shots, f"{run.init}/{run.fip}")][record.epoch].append(record.test_accuracy)
-    shot_counts = sorted({run.shots for run in runs}, key=lambda shots: np.inf if shots is None else shots)
-    colour = _palette(sorted({variant for _, variant in curves}))
-    figure = Figure(figsize=(3.6 * len(shot_counts) + 1, 3.6))
-    panels = np.atleast_1d(figure.subplots(1, len(shot_counts), sharey=True))
-    for axes, shots in zip(panels, shot_counts):
-        for variant, c in colour.items():
-            if epochs := curves.get((shots, variant)):
+        curves[labels[record.run]][record.epoch].append(record.test_accuracy)
+    panel_names = list(dict.fromkeys(panel for panel, _ in labels.values()))
+    colour = _palette(sorted({line for _, line in labels.values()}))
+    figure = Figure(figsize=(3.6 * len(panel_names) + 1, 3.6))
+    panels = np.atleast_1d(figure.subplots(1, len(panel_names), sharey=True))
+    for axes, panel in zip(panels, panel_names):
+        for line, c in colour.items():
+            if epochs := curves.get((panel, line)):
                 x = sorted(epochs)
                 axes.plot(x, [100 * np.mean(epochs[epoch]) for epoch in x], color=c, marker=".", linewidth=1.2)
-        axes.set(title=f"shots {'all' if shots is None else shots}", xlabel="epoch")
+        axes.set(title=panel, xlabel="epoch")
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
     panels[0].set_ylabel("test accuracy %")

@@ -77,9 +77,14 @@ class HierarchicalEncoder(nn.Module):
     def group(self, points: torch.Tensor) -> PointHierarchy:
         return group_hierarchy(points, self.spec.num_groups, self.spec.group_sizes)
 
-    def forward(self, hierarchy: PointHierarchy, visible: list[torch.Tensor] | None = None) -> list[EncodedLevel]:
+    def forward(self, hierarchy: PointHierarchy, visible: list[torch.Tensor] | None = None,
+                local_radius: tuple[float, ...] | None = None) -> list[EncodedLevel]:
         """Encode every scale, finest first; `visible` (per scale [B, G_l], see training.masking) hides the
-        masked tokens from the transformers; None encodes all tokens."""
+        masked tokens from the transformers; None encodes all tokens. `local_radius` (per scale, in the cloud's
+        units; 0 = global): a token attends only to tokens whose centres lie closer than the radius, as
+        Point-M2AE's and I2P-MAE's fine-tuning encoders (H_Encoder.local_att_mask); pretraining attends globally."""
+        if local_radius is not None and len(local_radius) != self.spec.scales:
+            raise ValueError(f"local_radius {list(local_radius)} needs one entry per scale ({self.spec.scales})")
         levels: list[EncodedLevel] = []
         below = None
         for scale in range(self.spec.scales):
@@ -90,7 +95,12 @@ class HierarchicalEncoder(nn.Module):
             seen = visible[scale] if visible is not None else torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
             index, valid = visible_first(seen)
             position = self.position_embeds[scale](gather(hierarchy.centres[scale], index))
-            encoded = self.stacks[scale](gather(tokens, index), position, None if visible is None else valid)
+            attend = None if visible is None else valid
+            if local_radius is not None and local_radius[scale] > 0:
+                centres = gather(hierarchy.centres[scale], index)
+                near = torch.cdist(centres, centres) < local_radius[scale]  # [B, L, L]
+                attend = near if attend is None else near & attend[:, None, :]
+            encoded = self.stacks[scale](gather(tokens, index), position, attend)
             levels.append(EncodedLevel(self.norms[scale](encoded), valid, index))
             # The next scale merges encoded tokens; a visible coarse token's group is all visible (masking
             # propagates that way), so masked rows' unencoded values only reach tokens that are dropped.

@@ -21,9 +21,11 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+        """`valid`: [B, L] keys every query may attend to, or [B, L, L] per (query, key) pair (Point-M2AE's
+        fine-tuning local attention); True = may be attended to."""
         batch, tokens, dim = x.shape
         q, k, v = self.qkv(x).view(batch, tokens, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
-        keys = None if valid is None else valid[:, None, None, :]  # True = may be attended to
+        keys = None if valid is None else valid[:, None, None, :] if valid.dim() == 2 else valid[:, None]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=keys)
         return self.proj(out.transpose(1, 2).reshape(batch, tokens, dim))
 

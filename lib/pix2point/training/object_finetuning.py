@@ -1,0 +1,217 @@
+"""I2P-MAE's fine-tuning protocol (ZrrSkywalker/I2P-MAE tools/runner_finetune.py, cfgs/fine-tuning/*.yaml):
+the Point-M2AE encoder, from scratch or from a pretrain stage's weights, with the reference's classification
+head (models/point_m2ae_classifier.py), trained end to end on the objects' training split with AdamW (no decay
+on biases, norms and tokens), linear warm-up then cosine decay, gradient-norm clipping and the reference's
+augmentation (training/object_finetuning_data.py); the test split is scored every `eval_every` epochs and,
+after the last epoch, with voting.
+
+Each run is its own Ray Train run (training/trials.py); its checkpoints hold the run's state, and at the end
+its result and history. An epoch is enough steps for one pass over the training split; test scoring and
+voting run on rank 0 and are sent to the other workers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import ray.train
+import ray.train.torch
+import torch
+
+from pix2point.io.classify_table import ClassifyEpoch
+from pix2point.io.finetune_objects_table import FinetuneObjectsRun, model_path
+from pix2point.io.objects_table import Objects, read_objects
+from pix2point.models.point_m2ae import PointM2AESpec
+from pix2point.models.point_m2ae_classifier import (
+    PointM2AEClassifier,
+    TokenPooling,
+    load_pretrained_encoder,
+    smoothed_cross_entropy,
+)
+from pix2point.training import distributed
+from pix2point.training.classification import epoch_steps
+from pix2point.training.determinism import epoch_rng, step_streams
+from pix2point.training.object_data import epoch_order
+from pix2point.training.object_finetuning_data import (
+    CloudAugmentation,
+    evaluation_clouds,
+    fps_pools,
+    pool_size,
+    training_clouds,
+    vote_copies,
+)
+from pix2point.training.progress import Progress
+from pix2point.training.schedules import warmup_cosine
+from pix2point.training.tracking import Scalars
+from pix2point.training.weight_decay import weight_decay_groups
+
+SCRATCH = "scratch"
+VOTE_STREAM = 7_001  # key of the voting draws' stream, apart from every step's and epoch's
+
+
+@dataclass(frozen=True)
+class FinetuneObjectsRunSpec:
+    name: str
+    init: str  # scratch, or the pretrain input whose encoder the run starts from
+    seed: int
+    repeat: int = 0  # > 0: a same-seed rerun of the run `name` minus its "-repeat<k>", to measure drift
+
+
+@dataclass(frozen=True)
+class Voting:
+    votes: int  # copies per test object; 0: no voting
+    scale_range: tuple[float, float] = (2 / 3, 3 / 2)
+    translate: float = 0.2
+
+
+@dataclass(frozen=True)
+class FinetuneObjectsConfig:
+    objects_dir: Path
+    encoders: dict[str, Path]  # init -> the pretrain artefact holding encoder.pt + encoder.json
+    out: Path
+    spec: PointM2AESpec  # the pretrained encoders' spec, with the fine-tuning's group sizes
+    class_names: tuple[str, ...]
+    runs: tuple[FinetuneObjectsRunSpec, ...]
+    pooling: TokenPooling
+    local_radius: tuple[float, ...]
+    drop_path_rate: float
+    label_smoothing: float
+    points: int  # sampled per object and step
+    epochs: int
+    batch_size: int  # objects per step and worker
+    learning_rate: float
+    weight_decay: float
+    warmup_epochs: int
+    grad_clip: float  # max gradient L2 norm; 0: off
+    augmentation: CloudAugmentation
+    voting: Voting
+    eval_every: int  # epochs
+    checkpoint_every: int  # steps
+    save_models: bool
+
+
+def train_loop(config: FinetuneObjectsConfig) -> None:
+    """A worker's loop over `config.runs` (the stage gives each trainer one run)."""
+    context = ray.train.get_context()
+    rank, workers = context.get_world_rank(), context.get_world_size()
+    train, test = read_objects(config.objects_dir, "train"), read_objects(config.objects_dir, "test")
+    steps = epoch_steps(len(train.labels), config.batch_size, workers)
+    pools = fps_pools(train.points, pool_size(config.points, train.points.shape[1]))
+    distributed.train_runs_in_order(
+        config.runs, lambda run, state: train_run(config, run, state, train, pools, test, steps, rank))
+
+
+def build_model(config: FinetuneObjectsConfig, init: str) -> PointM2AEClassifier:
+    model = PointM2AEClassifier(config.spec, len(config.class_names), config.pooling, config.local_radius,
+                                config.drop_path_rate)
+    if init != SCRATCH:
+        load_pretrained_encoder(model, config.encoders[init])
+    return model
+
+
+def train_run(config: FinetuneObjectsConfig, run: FinetuneObjectsRunSpec, state: dict, train: Objects,
+              pools: np.ndarray, test: Objects, steps_per_epoch: int, rank: int) -> FinetuneObjectsRun:
+    """One run; each evaluated epoch appends its record to state["history"]."""
+    torch.manual_seed(run.seed)  # the same head (and scratch encoder) on every worker
+    device = ray.train.torch.get_device()
+    model = build_model(config, run.init).to(device)
+    optimizer = torch.optim.AdamW(weight_decay_groups(model, config.weight_decay), lr=config.learning_rate)
+    total_steps = config.epochs * steps_per_epoch
+    schedule = warmup_cosine(optimizer, total_steps, config.warmup_epochs * steps_per_epoch)
+    step, best, best_epoch, seconds_before, losses = 0, 0.0, 0, 0.0, []
+    if (current := distributed.resumed_run(state, run.name)) is not None:
+        step = distributed.restore_run(current, model, optimizer, schedule)
+        best, best_epoch, seconds_before, losses = current["best"], current["best_epoch"], current["seconds"], current["epoch_losses"]
+    model.train()
+    ddp_model = ray.train.torch.prepare_model(model)
+    started = time.perf_counter() - seconds_before
+    console, scalars = Progress(f"run {run.name}", total_steps, step), Scalars(config.out, run.name, step)
+    confusion = np.zeros((len(config.class_names),) * 2, np.int64)
+    # A checkpoint on an epoch's last step precedes that epoch's evaluation: resume inside that epoch.
+    for epoch in range(max(0, step - 1) // steps_per_epoch, config.epochs):
+        order = epoch_order(len(train.labels), steps_per_epoch * config.batch_size, epoch_rng(run.seed, rank, epoch))
+        for in_epoch in range(step - epoch * steps_per_epoch, steps_per_epoch):
+            batch = np.sort(order[in_epoch * config.batch_size:(in_epoch + 1) * config.batch_size])
+            streams = step_streams(run.seed, rank, step, device)
+            clouds = training_clouds(train.points[batch], pools[batch], config.points, streams.numpy, config.augmentation)
+            labels = torch.from_numpy(train.labels[batch].astype(np.int64)).to(device)
+            losses.append(train_step(ddp_model, optimizer, schedule, clouds.to(device), labels, config))
+            scalars.add(step + 1, {"train/loss": losses[-1], "train/lr": schedule.get_last_lr()[0]})
+            step += 1
+            distributed.checkpoint_if_due(state, run.name, step, total_steps, config.checkpoint_every, model,
+                                          optimizer, schedule, best=best, best_epoch=best_epoch,
+                                          seconds=time.perf_counter() - started, epoch_losses=losses)
+        if (epoch + 1) % config.eval_every and epoch + 1 < config.epochs:
+            continue
+        confusion = distributed.on_rank_zero(lambda: confusion_matrix(test.labels, predict(model, evaluation_clouds(
+            test.points, config.points), config.batch_size, device).argmax(1), len(config.class_names)))
+        accuracy = float(np.trace(confusion) / confusion.sum())
+        if accuracy > best:
+            best, best_epoch = accuracy, epoch + 1
+        record = ClassifyEpoch(run.name, epoch + 1, step, distributed.mean_over_workers(float(np.mean(losses))),
+                               accuracy, time.perf_counter() - started)
+        state["history"].append(record)
+        console.report(step, epoch=record.epoch, loss=record.train_loss, test_accuracy=accuracy)
+        scalars.add(step, {"test/accuracy": accuracy})
+        losses = []
+    vote_accuracy = distributed.on_rank_zero(lambda: voting_accuracy(model, test, config, run.seed, device))
+    if vote_accuracy is not None:
+        scalars.add(step, {"test/vote_accuracy": vote_accuracy})
+    scalars.close()
+    if rank == 0 and config.save_models:
+        path = model_path(config.out, run.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), path)
+    return FinetuneObjectsRun(run.name, run.init, run.seed, run.repeat, len(train.labels), config.epochs,
+                              float(np.trace(confusion) / confusion.sum()), best, best_epoch, vote_accuracy,
+                              config.voting.votes, time.perf_counter() - started, confusion)
+
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
+               clouds: torch.Tensor, labels: torch.Tensor, config: FinetuneObjectsConfig) -> float:
+    loss = smoothed_cross_entropy(model(clouds), labels, config.label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    schedule.step()
+    return loss.item()
+
+
+def predict(model: torch.nn.Module, clouds: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
+    """[M, n, 3] clouds -> [M, K] float32 logits of `model` in eval mode (restored to train mode after)."""
+    model.eval()
+    with torch.inference_mode():
+        logits = [model(torch.from_numpy(np.ascontiguousarray(clouds[start:start + batch_size])).to(device)).cpu()
+                  for start in range(0, len(clouds), batch_size)]
+    model.train()
+    return torch.cat(logits).numpy()
+
+
+def vote_logits(model: torch.nn.Module, clouds: np.ndarray, points: int, voting: Voting, rng: np.random.Generator,
+                batch_size: int, device: torch.device) -> np.ndarray:
+    """[M, N, 3] test objects -> [M, K]: the mean of the logits of `voting.votes` scaled, shifted random copies
+    of each (the reference's validate_vote)."""
+    pools = fps_pools(clouds, pool_size(points, clouds.shape[1]))
+    copies = (vote_copies(clouds, pools, points, rng, voting.scale_range, voting.translate) for _ in range(voting.votes))
+    return np.mean([predict(model, copy, batch_size, device) for copy in copies], axis=0)
+
+
+def voting_accuracy(model: torch.nn.Module, test: Objects, config: FinetuneObjectsConfig, seed: int,
+                    device: torch.device) -> float | None:
+    """Test accuracy with voting, drawn from a stream of (seed, VOTE_STREAM) alone; None with 0 votes."""
+    if config.voting.votes == 0:
+        return None
+    rng = np.random.default_rng([seed, VOTE_STREAM])
+    logits = vote_logits(model, test.points, config.points, config.voting, rng, config.batch_size, device)
+    return float(np.mean(logits.argmax(1) == test.labels))
+
+
+def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """[K, K] int64 counts of (true, predicted) class."""
+    flat = truth.astype(np.int64) * num_classes + predicted.astype(np.int64)
+    return np.bincount(flat, minlength=num_classes ** 2).reshape(num_classes, num_classes)

@@ -19,6 +19,15 @@ from pix2point.models.point_m2ae_classifier import (
 SPEC = PointM2AESpec((32, 16, 8), (8, 4, 4), (24, 48, 96), (1, 1, 1), 3, (16, 32, 64))
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small tensors: one torch thread runs them several times faster than two on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def clouds(batch: int = 4, points: int = 128) -> torch.Tensor:
     return torch.randn(batch, points, 3, generator=torch.Generator().manual_seed(0)) * 0.4
 

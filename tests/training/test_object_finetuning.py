@@ -4,6 +4,7 @@ logits of scaled copies, and training that lowers the loss on the smoke objects.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from pix2point.io.objects_table import read_objects
@@ -24,6 +25,15 @@ from pix2point.training.weight_decay import weight_decay_groups
 
 SPEC = PointM2AESpec((32, 16, 8), (8, 4, 4), (24, 48, 96), (1, 1, 1), 3, (16, 32, 64))
 CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small tensors: one torch thread runs them several times faster than two on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_pool_sizes_are_the_references():
@@ -90,7 +100,6 @@ def test_confusion_counts_true_rows_and_predicted_columns():
 def test_training_lowers_the_loss_on_the_smoke_objects(tiny_objects):
     train = read_objects(tiny_objects, "train")
     torch.manual_seed(0)
-    torch.set_num_threads(1)
     model = PointM2AEClassifier(SPEC, int(train.labels.max()) + 1, local_radius=(0.5, 1.0, 2.0), drop_path_rate=0.0)
     optimizer = torch.optim.AdamW(weight_decay_groups(model, 0.05), lr=2e-3)
     pools = fps_pools(train.points, 256)

@@ -32,6 +32,7 @@ from pix2point.models.classifier_spec import (
     Pooling,
 )
 from pix2point.training.params import RunGridParams, SGDParams
+from pix2point.training.run_grid import with_drift_repeats
 
 if TYPE_CHECKING:  # the training code (torch, MinkowskiEngine, Ray) is imported by run: loading the pipeline stays light
     from pix2point.training.classification import ClassifyRunSpec
@@ -135,8 +136,7 @@ def run_specs(params: Params) -> tuple[ClassifyRunSpec, ...]:
         for shots in (None if count == "all" else count for count in params.shots)
         for variant in params.variants for seed in params.seeds
     )
-    repeats = 0 if params.deterministic else params.drift_repeats
-    return grid + tuple(replace(grid[0], name=f"{grid[0].name}-repeat{k}", repeat=k) for k in range(1, repeats + 1))
+    return with_drift_repeats(grid, params.drift_repeats, params.deterministic)
 
 
 def classifier_spec(params: Params, num_classes: int) -> ClassifierSpec:

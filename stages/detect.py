@@ -2,7 +2,8 @@
 backbone, PPKT's and PointContrast's downstream protocol on ScanNet.
 
 One run per (init, label fraction, seed), each the same number of optimiser steps; label_fraction is a share
-of the training scenes chosen as `finetune` chooses them. Boxes: VoteNet's 18 ScanNet classes from each
+of the training scenes chosen as `finetune` chooses them. Runs train side by side as `finetune`'s, each its
+own Ray Train run (training/trials.py: `max_concurrent_runs`, per-run resume, trials.parquet). Boxes: VoteNet's 18 ScanNet classes from each
 scene's annotation files (pix2point/io/scannet_boxes.py). Backbone size, input features and voxel size come
 from the pretrain artefact. Writes the contract of pix2point/io/detect_table.py, report.md included.
 """
@@ -10,19 +11,22 @@ from the pretrain artefact. Writes the contract of pix2point/io/detect_table.py,
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
 from pix2point.evaluation.report_note import ReportNoteParams, add_note
-from pix2point.io.detect_table import REPORT_FILE, read_runs, run_class_names
-from pix2point.io.finetune_table import run_name
+from pix2point.io.detect_table import REPORT_FILE, write_history, write_runs
 from pix2point.io.scannet_boxes import SCANNET18_CLASS_NAMES
-from pix2point.training.params import RayTrainParams
+from pix2point.io.trials_table import write_trials
+from pix2point.models.backbone_spec import BACKBONE_WEIGHTS, load_backbone_spec
+from pix2point.training.params import RunGridParams
+from pix2point.training.run_grid import scene_runs
 
 
-class Params(RayTrainParams, ReportNoteParams):
+class Params(RunGridParams, ReportNoteParams):
     model_config = ConfigDict(extra="forbid")
 
     inits: list[Literal["scratch", "pretrain"]] = ["scratch", "pretrain"]
@@ -39,6 +43,9 @@ class Params(RayTrainParams, ReportNoteParams):
     group_radius: float = Field(0.3, gt=0)  # metres, VoteNet: 0.3
     group_size: int = Field(16, ge=1)  # VoteNet: 16
     head_width: int = Field(128, ge=8)  # VoteNet: 128 (proposals), 256 (voting)
+    # Without `deterministic`: the first run is trained this many more times with the same seed, and the
+    # report gives their spread (run-to-run drift) next to the spread over seeds.
+    drift_repeats: int = Field(1, ge=0)
 
     @model_validator(mode="after")
     def _proposals_from_seeds(self) -> Params:
@@ -49,36 +56,38 @@ class Params(RayTrainParams, ReportNoteParams):
 
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
-    from pix2point.evaluation.detection_report import summarise, write_report
-    from pix2point.models.backbone import BACKBONE_WEIGHTS, load_backbone_spec
+    from pix2point.evaluation.detection_report import detect_drift, summarise, write_report
+    from pix2point.evaluation.drift import drift_document
     from pix2point.models.votenet import VoteHeadSpec
     from pix2point.training.detection import DetectConfig, train_loop
-    from pix2point.training.distributed import fit
-    from pix2point.training.segmentation import RunSpec
+    from pix2point.training.trials import copy_run_outputs, fit_runs
 
-    runs = tuple(
-        RunSpec(run_name(init, fraction, seed), init, fraction, seed)
-        for fraction in params.label_fractions for init in params.inits for seed in params.seeds
-    )
+    runs = scene_runs(params.inits, params.label_fractions, params.seeds, params.drift_repeats, params.deterministic)
     head = VoteHeadSpec(len(SCANNET18_CLASS_NAMES), params.num_seeds, params.num_proposals, params.group_radius,
                         params.group_size, params.head_width)
     config = DetectConfig(
-        scenes_dir=inputs["scenes"], pretrained_backbone=inputs["pretrain"] / BACKBONE_WEIGHTS, out=out,
-        backbone=load_backbone_spec(inputs["pretrain"]), head=head, class_names=SCANNET18_CLASS_NAMES,
-        runs=runs, steps=params.steps, eval_every=params.eval_every, scenes_per_batch=params.scenes_per_batch,
-        learning_rate=params.learning_rate, weight_decay=params.weight_decay, augment=params.augment,
-        checkpoint_every=params.checkpoint_every,
+        # Runs write their models into scratch, which outlives a killed attempt; copied into `out` at the end.
+        scenes_dir=inputs["scenes"], pretrained_backbone=inputs["pretrain"] / BACKBONE_WEIGHTS,
+        out=scratch / "outputs", backbone=load_backbone_spec(inputs["pretrain"]), head=head,
+        class_names=SCANNET18_CLASS_NAMES, runs=runs, steps=params.steps, eval_every=params.eval_every,
+        scenes_per_batch=params.scenes_per_batch, learning_rate=params.learning_rate,
+        weight_decay=params.weight_decay, augment=params.augment, checkpoint_every=params.checkpoint_every,
     )
     started = time.perf_counter()
-    fit(train_loop, config, num_workers=params.num_workers, cpus_per_worker=params.cpus_per_worker,
-        use_gpu=params.use_gpu, storage=scratch, name="detect", deterministic=params.deterministic)
-    results = read_runs(out)
-    cells = summarise(results)
-    write_report(out / REPORT_FILE, cells, results, run_class_names(out))
+    records = fit_runs(train_loop, lambda run: replace(config, runs=(run,)), runs, storage=scratch,
+                       **params.run_grid_scaling())
+    results = [record.result for record in records]
+    write_runs(out, results, list(SCANNET18_CLASS_NAMES))
+    write_history(out, [evaluation for record in records for evaluation in record.state["history"]])
+    write_trials(out, records)
+    copy_run_outputs(config.out, out)
+    cells = summarise([result for result in results if result.repeat == 0])
+    write_report(out / REPORT_FILE, cells, results, list(SCANNET18_CLASS_NAMES), params.deterministic)
     add_note(out / REPORT_FILE, params.report_note)
     return {
         "runs": len(results),
         "seconds": round(time.perf_counter() - started, 1),
-        "resumed_runs": sum(result.resumed_from_step > 0 for result in results),
+        "resumed_runs": sum(record.resumed_from_step > 0 for record in records),
         "cells": [cell.as_metrics() for cell in cells],
+        "drift": drift_document(detect_drift(results), params.deterministic),
     }

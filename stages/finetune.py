@@ -13,19 +13,18 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from pix2point.io.finetune_table import run_name, write_history, write_runs
+from pix2point.io.finetune_table import write_history, write_runs
 from pix2point.io.scenes_table import class_names, scene_names
 from pix2point.io.trials_table import write_trials
 from pix2point.models.backbone_spec import BACKBONE_WEIGHTS, load_backbone_spec
 from pix2point.training.params import PointAugmentationParams, RunGridParams, SGDParams
+from pix2point.training.run_grid import RunSpec, scene_runs
 from pix2point.training.segmentation_data import LabelUnit
 
-if TYPE_CHECKING:  # the training code (torch, MinkowskiEngine, Ray) is imported by run: loading the pipeline stays light
-    from pix2point.training.segmentation import RunSpec
 
 
 class Params(SGDParams, PointAugmentationParams, RunGridParams):
@@ -88,11 +87,4 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
 
 def run_specs(params: Params) -> tuple[RunSpec, ...]:
     """The grid, then (normal mode only) `drift_repeats` same-seed repeats of its first run."""
-    from pix2point.training.segmentation import RunSpec
-
-    grid = tuple(
-        RunSpec(run_name(init, fraction, seed), init, fraction, seed)
-        for fraction in params.label_fractions for init in params.inits for seed in params.seeds
-    )
-    repeats = 0 if params.deterministic else params.drift_repeats
-    return grid + tuple(replace(grid[0], name=f"{grid[0].name}-repeat{k}", repeat=k) for k in range(1, repeats + 1))
+    return scene_runs(params.inits, params.label_fractions, params.seeds, params.drift_repeats, params.deterministic)

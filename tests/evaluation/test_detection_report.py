@@ -50,3 +50,17 @@ def test_report_gives_the_gain_at_each_fraction_with_both_inits_and_leaves_out_c
     assert "chair" in per_class and "table" in per_class and "sofa" not in per_class
     assert "| pretrain @ 1 | 55.0 | 35.0 |" in per_class
     assert text.count("| scratch-1.0-0 |") == 1
+
+
+def test_drift_repeats_stay_out_of_the_cells_and_feed_the_drift_paragraph(tmp_path):
+    repeat = result("scratch", 1.0, 0, 0.26, 0.10, [0.3, 0.2, None])
+    repeat = DetectRunResult(**{**repeat.__dict__, "run": "scratch-1.0-0-repeat1", "repeat": 1})
+    results = [*RESULTS, repeat]
+    path = tmp_path / "report.md"
+    write_report(path, summarise([r for r in results if r.repeat == 0]), results, CLASSES)
+    text = path.read_text()
+    assert "| scratch | 1 | 20.0 ± 14.1 (n=2) |" in text  # the cell is the grid's, repeat left out
+    assert "run scratch-1.0-0 trained 2 times with the same seed" in text and "30.0, 26.0" in text
+    deterministic = tmp_path / "deterministic.md"
+    write_report(deterministic, summarise(RESULTS), RESULTS, CLASSES, deterministic=True)
+    assert "Run-to-run drift: none" in deterministic.read_text()

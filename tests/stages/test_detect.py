@@ -19,14 +19,15 @@ from pix2point.io.detect_table import read_history, read_runs, run_class_names
 from pix2point.io.finetune_table import model_path
 from pix2point.models.backbone import BackboneSpec, build_backbone, save_backbone
 from pix2point.models.votenet import DetectionModel, VoteHeadSpec
-from pix2point.io.scannet import read_scan
+from pix2point.io.scannet import aligned, read_axis_alignment, read_scan
 from pix2point.io.scannet_boxes import read_scene_boxes
 from pix2point.synthetic.scene import SyntheticSceneConfig, write_synthetic_scene
 from pix2point.training.detection_data import DetectionScene, detection_batch
 from pix2point.training.detection_loss import detection_loss
+from pix2point.training.trials import read_record
 
 SPEC = BackboneSpec("tiny", "rgb", 0.05)
-SMALL = dict(num_seeds=256, num_proposals=64, head_width=32, cpus_per_worker=1)
+SMALL = dict(num_seeds=256, num_proposals=64, head_width=32, cpus_per_worker=1, drift_repeats=0)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,8 @@ def one_thread():
 def test_detection_loss_falls_on_smoke_data(tmp_path, one_thread):
     scene_dir = write_synthetic_scene(tmp_path, "scene0000_00", seed=0, config=SyntheticSceneConfig(
         frames=1, color_size=(32, 24), depth_size=(32, 24), points=4000))
-    points = read_scan(scene_dir)
+    # In the room-aligned frame, as the scenes stage gives it (axis_align): the boxes are tight there.
+    points, _ = aligned(read_scan(scene_dir), [], read_axis_alignment(scene_dir))
     scene = DetectionScene(scene_dir.name, points, read_scene_boxes(scene_dir, points.xyz))
     assert len(scene.boxes.classes) >= 4
     torch.manual_seed(0)
@@ -62,14 +64,14 @@ def test_detection_loss_falls_on_smoke_data(tmp_path, one_thread):
     # One batch over and over: every term the loss has must fit it.
     batch, seeds, targets = detection_batch([scene], SPEC, 256, np.random.default_rng(0), augment=False)
     losses = []
-    for _ in range(40):
+    for _ in range(60):
         loss, _ = detection_loss(model(batch, seeds), targets)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
     assert all(np.isfinite(losses))
-    assert np.mean(losses[-5:]) < 0.75 * np.mean(losses[:5]), losses  # 0.62 here, the same every run
+    assert np.mean(losses[-5:]) < 0.75 * np.mean(losses[:5]), losses  # 0.40 here, the same every run (0.76 at 40 steps)
 
 
 def test_detect_runs_scratch_and_pretrained_and_writes_the_contract(tiny_scenes, pretrain_dir, tmp_path):
@@ -133,7 +135,7 @@ def test_a_killed_detect_run_resumes_from_its_last_checkpoint(tiny_scenes, pretr
                               stderr=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy())
     deadline = time.monotonic() + 300
     try:
-        while not list(scratch.glob("detect/checkpoint_*")):
+        while not list(scratch.glob("runs/*/checkpoint_*")):  # training/trials.py: a storage folder per run
             assert driver.poll() is None, "the driver ended before checkpointing"
             assert time.monotonic() < deadline, "no checkpoint within 5 minutes"
             time.sleep(0.5)
@@ -141,7 +143,7 @@ def test_a_killed_detect_run_resumes_from_its_last_checkpoint(tiny_scenes, pretr
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
     assert not (first_out / "runs.parquet").exists()
-
+    assert read_record(scratch, "scratch-labels1-seed0") is None  # killed before its run finished
     out = tmp_path / "out"
     out.mkdir()
     short = params.model_copy(update={"steps": 15})  # the same run, finished sooner than the killed one's 200

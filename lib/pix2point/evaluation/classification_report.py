@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2point.evaluation.drift import Drift, drift_document, drift_markdown, measure_drift
+from pix2point.evaluation.drift import Drift, drift_document, drift_markdown, repeated_run_drift
 from pix2point.evaluation.markdown import json_number, markdown_table, mean_and_spread, percent, signed_points
 from pix2point.evaluation.plots import plot_accuracy_curves
 from pix2point.io.classify_table import ClassifyEpoch, ClassifyRun
@@ -123,14 +123,7 @@ def write_report(out: Path, runs: list[ClassifyRun], history: list[ClassifyEpoch
 
 def run_drift(runs: list[ClassifyRun]) -> Drift | None:
     """The repeated run's final accuracy and its repeats', against its cell's spread over seeds."""
-    repeats = sorted((run for run in runs if run.repeat > 0), key=lambda run: run.repeat)
-    if not repeats:
-        return None
-    first = repeats[0]
-    cell = [run for run in runs if run.repeat == 0 and (run.init, run.fip, run.shots) == (first.init, first.fip, first.shots)]
-    original = next(run for run in cell if run.seed == first.seed)
-    return measure_drift(original.run, [run.final_accuracy for run in (original, *repeats)],
-                         [run.final_accuracy for run in cell])
+    return repeated_run_drift(runs, lambda run: (run.init, run.fip, run.shots), lambda run: run.final_accuracy)
 
 
 def report_markdown(cells: list[ClassifyCell], comparisons: list[Comparison], target: float, network: str,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pix2point.evaluation.drift import Drift, drift_markdown, repeated_run_drift
 from pix2point.evaluation.markdown import json_number, markdown_table, mean_and_spread, percent, signed_points
 from pix2point.evaluation.summary import BASELINE_INIT, PRETRAINED_INIT, init_order
 from pix2point.io.detect_table import DetectRunResult, ap_array
@@ -62,7 +63,15 @@ def _gains(cells: list[DetectCell]) -> list[list[str]]:
     return rows
 
 
-def write_report(path: Path, cells: list[DetectCell], results: list[DetectRunResult], class_names: list[str]) -> None:
+def detect_drift(results: list[DetectRunResult]) -> Drift | None:
+    """mAP@0.25 of the run with same-seed repeats and of each repeat, against its cell's spread over seeds."""
+    return repeated_run_drift(results, lambda r: (r.init, r.label_fraction), lambda r: r.map25)
+
+
+def write_report(path: Path, cells: list[DetectCell], results: list[DetectRunResult], class_names: list[str],
+                 deterministic: bool = False) -> None:
+    """`cells` from the grid's runs; `results` all runs, drift repeats (repeat > 0) included, which feed only
+    the drift paragraph and the run list."""
     summary = markdown_table(
         ["init", "label fraction", "mAP@0.25 (%)", "mAP@0.5 (%)"],
         [[cell.init, f"{cell.label_fraction:g}", mean_and_spread(*cell.spread(cell.map25), len(cell.seeds)),
@@ -80,6 +89,7 @@ def write_report(path: Path, cells: list[DetectCell], results: list[DetectRunRes
         "VoteNet's evaluation on the validation scenes (per-class VOC AP, axis-aligned IoU) after each run's "
         "last step; mean ± sample std over seeds.",
         summary,
+        drift_markdown(detect_drift(results), deterministic, "validation mAP@0.25"),
         "## Gain of pretraining (percentage points)",
         markdown_table(["label fraction", "mAP@0.25", "mAP@0.5"], _gains(cells)),
         "## AP@0.25 per class (%, mean over seeds; classes with validation boxes)",

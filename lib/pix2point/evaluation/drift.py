@@ -9,7 +9,9 @@ bit-identical and are not run.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +34,20 @@ def measure_drift(run: str, scores: list[float], seed_scores: list[float]) -> Dr
     """`scores`: the run's and its repeats' final scores; `seed_scores`: one per seed of its cell."""
     seed_std = float(np.std(seed_scores, ddof=1)) if len(seed_scores) > 1 else math.nan
     return Drift(run, tuple(scores), seed_std)
+
+
+def repeated_run_drift(runs: Sequence[Any], cell_of: Callable[[Any], Hashable], score: Callable[[Any], float]
+                       ) -> Drift | None:
+    """The drift of the run that has same-seed repeats: `runs` carry `run`, `seed` and `repeat` (> 0 for a
+    repeat); its score and each repeat's, against the spread over seeds of the runs in its cell
+    (`cell_of(run)`, repeats left out). None without repeats."""
+    repeats = sorted((run for run in runs if run.repeat > 0), key=lambda run: run.repeat)
+    if not repeats:
+        return None
+    first = repeats[0]
+    cell = [run for run in runs if run.repeat == 0 and cell_of(run) == cell_of(first)]
+    original = next(run for run in cell if run.seed == first.seed)
+    return measure_drift(original.run, [score(run) for run in (original, *repeats)], [score(run) for run in cell])
 
 
 def drift_markdown(drift: Drift | None, deterministic: bool, score: str) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pix2point.evaluation.drift import Drift, measure_drift
+from pix2point.evaluation.drift import Drift, repeated_run_drift
 from pix2point.evaluation.segmentation_metrics import SegmentationScores, mean_of_defined, segmentation_scores
 from pix2point.io.finetune_table import RunResult
 
@@ -59,14 +59,8 @@ def summarise_cells(scored: list[ScoredRun]) -> list[CellSummary]:
 def finetune_drift(runs: list[RunResult]) -> Drift | None:
     """The recomputed mIoU of the run that has same-seed repeats (`repeat` > 0) and of each repeat, against
     the spread over seeds of the run's (init, label fraction) cell; None without repeats."""
-    repeats = sorted((run for run in runs if run.repeat > 0), key=lambda run: run.repeat)
-    if not repeats:
-        return None
-    first = repeats[0]
-    cell = [run for run in runs if run.repeat == 0 and (run.init, run.label_fraction) == (first.init, first.label_fraction)]
-    original = next(run for run in cell if run.seed == first.seed)
-    miou = lambda run: segmentation_scores(run.confusion).miou  # noqa: E731
-    return measure_drift(original.run, [miou(run) for run in (original, *repeats)], [miou(run) for run in cell])
+    return repeated_run_drift(runs, lambda run: (run.init, run.label_fraction),
+                              lambda run: segmentation_scores(run.confusion).miou)
 
 
 def init_order(init: str) -> tuple[int, str]:

@@ -2,7 +2,9 @@
 
     <artefact>/runs.parquet      one row per run: run, init, label_fraction, seed, evaluations, resumed_from_step,
                                  map25, map50 (after the last step), best_map25, ap25 and ap50 (list<double>,
-                                 one per class, NaN where the validation scenes have no box of the class)
+                                 one per class, NaN where the validation scenes have no box of the class),
+                                 repeat (> 0: a same-seed rerun of the first run, measuring drift)
+    <artefact>/trials.parquet    one row per run: when it started and finished, the step it resumed from
     <artefact>/history.parquet   one row per run and evaluation: run, step, train_loss, val_map25, val_map50, seconds
     <artefact>/runs/<run>/model.pt   backbone + head state dict after the last step
     <artefact>/report.md         scratch vs pretrained mAP per label fraction, mean ± std over seeds
@@ -29,6 +31,7 @@ RUNS_SCHEMA = pa.schema([
     ("run", pa.string()), ("init", pa.string()), ("label_fraction", pa.float64()), ("seed", pa.int32()),
     ("evaluations", pa.int32()), ("resumed_from_step", pa.int32()), ("map25", pa.float64()), ("map50", pa.float64()),
     ("best_map25", pa.float64()), ("ap25", pa.list_(pa.float64())), ("ap50", pa.list_(pa.float64())),
+    ("repeat", pa.int32()),
 ])
 HISTORY_SCHEMA = pa.schema([
     ("run", pa.string()), ("step", pa.int32()), ("train_loss", pa.float64()), ("val_map25", pa.float64()),
@@ -49,6 +52,7 @@ class DetectRunResult:
     best_map25: float
     ap25: list[float]
     ap50: list[float]
+    repeat: int = 0  # > 0: a same-seed rerun of another run (normal mode), to measure drift
 
 
 @dataclass(frozen=True)

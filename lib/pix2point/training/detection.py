@@ -1,7 +1,8 @@
 """3D-detection finetuning (VoteNet head on a fresh or pretrained Res16UNet), on Ray Train.
 
-As segmentation.py: all runs (init x label fraction x seed) go through one worker group, one after another;
-the checkpoint holds the finished runs' results and the current run's state.
+As segmentation.py: the stage gives each Ray Train run one run of its grid (training/trials.py); the final
+checkpoint's state carries the run's result and history, and the stage writes the tables from them.
+Validation runs on rank 0 alone and is sent to the other workers.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 import ray.train
 import ray.train.torch
 from pix2point.evaluation.detection_metrics import Detections, DetectionScores, detection_scores
-from pix2point.io.detect_table import DetectEvaluation, DetectRunResult, write_history, write_runs
+from pix2point.io.detect_table import DetectEvaluation, DetectRunResult
 from pix2point.io.finetune_table import model_path
 from pix2point.models.backbone import BackboneSpec, build_backbone
 from pix2point.training.determinism import step_streams
@@ -25,7 +26,8 @@ from pix2point.models.votenet import DetectionModel, VoteHeadSpec
 from pix2point.training import distributed
 from pix2point.training.detection_data import DetectionScene, detection_batch, load_detection_scenes
 from pix2point.training.detection_loss import detection_loss
-from pix2point.training.segmentation import RunSpec, load_pretrained
+from pix2point.training.run_grid import RunSpec
+from pix2point.training.segmentation import load_pretrained
 from pix2point.training.label_budget import kept_scenes
 from pix2point.training.progress import Progress
 from pix2point.training.tracking import Scalars
@@ -77,13 +79,10 @@ def evaluate(model: DetectionModel, scenes: list[DetectionScene], config: Detect
 
 def train_loop(config: DetectConfig) -> None:
     rank = ray.train.get_context().get_world_rank()
-    validation = load_detection_scenes(config.scenes_dir, split_scenes(config.scenes_dir, "val"))
-    if not validation:
+    validation = load_detection_scenes(config.scenes_dir, split_scenes(config.scenes_dir, "val")) if rank == 0 else []
+    if rank == 0 and not validation:
         raise ValueError(f"no validation scene of {config.scenes_dir} has box annotations")
-    state = distributed.train_runs_in_order(config.runs, lambda run, state: train_run(config, run, state, validation, rank))
-    if rank == 0:
-        write_runs(config.out, state["finished"], list(config.class_names))
-        write_history(config.out, state["history"])
+    distributed.train_runs_in_order(config.runs, lambda run, state: train_run(config, run, state, validation, rank))
 
 
 def training_scenes(config: DetectConfig, run: RunSpec) -> list[DetectionScene]:
@@ -130,7 +129,7 @@ def train_run(config: DetectConfig, run: RunSpec, state: dict, validation: list[
         running_loss.append(distributed.optimiser_step(loss, optimizer, schedule))
         scalars.add(step + 1, {"train/loss": running_loss[-1], "train/lr": lr})
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-            scores = evaluate(model, validation, config)
+            scores = distributed.on_rank_zero(lambda: evaluate(model, validation, config))
             best = max(best, scores[0].mean_ap)
             state["history"].append(DetectEvaluation(
                 run.name, step + 1, distributed.mean_over_workers(float(np.mean(running_loss))),
@@ -143,8 +142,8 @@ def train_run(config: DetectConfig, run: RunSpec, state: dict, validation: list[
     scalars.close()
     distributed.save_on_rank_zero(model, model_path(config.out, run.name))
     if scores is None:  # resumed past the last step (a shorter rerun): score the restored model
-        scores = evaluate(model, validation, config)
+        scores = distributed.on_rank_zero(lambda: evaluate(model, validation, config))
     evaluations = sum(record.run == run.name for record in state["history"])
     return DetectRunResult(run.name, run.init, run.label_fraction, run.seed, evaluations, start_step,
                            scores[0].mean_ap, scores[1].mean_ap, best, scores[0].average_precision.tolist(),
-                           scores[1].average_precision.tolist())
+                           scores[1].average_precision.tolist(), run.repeat)

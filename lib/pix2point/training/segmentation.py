@@ -26,18 +26,10 @@ from pix2point.training import distributed
 from pix2point.training.determinism import step_streams
 from pix2point.training.augment import PointAugmentation, augment_points
 from pix2point.training.progress import Progress
+from pix2point.training.run_grid import RunSpec
 from pix2point.training.tracking import Scalars
 from pix2point.training.segmentation_data import LabelledScene, LabelUnit, limited_labels, validation_scenes
 from pix2point.training.voxelize import SparseBatch, collate_sparse, voxelize
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    name: str
-    init: str  # "scratch" or "pretrain"
-    label_fraction: float
-    seed: int
-    repeat: int = 0  # > 0: a same-seed rerun of another run, to measure drift
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from pix2point.io.objects_table import class_names, objects_metadata, objects_pa
 from pix2point.io.trials_table import write_trials
 from pix2point.models.point_m2ae_spec import PointM2AESpec, load_encoder_spec
 from pix2point.training.params import RunGridParams
+from pix2point.training.run_grid import with_drift_repeats
 
 if TYPE_CHECKING:  # the training code (torch, Ray) is imported by run: loading the pipeline stays light
     from pix2point.training.object_finetuning import FinetuneObjectsConfig, FinetuneObjectsRunSpec
@@ -160,5 +161,4 @@ def run_specs(params: Params) -> tuple[FinetuneObjectsRunSpec, ...]:
     from pix2point.training.object_finetuning import FinetuneObjectsRunSpec
 
     grid = tuple(FinetuneObjectsRunSpec(run_name(init, seed), init, seed) for seed in params.seeds for init in params.inits)
-    repeats = 0 if params.deterministic else params.drift_repeats
-    return grid + tuple(replace(grid[0], name=f"{grid[0].name}-repeat{k}", repeat=k) for k in range(1, repeats + 1))
+    return with_drift_repeats(grid, params.drift_repeats, params.deterministic)

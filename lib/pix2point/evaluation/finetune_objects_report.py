@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2point.evaluation.drift import Drift, drift_document, drift_markdown, measure_drift
+from pix2point.evaluation.drift import Drift, drift_document, drift_markdown, repeated_run_drift
 from pix2point.evaluation.markdown import json_number, markdown_table, mean_and_spread, percent, signed_points
 from pix2point.evaluation.plots import plot_accuracy_panels
 from pix2point.io.classify_table import ClassifyEpoch
@@ -64,14 +64,8 @@ def summarise(runs: list[FinetuneObjectsRun]) -> list[InitCell]:
 
 
 def run_drift(runs: list[FinetuneObjectsRun]) -> Drift | None:
-    repeats = sorted((run for run in runs if run.repeat > 0), key=lambda run: run.repeat)
-    if not repeats:
-        return None
-    first = repeats[0]
-    cell = [run for run in runs if run.repeat == 0 and run.init == first.init]
-    original = next(run for run in cell if run.seed == first.seed)
-    return measure_drift(original.run, [run.final_accuracy for run in (original, *repeats)],
-                         [run.final_accuracy for run in cell])
+    """The repeated run's final test accuracy and its repeats', against its init's spread over seeds."""
+    return repeated_run_drift(runs, lambda run: run.init, lambda run: run.final_accuracy)
 
 
 def write_report(out: Path, runs: list[FinetuneObjectsRun], history: list[ClassifyEpoch], epochs: int, votes: int,

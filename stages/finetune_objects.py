@@ -61,6 +61,9 @@ class Params(RunGridParams, ReportNoteParams):
     rotate: bool = True  # any angle about the objects' up axis (ModelNet40: false)
     voting: int = Field(10, ge=0)  # copies per test object whose logits are averaged after the last epoch; 0: off
     eval_every: int = Field(1, ge=1)  # epochs between test-split scorings (the last epoch is always scored)
+    # Re-estimate BatchNorm statistics on the training split before each scoring (not in the reference): short
+    # runs from scratch otherwise score near chance (training/object_finetuning.py, recalibrate_batchnorm).
+    recalibrate_batchnorm: bool = False
     save_models: bool = False
     # Without `deterministic`: the first run is trained this many more times with the same seed, and the report
     # gives their spread (run-to-run drift) next to the spread over seeds.
@@ -124,7 +127,7 @@ def finetune_config(params: Params, inputs: dict[str, Path], out: Path) -> Finet
         augmentation=CloudAugmentation(params.scale_range, params.translate,
                                        int(metadata["up_axis"]) if params.rotate else None),
         voting=Voting(params.voting), eval_every=params.eval_every, checkpoint_every=params.checkpoint_every,
-        save_models=params.save_models,
+        save_models=params.save_models, recalibrate_batchnorm=params.recalibrate_batchnorm,
     )
 
 

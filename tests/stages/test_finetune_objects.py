@@ -16,7 +16,7 @@ from pix2point.io.finetune_objects_table import model_path, read_history, read_r
 from pix2point.io.trials_table import read_trials
 
 SMALL = {"epochs": 2, "batch_size": 8, "points": 256, "group_sizes": (16, 8, 4), "voting": 2, "eval_every": 1,
-         "warmup_epochs": 1, "checkpoint_every": 2, "cpus_per_worker": 1}
+         "warmup_epochs": 1, "checkpoint_every": 2, "cpus_per_worker": 1, "recalibrate_batchnorm": True}
 
 
 @pytest.fixture(scope="module")

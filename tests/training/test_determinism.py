@@ -182,11 +182,13 @@ def test_classification_reruns_bit_identical(tiny_objects, tmp_path):
 
 @pytest.mark.slow
 def test_object_fine_tuning_reruns_bit_identical(tiny_objects, tiny_encoders, tmp_path):
-    """Drop-path, dropout, sampling and augmentation draw from per-step streams; voting from its own."""
+    """Drop-path, dropout, sampling and augmentation draw from per-step streams; voting and BatchNorm
+    recalibration from their own."""
     def run(out: Path, cpus: int, scratch: Path) -> dict:
         params = finetune_objects.Params(inits=["pretrain_i2p_mae"], seeds=[0], epochs=2, batch_size=4, points=256,
                                          group_sizes=(16, 8, 4), warmup_epochs=1, voting=2, eval_every=1,
-                                         checkpoint_every=2, save_models=True, cpus_per_worker=cpus, deterministic=True)
+                                         recalibrate_batchnorm=True, checkpoint_every=2, save_models=True,
+                                         cpus_per_worker=cpus, deterministic=True)
         return finetune_objects.run(params, {"objects": tiny_objects, **tiny_encoders}, out, scratch=scratch)
 
     assert_reproduced(run, tmp_path)

@@ -123,3 +123,21 @@ def test_zero_votes_give_no_voting_accuracy(tiny_objects):
 
     config = SimpleNamespace(voting=Voting(0))
     assert voting_accuracy(None, read_objects(tiny_objects, "test"), config, 0, CPU) is None
+
+
+def test_batchnorm_recalibration_replaces_the_initial_statistics_with_the_datas():
+    """A fresh token embedding's first BatchNorm sees a variance of ~1e-5; its running variance starts at 1."""
+    from pix2point.training.object_finetuning import recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    model = PointM2AEClassifier(SPEC, 5, local_radius=None).eval()
+    first = model.encoder.token_embeds[0].first[1]
+    cloud = np.random.default_rng(5).normal(size=(6, 128, 3)).astype(np.float32) * 0.4
+    seen = []
+    first.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach().clone()))
+    assert torch.equal(first.running_var, torch.ones_like(first.running_var))
+    recalibrate_batchnorm(model, cloud, batch_size=8, device=CPU, seed=0)  # one batch of 6
+    (rows,) = seen
+    assert torch.allclose(first.running_mean, rows.mean(0), atol=1e-6)
+    assert torch.allclose(first.running_var, rows.var(0), rtol=1e-3)
+    assert first.running_var.max() < 1e-2 and not model.training  # the data's, and the mode is kept

@@ -4,10 +4,11 @@ stage runs, and which inputs it reads:
 - `ppkt` (inputs scenes, features2d, pairs): a MinkowskiEngine Res16UNet; writes `backbone.pt` +
   `backbone.json` (models/backbone.py) and `loss.parquet` (step, loss, points, lr, seconds, and the data
   path's cost: bytes_read, sample_bytes, data_wait_s, step_s, data_wait). Samples stream to the workers
-  through Ray Data (training/frame_stream.py).
+  through Ray Data (training/sample_stream.py).
 - `i2p_mae` (inputs objects, and views2d for guided masking or the 2D target): a Point-M2AE encoder;
   writes `encoder.pt` + `encoder.json` (models/point_m2ae.py), `loss.parquet` (step, loss, chamfer,
-  feature_loss, objects, lr, seconds) and `pretraining.json` (masking, target_2d, mask_ratio, steps).
+  feature_loss, objects, lr, seconds and the same data-path columns) and `pretraining.json` (masking,
+  target_2d, mask_ratio, steps). Objects stream to the workers the same way, a row group per object.
 
 Training runs on Ray Train; checkpoints live in the stage's scratch directory, so a killed run started
 again with the same params resumes from the last one.
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from pix2point.io.features_table import feature_metadata
+from pix2point.io.objects_table import split_rows
 from pix2point.models.backbone_spec import BackboneSpec, InputFeatures, UNetSizeName
 from pix2point.models.point_m2ae_spec import PointM2AESpec
 from pix2point.training.params import (
@@ -137,24 +139,22 @@ def run(params: PPKTParams | I2PMAEParams, inputs: dict[str, Path], out: Path, s
     from pix2point.training import i2p_mae, ppkt
 
     if isinstance(params, I2PMAEParams):
-        return _fit(i2p_mae.train_loop, i2p_mae_config(params, inputs, out), params, scratch, "i2p_mae")
+        config = i2p_mae_config(params, inputs, out)
+        return _fit(i2p_mae.train_loop, config, params, scratch, "i2p_mae",
+                    **streamed(config.stream_source(), params.steps, scratch, "i2p_mae"))
     config = ppkt_config(params, inputs, out)
-    return _fit(ppkt.train_loop, config, params, scratch, "ppkt", **ppkt_datasets(config, params, scratch, "ppkt"))
+    return _fit(ppkt.train_loop, config, params, scratch, "ppkt",
+                **streamed(config.stream_spec(), params.steps, scratch, "ppkt", params.reader_actors, params.reader_cpus))
 
 
-def ppkt_datasets(config: ppkt.PPKTConfig, params: PPKTParams, scratch: Path, name: str) -> dict[str, Any]:
+def streamed(source: Any, steps: int, scratch: Path, name: str, reader_actors: int = 1,
+             reader_cpus: float = 0.0) -> dict[str, Any]:
     """fit()'s datasets and their config: each rank's samples from the step the checkpoint holds on, unsplit
-    and in order (training/frame_stream.py says why)."""
-    import ray.train
-    from ray.data import ExecutionOptions
-
+    and in order (training/sample_stream.py says why)."""
     from pix2point.training.distributed import checkpointed_step
-    from pix2point.training.frame_stream import rank_datasets
+    from pix2point.training.sample_stream import trainer_data
 
-    datasets = rank_datasets(config.stream_spec(), checkpointed_step(scratch, name), params.steps,
-                             params.reader_actors, params.reader_cpus)
-    options = ExecutionOptions(preserve_order=True)
-    return {"datasets": datasets, "dataset_config": ray.train.DataConfig(datasets_to_split=[], execution_options=options)}
+    return trainer_data(source, checkpointed_step(scratch, name), steps, reader_actors, reader_cpus)
 
 
 def _fit(train_loop: Callable[[Any], None], config: Any, params: PPKTParams | I2PMAEParams, scratch: Path,
@@ -211,8 +211,9 @@ def i2p_mae_config(params: I2PMAEParams, inputs: dict[str, Path], out: Path) -> 
         objects_dir=inputs["objects"], views_dir=inputs.get(VIEWS_INPUT), out=out, encoder=params.encoder_spec(),
         decoder_depths=params.decoder_depths, mask_ratio=params.mask_ratio, masking=params.masking,
         saliency_temperature=params.saliency_temperature, saliency_distribution=params.saliency_distribution,
-        target_2d=params.target_2d, batch_size=params.batch_size,
+        # A split smaller than a batch trains on all of it each step (each object once).
+        target_2d=params.target_2d, batch_size=min(params.batch_size, len(split_rows(inputs["objects"], "train"))),
         steps=params.steps, learning_rate=params.learning_rate, weight_decay=params.weight_decay,
         drop_path_rate=params.drop_path_rate, warmup_steps=params.warmup_steps, scale_range=params.scale_range, translate=params.translate,
-        checkpoint_every=params.checkpoint_every, seed=params.seed,
+        checkpoint_every=params.checkpoint_every, seed=params.seed, num_workers=params.num_workers,
     )

@@ -11,9 +11,11 @@ import pytest
 from pix2point.io.features_table import shard_path
 from pix2point.io.samples_table import FrameReader, sample_refs, samples_path
 from pix2point.training.distributed import CHECKPOINT_SNAPSHOT, STEP_FILE, checkpointed_step
-from pix2point.training.frame_stream import StreamSpec, decode_samples, encode_sample, rank_datasets
+from pix2point.io.samples_table import FrameSample
+from pix2point.training.frame_stream import StreamSpec
+from pix2point.training.sample_stream import DirectSamples, decode_samples, encode_sample, rank_dataset_name, rank_datasets
 from pix2point.training.augment import mirror_columns
-from pix2point.training.ppkt import DirectSamples, teacher_map_and_columns
+from pix2point.training.ppkt import teacher_map_and_columns
 from pix2point.training.ppkt_data import PretrainFrames
 from pix2point.training.sample_order import rank_samples, step_samples
 
@@ -42,8 +44,8 @@ def test_targeted_reads_give_exactly_the_whole_scene_loaders_samples(smoke_spine
         sample = reader.read(ref)
         assert_same_sample(old[position], sample)
         # ... and the same after the trip through a Ray Data block.
-        (decoded,) = decode_samples(pa.Table.from_pylist([encode_sample(0, 0, position, sample, 0)]))
-        assert_same_sample(old[position], decoded)
+        (decoded,) = decode_samples(pa.Table.from_pylist([encode_sample(0, 0, position, sample.arrays(), 0)]))
+        assert_same_sample(old[position], FrameSample.from_arrays(decoded))
         # The mirrored view is what the whole-scene loader's sample meets under the 2D flip.
         mirrored = reader.read(ref, mirrored=True)
         features, u = teacher_map_and_columns(old[position], flip=True)
@@ -92,7 +94,7 @@ def test_ray_data_stream_holds_the_scheduled_samples_and_a_resumed_stream_contin
     direct = DirectSamples(spec, rank=1)
 
     def rows(start_step):
-        dataset = rank_datasets(spec, start_step, 5, reader_actors=1, reader_cpus=0)["ppkt_rank1"]
+        dataset = rank_datasets(spec, start_step, 5, reader_actors=1, reader_cpus=0)[rank_dataset_name(1)]
         dataset.context.execution_options.preserve_order = True
         return [batch for batch in dataset.iter_batches(batch_size=2, batch_format="pyarrow")]
 
@@ -102,7 +104,7 @@ def test_ray_data_stream_holds_the_scheduled_samples_and_a_resumed_stream_contin
         expected = direct.next(step)
         assert batch["sample"].to_pylist() == expected.ids
         for want, got in zip(expected.samples, decode_samples(batch)):
-            assert_same_sample(want, got)
+            assert_same_sample(FrameSample.from_arrays(want), FrameSample.from_arrays(got))
     # A fresh reader reads each file's footer again, so only the bytes read may differ.
     without_bytes = lambda batches: [b.drop_columns(["bytes_read"]).to_pydict() for b in batches]  # noqa: E731
     assert without_bytes(resumed) == without_bytes(uninterrupted[3:])

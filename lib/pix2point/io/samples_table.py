@@ -21,8 +21,6 @@ only the frames it uses (`FrameReader`), never a whole scene. Plain pyarrow read
 
 from __future__ import annotations
 
-import functools
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ import pyarrow.parquet as pq
 
 from pix2point.io.arrow import atomic_parquet_writer, tensor_column_to_numpy
 from pix2point.io.features_table import MIRRORED_COLUMN, shard_path
+from pix2point.io.row_groups import RowGroupReader
 
 SAMPLES_DIR = "samples"
 # Columns a training step needs; point_index is there for tracing a sample back to the scan.
@@ -70,6 +69,17 @@ class FrameSample:
         """Bytes of the arrays a training step uses (the denominator of read amplification)."""
         maps = self.features.nbytes + (0 if self.features_mirrored is None else self.features_mirrored.nbytes)
         return self.xyz.nbytes + self.rgb.nbytes + self.pixels.nbytes + maps
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The sample as named arrays, the form training/sample_stream.py carries (the mirrored map is not
+        carried: the streamed sample is already the view the flip drew)."""
+        return {"xyz": self.xyz, "rgb": self.rgb, "pixels": self.pixels, "features": self.features,
+                "image_size": np.array(self.image_size, np.int64)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> FrameSample:
+        width, height = arrays["image_size"].tolist()
+        return cls(arrays["xyz"], arrays["rgb"], arrays["pixels"], (width, height), arrays["features"])
 
 
 def samples_path(pairs_dir: Path, scene: str) -> Path:
@@ -155,41 +165,26 @@ def sample_refs(pairs_dir: Path, scenes: Sequence[str]) -> list[SampleRef]:
     return refs
 
 
-class CountingFile(io.FileIO):
-    """A read-only file that counts the bytes read from it, so readers can report what storage served."""
-
-    def __init__(self, path: Path):
-        super().__init__(path, "rb")
-        self.bytes_read = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = super().read(size)
-        self.bytes_read += len(data)
-        return data
-
-    def readinto(self, buffer) -> int:
-        count = super().readinto(buffer)
-        self.bytes_read += count or 0
-        return count
-
-
 class FrameReader:
     """Reads single samples by targeted row-group reads: per frame one samples row group and one features
-    row group, with each file's footer parsed once (an LRU of `cached_footers` files, so memory does not
-    grow with the dataset). `bytes_read` counts every byte read from storage, footers included."""
+    row group (io/row_groups.RowGroupReader: footers parsed once, in a bounded LRU, so memory does not grow
+    with the dataset). `bytes_read` counts every byte read from storage, footers included."""
 
     def __init__(self, pairs_dir: Path, features_dir: Path, cached_footers: int = 128):
         self.pairs_dir, self.features_dir = pairs_dir, features_dir
-        self.bytes_read = 0
-        self._footer = functools.lru_cache(maxsize=cached_footers)(self._read_footer)
+        self._rows = RowGroupReader(cached_footers)
+
+    @property
+    def bytes_read(self) -> int:
+        return self._rows.bytes_read
 
     def read(self, ref: SampleRef, mirrored: bool = False) -> FrameSample:
         """The sample `ref` points at. `mirrored`: its view under PPKT's 2D flip instead (SLidR
         utils/transforms.py FlipHorizontal): the teacher's map of the mirrored image (features2d's
         features_mirrored column) and the mirrored pixel columns u -> W - 1 - u; only that map is read."""
-        row = self._read_row_group(samples_path(self.pairs_dir, ref.scene), ref.row_group, list(TRAINING_COLUMNS))
+        row = self._rows.read_row_group(samples_path(self.pairs_dir, ref.scene), ref.row_group, list(TRAINING_COLUMNS))
         column = MIRRORED_COLUMN if mirrored else "features"
-        maps = self._read_row_group(shard_path(self.features_dir, ref.scene), ref.features_row_group, [column])
+        maps = self._rows.read_row_group(shard_path(self.features_dir, ref.scene), ref.features_row_group, [column])
         width = row["color_width"][0].as_py()
         u = _list_values(row["u"], ()).astype(np.int64)
         return FrameSample(
@@ -198,18 +193,6 @@ class FrameReader:
             image_size=(width, row["color_height"][0].as_py()),
             features=tensor_column_to_numpy(maps[column].slice(ref.features_row, 1))[0],
         )
-
-    def _read_row_group(self, path: Path, group: int, columns: list[str]) -> pa.Table:
-        with CountingFile(path) as handle:
-            table = pq.ParquetFile(handle, metadata=self._footer(path)).read_row_group(group, columns=columns)
-            self.bytes_read += handle.bytes_read
-        return table
-
-    def _read_footer(self, path: Path) -> pq.FileMetaData:
-        with CountingFile(path) as handle:
-            metadata = pq.ParquetFile(handle).metadata
-            self.bytes_read += handle.bytes_read
-        return metadata
 
 
 def _list_values(column: pa.ChunkedArray, shape: tuple[int, ...]) -> np.ndarray:

@@ -20,8 +20,9 @@ projection). Every point has a pixel inside the image: 0 <= u, v < image_size.
 Schema metadata (JSON values): teacher, layer, channels, image_size (square side), splat (footprint
 side in pixels), views (the 3 axis permutations), saliency ({"method", "description"}), mean, std (the
 teacher's input normalisation the depth images got), interpolation (how the feature map was upsampled).
-Rows of one split are contiguous (objects.parquet groups them) and a row group never holds two splits, so
-reading one split skips the other's row groups.
+Rows of one split are contiguous (objects.parquet groups them) and a row group holds at most
+ROW_GROUP_ROWS (16) objects of one split, so reading one split skips the other's row groups and a training
+step reads only the groups of the objects it uses.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from pix2point.io.arrow import (
     tensor_column_to_numpy,
     with_metadata,
 )
-from pix2point.io.objects_table import SPLITS
+from pix2point.io.objects_table import ROW_GROUP_ROWS, SPLITS
 
 VIEWS_FILE = "views.parquet"
 METADATA_KEYS = ("teacher", "layer", "channels", "image_size", "splat", "views", "saliency", "mean", "std",
@@ -76,9 +77,9 @@ def views_schema(views: int, points: int, channels: int, metadata: dict[str, Any
 
 
 class ViewsWriter:
-    """Writes a views table (views_path(dir), or a part of one) one chunk of objects at a time, each chunk
-    one row group, so the whole table never has to be in memory. The file appears under its real name
-    only when the block ends without error (pix2point.io.arrow.atomic_parquet_writer)."""
+    """Writes a views table (views_path(dir), or a part of one) one chunk of objects at a time, in row groups
+    of at most ROW_GROUP_ROWS objects of one split, so the whole table never has to be in memory. The file
+    appears under its real name only when the block ends without error (pix2point.io.arrow.atomic_parquet_writer)."""
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.path = path
@@ -98,7 +99,7 @@ class ViewsWriter:
         return self._context.__exit__(*error)
 
     def write(self, views: Views, splits: Sequence[str]) -> None:
-        """Append `views` (one split only: a row group never mixes splits) as one row group."""
+        """Append `views` (one split only: a row group never mixes splits)."""
         if len(set(splits)) != 1 or len(splits) != len(views.shapes):
             raise ValueError(f"a chunk of views needs one split for all {len(views.shapes)} objects, got {sorted(set(splits))}")
         table = pa.Table.from_arrays(
@@ -114,8 +115,9 @@ class ViewsWriter:
         self.append(table)
 
     def append(self, table: pa.Table) -> None:
-        """Append rows already in this schema (a part written by another ViewsWriter) as one row group."""
-        self._writer.write_table(table, row_group_size=max(len(table), 1))
+        """Append rows already in this schema (a part written by another ViewsWriter), ROW_GROUP_ROWS a row
+        group: a training step reads the group of each object it uses (io/row_groups.py)."""
+        self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
 
 
 def read_views(views_dir: Path, split: str | None = None) -> Views:

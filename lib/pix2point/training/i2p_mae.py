@@ -11,11 +11,13 @@ Without saliency and the 2D target this is plain Point-M2AE masked autoencoding.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, NamedTuple
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,7 +29,11 @@ from pix2point.models.point_m2ae import HierarchicalEncoder, PointM2AESpec, save
 from pix2point.models.point_m2ae_decoder import HierarchicalDecoder
 from pix2point.training.chamfer import chamfer_l2
 from pix2point.training.determinism import StepStreams
-from pix2point.training.i2p_mae_data import MAEBatch, ObjectViews, load_object_views, sample_batch
+from pix2point.io.objects_table import objects_metadata, split_rows
+from pix2point.io.views_table import views_path
+from pix2point.training.i2p_mae_data import MAEBatch, check_views_match, streamed_batch
+from pix2point.training.object_samples import ObjectSource
+from pix2point.training.sample_stream import Samples, SampleStream
 from pix2point.training.loop import StepTraining, run_steps
 from pix2point.training.masking import guided_visible, propagate_visible, random_visible
 from pix2point.training.params import Masking, SaliencyDistribution
@@ -50,7 +56,7 @@ class I2PMAEConfig:
     saliency_temperature: float
     saliency_distribution: SaliencyDistribution
     target_2d: bool
-    batch_size: int  # objects per step and worker
+    batch_size: int  # objects per step and worker (at most the training split's objects)
     steps: int
     learning_rate: float
     weight_decay: float  # AdamW's, on weight matrices only (weight_decay_groups)
@@ -60,6 +66,17 @@ class I2PMAEConfig:
     translate: float
     checkpoint_every: int
     seed: int
+    num_workers: int = 1
+    prefetch_batches: int = 2  # steps' objects Ray Data reads ahead of the training step
+
+    def stream_source(self) -> ObjectSource:
+        """The training split's objects in the shared stream's order (built on the driver): distinct objects
+        in each step's batch, the order a function of (seed, step, rank)."""
+        views = self.views_dir if needs_views(self) else None
+        if views is not None:
+            check_views_match(self.objects_dir, views)
+        return ObjectSource(self.objects_dir, split_rows(self.objects_dir, "train"), self.seed, self.batch_size,
+                            self.num_workers, views, self.saliency_distribution)
 
 
 class Losses(NamedTuple):
@@ -117,7 +134,7 @@ class I2PMAETraining(StepTraining):
     """One worker's training; `step()` is the whole per-step work, shared by Ray Train and the bench."""
 
     config: I2PMAEConfig
-    data: ObjectViews
+    samples: Samples
     # The finest scales' output LayerNorms feed no loss (the decoder reads the coarsest scales); the original
     # runs DDP with find_unused_parameters too.
     has_unused_parameters: ClassVar[bool] = True
@@ -126,13 +143,16 @@ class I2PMAETraining(StepTraining):
     def seed(self) -> int:
         return self.config.seed
 
-    def step(self, streams: StepStreams) -> tuple[dict[str, float], dict[str, int]]:
+    def step(self, streams: StepStreams) -> tuple[dict[str, float], dict[str, object]]:
+        """One optimiser step -> (losses, {objects, the data path's cost and which objects it trained on})."""
         config = self.config
-        batch = sample_batch(self.data, config.batch_size, streams.numpy, config.scale_range, config.translate)
+        started = time.perf_counter()
+        data = self.samples.next(streams.step)
+        batch = streamed_batch(data.samples, streams.numpy, config.scale_range, config.translate)
         losses = self.model(*self._on_device(batch), streams.torch)
         self.optimise(losses.total)
         return ({"loss": losses.total.item(), "chamfer": losses.chamfer.item(), "feature_loss": losses.feature.item()},
-                {"objects": len(batch.points)})
+                {"objects": len(batch.points), **data.costs(time.perf_counter() - started)})
 
     def _on_device(self, batch: MAEBatch) -> tuple[torch.Tensor | None, ...]:
         return tuple(None if value is None else value.to(self.device) for value in (batch.points, batch.saliency, batch.features))
@@ -142,25 +162,32 @@ def needs_views(config: I2PMAEConfig) -> bool:
     return config.masking == "guided" or config.target_2d
 
 
-def build_training(config: I2PMAEConfig, rank: int, device: torch.device) -> I2PMAETraining:
+def build_training(config: I2PMAEConfig, rank: int, device: torch.device, samples: Samples) -> I2PMAETraining:
     torch.manual_seed(config.seed)  # identical initial weights on every worker
-    data = load_object_views(config.objects_dir, config.views_dir if needs_views(config) else None,
-                             config.saliency_distribution)
-    if config.encoder.num_groups[0] > data.points.shape[1]:
+    points = int(objects_metadata(config.objects_dir)["points_per_object"])
+    if config.encoder.num_groups[0] > points:
         raise ValueError(f"num_groups[0] = {config.encoder.num_groups[0]} exceeds the objects' "
-                         f"{data.points.shape[1]} points per object")
-    model = I2PMAE(config.encoder, config.decoder_depths, data.feature_channels if config.target_2d else None,
+                         f"{points} points per object")
+    model = I2PMAE(config.encoder, config.decoder_depths, feature_channels(config) if config.target_2d else None,
                    config.mask_ratio, config.masking, config.saliency_temperature, config.drop_path_rate).to(device)
     optimizer = torch.optim.AdamW(weight_decay_groups(model, config.weight_decay), lr=config.learning_rate)
     schedule = warmup_cosine(optimizer, config.steps, config.warmup_steps)
     return I2PMAETraining(model=model, optimizer=optimizer, schedule=schedule, rank=rank, device=device, config=config,
-                          data=data)
+                          samples=samples)
+
+
+def feature_channels(config: I2PMAEConfig) -> int:
+    """V * C: the 3 views' teacher channels side by side (i2p_mae_data.point_views), from views.parquet's schema."""
+    views, _, channels = pq.read_schema(views_path(config.views_dir)).field("features").type.shape
+    return views * channels
 
 
 def train_loop(config: I2PMAEConfig) -> None:
-    """Ray Train worker loop: resumes from the latest checkpoint, writes the encoder and loss curve at the end."""
+    """Ray Train worker loop: resumes from the latest checkpoint, writes the encoder and loss curve at the end.
+    Objects come from this rank's Ray Dataset (training/sample_stream.py)."""
     rank = ray.train.get_context().get_world_rank()
-    training = build_training(config, rank, ray.train.torch.get_device())
+    stream = SampleStream.for_rank(rank, config.batch_size, config.prefetch_batches)
+    training = build_training(config, rank, ray.train.torch.get_device(), stream)
     model, history, _ = run_steps(training, config.steps, config.checkpoint_every)
     if rank == 0:
         save_encoder(config.out, model.encoder)

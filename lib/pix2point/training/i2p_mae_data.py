@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import torch
 
 from pix2point.io.objects_table import objects_path, read_objects
@@ -40,24 +41,48 @@ class MAEBatch:
 
 def load_object_views(objects_dir: Path, views_dir: Path | None,
                       saliency_distribution: SaliencyDistribution = "reference") -> ObjectViews:
+    """The whole training split in memory: the reference the streamed objects (training/object_samples.py)
+    are tested against."""
     objects = read_objects(objects_dir, "train")
     if views_dir is None:
         return ObjectViews(objects.points, None, None)
+    check_views_match(objects_dir, views_dir)
     views = read_views(views_dir, "train")
-    if views.shapes != objects.shapes:
-        raise ValueError(f"{views_path(views_dir)}: its training rows ({len(views.shapes)}) are not the objects of "
-                         f"{objects_path(objects_dir)} ({len(objects.shapes)}) in the same order; rebuild views2d on these objects")
-    if views.features.shape[2] != objects.points.shape[1]:
-        raise ValueError(f"{views_path(views_dir)}: {views.features.shape[2]} points per object, but "
-                         f"{objects_path(objects_dir)} has {objects.points.shape[1]}")
-    features = views.features.transpose(0, 2, 1, 3).reshape(*objects.points.shape[:2], -1)
-    saliency = views.saliency if saliency_distribution == "reference" else min_max_per_view(views.saliency)
-    return ObjectViews(objects.points, saliency.mean(axis=1, dtype=np.float32), np.ascontiguousarray(features))
+    saliency, features = point_views(views.features, views.saliency, saliency_distribution)
+    return ObjectViews(objects.points, saliency, features)
+
+
+def check_views_match(objects_dir: Path, views_dir: Path) -> None:
+    """Raises ValueError naming both files unless views.parquet's rows are objects.parquet's objects, in the
+    same order, with as many points each (reads the shape columns and the schemas only)."""
+    objects, views = objects_path(objects_dir), views_path(views_dir)
+    if not views.is_file():
+        raise FileNotFoundError(f"{views}: no views table (is {views_dir} a views2d artefact?)")
+    object_shapes = pq.read_table(objects, columns=["shape"])["shape"].to_pylist()
+    view_shapes = pq.read_table(views, columns=["shape"])["shape"].to_pylist()
+    if object_shapes != view_shapes:
+        raise ValueError(f"{views}: its rows ({len(view_shapes)}) are not the objects of {objects} "
+                         f"({len(object_shapes)}) in the same order; rebuild views2d on these objects")
+    view_points = pq.read_schema(views).field("features").type.shape[1]
+    object_points = pq.read_schema(objects).field("points").type.shape[0]
+    if view_points != object_points:
+        raise ValueError(f"{views}: {view_points} points per object, but {objects} has {object_points}")
+
+
+def point_views(features: np.ndarray, saliency: np.ndarray,
+                saliency_distribution: SaliencyDistribution) -> tuple[np.ndarray, np.ndarray]:
+    """One object's (or a stack's, leading axes kept) views per point: features [..., V, N, C] float16 ->
+    [..., N, V * C] (view 0's C channels, then view 1's, ...); saliency [..., V, N] -> [..., N] float32, the
+    views' mean (each view first rescaled to [0, 1] with `min_max`)."""
+    features = np.moveaxis(features, -3, -2)
+    features = np.ascontiguousarray(features.reshape(*features.shape[:-2], -1))
+    saliency = saliency if saliency_distribution == "reference" else min_max_per_view(saliency)
+    return saliency.mean(axis=-2, dtype=np.float32), features
 
 
 def min_max_per_view(saliency: np.ndarray) -> np.ndarray:
-    """[M, V, N] -> each object's view rescaled to [0, 1] over its points (a constant view becomes all 0)."""
-    low, high = saliency.min(axis=2, keepdims=True), saliency.max(axis=2, keepdims=True)
+    """[..., V, N] -> each view rescaled to [0, 1] over its points (a constant view becomes all 0)."""
+    low, high = saliency.min(axis=-1, keepdims=True), saliency.max(axis=-1, keepdims=True)
     return ((saliency - low) / np.maximum(high - low, np.finfo(np.float32).tiny)).astype(np.float32)
 
 
@@ -73,9 +98,23 @@ def scale_and_translate(points: np.ndarray, rng: np.random.Generator, scale_rang
 
 def sample_batch(data: ObjectViews, size: int, rng: np.random.Generator, scale_range: tuple[float, float],
                  translate: float) -> MAEBatch:
+    """A batch drawn from the whole split in memory (the pre-streaming path, kept for tests)."""
     picks = np.sort(rng.choice(len(data.points), size=min(size, len(data.points)), replace=False))
+    return stacked_batch(data.points[picks], None if data.saliency is None else data.saliency[picks],
+                         None if data.features is None else data.features[picks], rng, scale_range, translate)
+
+
+def streamed_batch(samples: list[dict[str, np.ndarray]], rng: np.random.Generator, scale_range: tuple[float, float],
+                   translate: float) -> MAEBatch:
+    """A batch of streamed objects (training/object_samples.py), in stream order."""
+    stack = lambda name: np.stack([sample[name] for sample in samples]) if name in samples[0] else None  # noqa: E731
+    return stacked_batch(stack("points"), stack("saliency"), stack("features"), rng, scale_range, translate)
+
+
+def stacked_batch(points: np.ndarray, saliency: np.ndarray | None, features: np.ndarray | None,
+                  rng: np.random.Generator, scale_range: tuple[float, float], translate: float) -> MAEBatch:
     return MAEBatch(
-        points=torch.from_numpy(scale_and_translate(data.points[picks], rng, scale_range, translate)),
-        saliency=None if data.saliency is None else torch.from_numpy(data.saliency[picks]),
-        features=None if data.features is None else torch.from_numpy(data.features[picks]),
+        points=torch.from_numpy(scale_and_translate(points, rng, scale_range, translate)),
+        saliency=None if saliency is None else torch.from_numpy(np.ascontiguousarray(saliency)),
+        features=None if features is None else torch.from_numpy(np.ascontiguousarray(features)),
     )

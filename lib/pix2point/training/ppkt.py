@@ -10,7 +10,6 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -20,7 +19,7 @@ from torch import nn
 import ray.train.torch
 from pix2point.io.arrow import write_table
 from pix2point.io.features_table import feature_metadata
-from pix2point.io.samples_table import FrameReader, FrameSample, sample_refs
+from pix2point.io.samples_table import FrameSample, sample_refs
 from pix2point.io.scenes_table import read_splits
 from pix2point.models.backbone import BackboneSpec, build_backbone, point_input_features, save_backbone
 from pix2point.models.heads import ProjectionHead
@@ -36,7 +35,8 @@ from pix2point.training.augment import (
 from pix2point.training.determinism import StepStreams
 from pix2point.training.infonce import info_nce
 from pix2point.training.loop import StepTraining, run_steps
-from pix2point.training.frame_stream import SampleStream, StepData, StreamSpec, read_step
+from pix2point.training.frame_stream import StreamSpec
+from pix2point.training.sample_stream import Samples, SampleStream
 from pix2point.training.voxelize import SparseBatch, collate_sparse, voxelize
 
 LOSS_FILE = "loss.parquet"
@@ -154,25 +154,6 @@ def teacher_map_and_columns(sample: FrameSample, flip: bool) -> tuple[np.ndarray
     return sample.features_mirrored, mirror_columns(sample.pixels[:, 0], sample.image_size[0])
 
 
-class Samples(Protocol):
-    def next(self, step: int) -> StepData:
-        """The samples this worker trains on at 0-based `step`, with what reading them cost."""
-
-
-class DirectSamples:
-    """The same samples as the streamed ones, read in this process when the step asks (no prefetch): for
-    the bench's in-process loop and for tests that compare the two paths."""
-
-    def __init__(self, spec: StreamSpec, rank: int):
-        self.spec, self.rank = spec, rank
-        self.reader = FrameReader(spec.pairs_dir, spec.features_dir)
-
-    def next(self, step: int) -> StepData:
-        started = time.perf_counter()
-        ids, samples, bytes_read = read_step(self.spec, self.reader, step, self.rank)
-        return StepData(ids, samples, sum(bytes_read), sum(s.nbytes for s in samples), time.perf_counter() - started)
-
-
 @dataclass
 class PPKTTraining(StepTraining):
     """One worker's training; `step()` is the whole per-step work, shared by Ray Train and the bench."""
@@ -194,15 +175,12 @@ class PPKTTraining(StepTraining):
         samples it trained on})."""
         started = time.perf_counter()
         data = self.samples.next(streams.step)
-        batch = make_batch(data.samples, self.batch_config, streams.numpy)
+        samples = [FrameSample.from_arrays(arrays) for arrays in data.samples]
+        batch = make_batch(samples, self.batch_config, streams.numpy)
         loss = ppkt_loss(self.model, batch, self.config.temperature, self.device)
         self.optimise(loss)
-        seconds = time.perf_counter() - started
-        return {"loss": loss.item()}, {
-            "points": sum(len(sample.xyz) for sample in data.samples), "bytes_read": data.bytes_read,
-            "sample_bytes": data.sample_bytes, "data_wait_s": data.wait_s, "step_s": seconds,
-            "data_wait": data.wait_s / seconds, "samples": data.ids,
-        }
+        return {"loss": loss.item()}, {"points": sum(len(sample.xyz) for sample in samples),
+                                       **data.costs(time.perf_counter() - started)}
 
 
 def build_training(config: PPKTConfig, rank: int, device: torch.device, samples: Samples) -> PPKTTraining:
@@ -219,7 +197,7 @@ def build_training(config: PPKTConfig, rank: int, device: torch.device, samples:
 
 def train_loop(config: PPKTConfig) -> None:
     """Ray Train worker loop: resumes from the latest checkpoint, writes the backbone and loss curve at the end.
-    Samples come from this rank's Ray Dataset (training/frame_stream.py)."""
+    Samples come from this rank's Ray Dataset (training/sample_stream.py)."""
     rank = ray.train.get_context().get_world_rank()
     stream = SampleStream.for_rank(rank, config.frames_per_batch, config.prefetch_batches)
     training = build_training(config, rank, ray.train.torch.get_device(), stream)

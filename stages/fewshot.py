@@ -124,6 +124,9 @@ class Params(ReportNoteParams):
     point_m2ae: PointM2AEParams = PointM2AEParams()
     image2point: Image2PointParams = Image2PointParams()
     cpus_per_episode: float = Field(1, gt=0)  # Ray CPUs per episode task
+    # Re-estimate BatchNorm statistics on the support objects before scoring (not in the reference, whose 150
+    # epochs need none): after a few dozen steps the running statistics are still mostly their initial values.
+    recalibrate_batchnorm: bool = False
     # Bit-identical reruns: one thread per task and torch's deterministic algorithms (training/determinism.py).
     deterministic: bool = False
 
@@ -150,7 +153,8 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
     train, test = (read_objects(inputs[OBJECTS_INPUT], split) for split in ("train", "test"))
     jobs = episode_jobs(params, train.labels, test.labels, train.shapes, test.shapes)
     settings = EpisodeSettings(recipes(params, inputs), tuple(class_names(inputs[OBJECTS_INPUT])), params.epochs,
-                               params.steps, params.batch_size, params.deterministic, scratch / RECORDS)
+                               params.steps, params.batch_size, params.deterministic, params.recalibrate_batchnorm,
+                               scratch / RECORDS)
     started = time.perf_counter()
     paths = [record_path(settings.records_dir, job.network, job.episode.ways, job.episode.shots, job.episode.fold)
              for job in jobs]

@@ -46,6 +46,7 @@ class EpisodeSettings:
     steps: int | None  # per episode whatever its support size; None: epochs x steps per epoch
     batch_size: int  # support objects per step, at most the support set
     deterministic: bool
+    recalibrate_batchnorm: bool  # re-estimate BatchNorm statistics on the support objects before scoring
     records_dir: Path  # one JSON record per finished episode (record_path)
 
 
@@ -89,8 +90,26 @@ def train_and_score(recipe: Recipe, episode: Episode, support: np.ndarray, query
         optimizer.step()
         schedule.step()
         losses.append(loss.item())
+    if settings.recalibrate_batchnorm:
+        recalibrate_batchnorm(model, recipe, support, batch_size, seed)
     predicted = predict(model, recipe, query, batch_size)
     return float(np.mean(predicted == episode.query_labels)), losses, steps
+
+
+def recalibrate_batchnorm(model: torch.nn.Module, recipe: Recipe, support: np.ndarray, batch_size: int,
+                          seed: int) -> None:
+    """Re-estimate the BatchNorm statistics as plain averages over the [S, N, 3] support clouds ("precise BN",
+    torch.optim.swa_utils.update_bn; why: training/object_finetuning.recalibrate_batchnorm), unless some
+    BatchNorm is frozen (an Image2Point FIP mode keeps the inflated statistics). Not in the reference."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+    from torch.optim.swa_utils import update_bn
+
+    norms = [module for module in model.modules() if isinstance(module, _BatchNorm)]
+    if any(not parameter.requires_grad for module in norms for parameter in module.parameters()):
+        return
+    torch.manual_seed(seed)
+    chunks = np.array_split(np.arange(len(support)), max(1, -(-len(support) // batch_size)))
+    update_bn([recipe.evaluation_batch(support[rows]) for rows in chunks if len(rows) > 1], model)
 
 
 def predict(model: torch.nn.Module, recipe: Recipe, clouds: np.ndarray, batch_size: int) -> np.ndarray:

@@ -1,7 +1,9 @@
 """ScanNet-shaped rehearsal: what PPKT's data path reads per step, how long a step waits for it, whether a
-worker's memory grows with the dataset, and what each scene stage would cost on ScanNet.
+worker's memory grows with the dataset (PPKT and the other training stages), and what each scene stage would
+cost on ScanNet.
 
     .venv/bin/python bench/scale.py [--scenes 16] [--frames 16] [--steps 30] [--artefacts DIR]
+                                    [--profile scale] [--objects-per-class 32] [--rss-scenes 4] [--rss-steps 8]
 
 Runs the pipeline's `scale` profile (ScanNet's per-item sizes; see pipeline.yaml) up to `pretrain` on
 `--scenes` synthetic scenes, then on twice as many. The teacher is a ResNet-50 with RANDOM weights written
@@ -12,10 +14,14 @@ to a file (only costs are measured here). Prints:
   replayed from its sampling (frames drawn with replacement, an LRU of 64 scenes, each miss reading the
   scene's points, pairs and features files whole) at this rehearsal's size and at ScanNet's shape;
 - data wait (seconds waiting for the batch / step seconds, steps after the first);
-- the training worker's peak RSS with N and 2N scenes;
+- the training worker's peak RSS with N and 2N scenes, and (bench/training_rss.py) I2P-MAE pretraining's and
+  classification's with N and 2N objects and segmentation finetuning's with N and 2N scenes, each beside the
+  training split's bytes a whole-split loader held in every worker;
 - per stage: seconds per item measured here, extrapolated to ScanNet on 1 and 8 workers, and storage.
 
-It ends with `scale: read_amplification=<old>-><new> data_wait=<fraction> rss_growth=<ratio>`.
+It ends with `scale: read_amplification=<old>-><new> data_wait=<fraction> rss_growth=<ratio>`, rss_growth
+the worst stage's. `--profile smoke` runs PPKT's part on the smoke profile's tiny scenes instead (minutes,
+not hours; its ScanNet table is then not at ScanNet's per-item sizes).
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+
+import training_rss  # bench/training_rss.py, beside this script
 
 PIPELINE = Path(__file__).resolve().parents[1] / "pipeline.yaml"
 
@@ -54,16 +62,23 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=16, help="frames per scene (ScanNet keeps ~65)")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--artefacts", type=Path, default=Path("artefacts-scale"))
+    parser.add_argument("--profile", default="scale", help="profile of PPKT's rehearsal (scale: ScanNet's sizes)")
+    parser.add_argument("--objects-per-class", type=int, default=32, help="training objects per class (8 classes)")
+    parser.add_argument("--rss-scenes", type=int, default=4, help="scenes of the finetuning RSS run")
+    parser.add_argument("--rss-steps", type=int, default=8, help="steps of each non-PPKT RSS run")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
     ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
-    weights = random_teacher(scale_profile_teacher())
-    print(f"teacher: ResNet-50 layer4 with RANDOM weights from {weights} (costs only; features are meaningless)")
+    if args.profile == "scale":
+        weights = random_teacher(scale_profile_teacher())
+        print(f"teacher: ResNet-50 layer4 with RANDOM weights from {weights} (costs only; features are meaningless)")
     small = rehearse(args, args.scenes)
     large = rehearse(args, 2 * args.scenes)
-    report(args, small, large)
+    others = training_rss.measure(args.artefacts.resolve() / "training-rss", args.objects_per_class, args.rss_scenes,
+                                  args.rss_steps)
+    report(args, small, large, others)
     ray.shutdown()
 
 
@@ -93,7 +108,7 @@ def rehearse(args: argparse.Namespace, scenes: int) -> Rehearsal:
     overrides = [f"scenes.synthetic.num_scenes={scenes}", f"scenes.synthetic.frames={args.frames}",
                  f"pretrain.steps={args.steps}",
                  f"pretrain.checkpoint_every={args.steps}"]
-    pipeline = load_pipeline(PIPELINE, "scale", overrides)
+    pipeline = load_pipeline(PIPELINE, args.profile, overrides)
     outcomes = run_pipeline(pipeline, ArtefactStore(args.artefacts), targets=["pretrain"])
     found = {o.stage: (o.path, o.seconds) for o in outcomes}
     loss = pq.read_table(found["pretrain"][0] / "loss.parquet").to_pydict()
@@ -140,7 +155,7 @@ def directory_bytes(path: Path, pattern: str = "**/*") -> int:
     return sum(p.stat().st_size for p in path.glob(pattern) if p.is_file())
 
 
-def report(args: argparse.Namespace, small: Rehearsal, large: Rehearsal) -> None:
+def report(args: argparse.Namespace, small: Rehearsal, large: Rehearsal, others: list[training_rss.StageRss]) -> None:
     loss = large.loss
     frames_per_batch = len(loss["samples"][0])
     sample_bytes_per_frame = float(np.sum(loss["sample_bytes"])) / (len(loss["sample_bytes"]) * frames_per_batch)
@@ -167,10 +182,14 @@ def report(args: argparse.Namespace, small: Rehearsal, large: Rehearsal) -> None
           f"({SCANNET_TRAIN_SCENES} scenes x 65 frames, {SCANNET_FRAMES_PER_STEP} a step): {old_scannet:.1f}")
     print(f"  data wait (wait / step, steps 2..): {data_wait:.4f}; median wait per step "
           f"{np.median(loss['data_wait_s'][steady]):.3f} (step here {np.median(loss['step_s'][steady]):.2f} s on CPU)")
-    print(f"  worker peak RSS: {small.scenes} scenes {rss_small:.0f} MB, {large.scenes} scenes {rss_large:.0f} MB")
+    print(f"  worker peak RSS: {small.scenes} scenes {rss_small:.0f} MB, {large.scenes} scenes {rss_large:.0f} MB "
+          f"(x{rss_large / rss_small:.3f})")
+    print("\nOther training stages, streamed the same way (worker peak RSS with N and 2N items):")
+    training_rss.print_rows(others)
     cost_table(large, args.frames)
+    growth = max([rss_large / rss_small, *(row.growth for row in others)])
     print(f"scale: read_amplification={old_scannet:.1f}->{new_amplification:.2f} data_wait={data_wait:.4f} "
-          f"rss_growth={rss_large / rss_small:.3f}")
+          f"rss_growth={growth:.3f}")
 
 
 def scan_bytes(outcomes: dict) -> np.ndarray:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pix2point.evaluation.report_note import ReportNoteParams, add_note
 from pix2point.io.classify_table import read_history, read_runs, run_name, write_history, write_runs
-from pix2point.io.objects_table import class_names, read_objects
+from pix2point.io.objects_table import class_names, split_rows
 from pix2point.io.paths import AbsolutePath
 from pix2point.io.trials_table import write_trials
 from pix2point.models.backbone_spec import Rounding
@@ -100,23 +100,27 @@ class Params(SGDParams, RunGridParams, ReportNoteParams):
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
     from pix2point.evaluation.classification_report import REPORT_FILE, write_report
-    from pix2point.training.classification import ClassifyConfig, epoch_steps, train_loop
+    from pix2point.training.classification import ClassifyConfig, epoch_steps, run_source, train_loop
+    from pix2point.training.sample_stream import trainer_data
     from pix2point.training.trials import copy_run_outputs, fit_runs
 
     objects_dir = inputs["objects"]
     names = tuple(class_names(objects_dir))
+    steps = epoch_steps(len(split_rows(objects_dir, "train")), params.batch_size, params.num_workers)
     config = ClassifyConfig(
         # Runs write their models into scratch, which outlives a killed attempt; copied into `out` at the end.
         objects_dir=objects_dir, out=scratch / "outputs", classifier=classifier_spec(params, len(names)), class_names=names,
         runs=run_specs(params), epochs=params.epochs, batch_size=params.batch_size, voxel_size=params.voxel_size,
         voxel_rounding=params.voxel_rounding, learning_rate=params.learning_rate, momentum=params.momentum,
         weight_decay=params.weight_decay, augmentation=params.object_augmentation(),
-        checkpoint_every=params.checkpoint_every, save_models=params.save_models,
+        checkpoint_every=params.checkpoint_every, save_models=params.save_models, steps_per_epoch=steps,
     )
     started = time.perf_counter()
-    records = fit_runs(train_loop, lambda run: replace(config, runs=(run,)), config.runs, storage=scratch,
-                       **params.run_grid_scaling())
-    steps = epoch_steps(len(read_objects(objects_dir, "train").labels), params.batch_size, params.num_workers)
+    # Each run streams its own training objects (its few-shot subset) to its trainer's workers.
+    config_for = lambda run: replace(config, runs=(run,), source=run_source(  # noqa: E731
+        objects_dir, run.shots, run.seed, params.batch_size, params.num_workers))
+    records = fit_runs(train_loop, config_for, config.runs, storage=scratch, **params.run_grid_scaling(),
+                       data_for=lambda run_config, start: trainer_data(run_config.source, start, params.epochs * steps))
     write_runs(out, [record.result for record in records], list(names), params.network, steps)
     write_history(out, [epoch for record in records for epoch in record.state["history"]])
     write_trials(out, records)

@@ -59,7 +59,9 @@ class Params(SGDParams, PointAugmentationParams, RunGridParams):
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
     # Imported here: the training code needs torch, MinkowskiEngine and Ray, which loading the pipeline must not.
+    from pix2point.training.sample_stream import trainer_data
     from pix2point.training.segmentation import FinetuneConfig, train_loop
+    from pix2point.training.segmentation_data import SceneSource
     from pix2point.training.trials import copy_run_outputs, fit_runs
 
     scenes_dir = inputs["scenes"]
@@ -75,8 +77,11 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
         checkpoint_every=params.checkpoint_every,
     )
     started = time.perf_counter()
-    records = fit_runs(train_loop, lambda run: replace(config, runs=(run,)), runs, storage=scratch,
-                       **params.run_grid_scaling())
+    # Each run streams its own training scenes (its label budget) to its trainer's workers.
+    config_for = lambda run: replace(config, runs=(run,), source=SceneSource.for_run(  # noqa: E731
+        scenes_dir, run.label_fraction, params.label_unit, run.seed, params.scenes_per_batch, params.num_workers))
+    records = fit_runs(train_loop, config_for, runs, storage=scratch, **params.run_grid_scaling(),
+                       data_for=lambda run_config, start: trainer_data(run_config.source, start, params.steps))
     write_runs(out, [record.result for record in records], config.class_names, config.label_unit,
                params.deterministic)
     write_history(out, [epoch for record in records for epoch in record.state["history"]])

@@ -1,6 +1,6 @@
-"""Objects streamed to the training workers (I2P-MAE): the same data the whole-split loader gave, one row group
-read per object, distinct samples per batch, and an order a resumed run continues (real Parquet, real Ray
-Data)."""
+"""Objects and scenes streamed to the training workers (classification, I2P-MAE, finetuning): the same data the
+whole-split loaders gave, one row group read per object, distinct samples per batch, and an order a resumed
+run continues (real Parquet, real Ray Data)."""
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -9,6 +9,9 @@ import pytest
 from stages import views2d
 
 from pix2point.io.objects_table import ROW_GROUP_ROWS, objects_path, read_objects, split_rows
+from pix2point.io.scenes_table import IGNORE_LABEL
+from pix2point.training.classification import run_source
+from pix2point.training.distributed import checkpoint_step, run_snapshot
 from pix2point.training.i2p_mae_data import load_object_views
 from pix2point.training.object_samples import ObjectSource
 from pix2point.training.sample_order import rank_samples
@@ -18,6 +21,7 @@ from pix2point.training.sample_stream import (
     rank_dataset_name,
     rank_datasets,
 )
+from pix2point.training.segmentation_data import SceneSource, limited_labels
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +63,31 @@ def test_reading_one_object_reads_its_row_group_not_the_split(tiny_objects):
     assert chunks <= reader.bytes_read - after_footer <= chunks * 1.05 + 512
 
 
+def test_few_shot_source_holds_the_runs_subset_and_caps_the_batch_at_its_size(tiny_objects):
+    source = run_source(tiny_objects, shots=1, seed=0, batch_size=32, workers=1)
+    labels = read_objects(tiny_objects, "train").labels
+    chosen = np.searchsorted(split_rows(tiny_objects, "train"), source.rows)
+    assert sorted(labels[chosen].tolist()) == list(range(8)) and source.per_rank == 8
+    for step in range(5):  # the whole subset each step, each object once
+        assert sorted(DirectSamples(source, 0).next(step).ids) == list(range(8))
+
+
+@pytest.mark.parametrize("unit, budget", [("scenes", 1.0), ("points", 0.1), ("points_per_scene", 20)])
+def test_streamed_scenes_hold_exactly_the_whole_split_loaders_points_and_budgeted_labels(tiny_scenes, unit, budget):
+    old = limited_labels(tiny_scenes, budget, unit, seed=3)
+    source = SceneSource.for_run(tiny_scenes, budget, unit, 3, scenes_per_batch=2, world=1)
+    assert list(source.scenes) == [scene.name for scene in old] and source.per_rank == len(old)
+    reader = source.reader()
+    for index, scene in enumerate(old):
+        sample = reader.read(index, 0, 0, 0)
+        for name, want in (("xyz", scene.points.xyz), ("rgb", scene.points.rgb), ("label", scene.points.label)):
+            assert sample[name].dtype == want.dtype, name
+            np.testing.assert_array_equal(sample[name], want, err_msg=name)
+    if unit != "scenes":
+        assert (sample["label"] == IGNORE_LABEL).any()
+    assert reader.bytes_read > 0
+
+
 def test_object_stream_holds_distinct_scheduled_objects_and_a_resumed_stream_continues_the_order(tiny_objects, ray_runtime):
     rows = split_rows(tiny_objects, "train")
     source = ObjectSource(tiny_objects, rows, seed=5, per_rank=4, world=2)
@@ -83,3 +112,16 @@ def test_object_stream_holds_distinct_scheduled_objects_and_a_resumed_stream_con
                 np.testing.assert_array_equal(got[name], want[name])
     strip = lambda tables: [t.drop_columns(["bytes_read"]).to_pydict() for t in tables]  # noqa: E731
     assert strip(resumed) == strip(uninterrupted[5:])
+
+
+def test_a_grid_checkpoint_names_the_step_of_its_run_in_progress():
+    """finetune/classify checkpoints (a grid's state) say where their sample stream resumes."""
+    import torch
+
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=4)
+    in_progress = {"finished": [], "history": [], "current": run_snapshot("run", 7, model, optimizer, schedule)}
+    assert checkpoint_step(in_progress) == 7
+    assert checkpoint_step({"finished": ["run"], "history": [], "current": None}) is None
+    assert checkpoint_step({"step": 3, "model": {}}) == 3

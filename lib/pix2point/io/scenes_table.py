@@ -166,7 +166,11 @@ def points_table(points: ScenePoints, class_names: tuple[str, ...]) -> pa.Table:
 
 
 def read_points(scenes_dir: Path, scene: str) -> ScenePoints:
-    table = pq.read_table(points_path(scenes_dir, scene))
+    return points_from_table(pq.read_table(points_path(scenes_dir, scene)))
+
+
+def points_from_table(table: pa.Table) -> ScenePoints:
+    """A points file's table (POINTS_SCHEMA) as arrays."""
     return ScenePoints(
         xyz=fixed_list_to_numpy(table["xyz"], (3,)),
         rgb=fixed_list_to_numpy(table["rgb"], (3,)),

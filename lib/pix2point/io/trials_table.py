@@ -3,7 +3,9 @@
     <artefact>/trials.parquet   one row per run, in the grid's order: run, started_at, finished_at (UTC
                                 timestamps, seconds: the attempt that finished the run), seconds (wall time
                                 of that attempt), resumed_from_step (0 when it trained from the first step;
-                                else the checkpointed step a restarted stage continued it from)
+                                else the checkpointed step a restarted stage continued it from),
+                                worker_peak_rss_mb (rank 0's peak resident memory in that attempt, MB;
+                                null for a record older than the column)
 
 Runs whose intervals overlap trained at the same time; a run finished by an earlier, killed attempt keeps
 that attempt's times.
@@ -24,7 +26,7 @@ from pix2point.io.arrow import write_table
 TRIALS_FILE = "trials.parquet"
 SCHEMA = pa.schema([
     ("run", pa.string()), ("started_at", pa.timestamp("ms", tz="UTC")), ("finished_at", pa.timestamp("ms", tz="UTC")),
-    ("seconds", pa.float64()), ("resumed_from_step", pa.int64()),
+    ("seconds", pa.float64()), ("resumed_from_step", pa.int64()), ("worker_peak_rss_mb", pa.float64()),
 ])
 
 
@@ -33,6 +35,7 @@ class TimedRun(Protocol):
     started_at: float  # Unix seconds
     finished_at: float
     resumed_from_step: int
+    worker_peak_rss_mb: float | None
 
 
 @dataclass(frozen=True)
@@ -42,13 +45,15 @@ class Trial:
     finished_at: datetime
     seconds: float
     resumed_from_step: int
+    worker_peak_rss_mb: float | None
 
 
 def write_trials(out: Path, runs: list[TimedRun]) -> None:
     utc = lambda seconds: datetime.fromtimestamp(seconds, timezone.utc)  # noqa: E731
     write_table(pa.Table.from_pylist([
         {"run": r.run, "started_at": utc(r.started_at), "finished_at": utc(r.finished_at),
-         "seconds": r.finished_at - r.started_at, "resumed_from_step": r.resumed_from_step} for r in runs
+         "seconds": r.finished_at - r.started_at, "resumed_from_step": r.resumed_from_step,
+         "worker_peak_rss_mb": r.worker_peak_rss_mb} for r in runs
     ], schema=SCHEMA), out / TRIALS_FILE)
 
 

@@ -1,10 +1,13 @@
 """Object classification with a sparse twin of a 2D network (scratch or inflated, under a FIP mode), on Ray Train.
 
 Each run is its own Ray Train run (training/trials.py); its checkpoint holds the run's state, and at the end
-its result and history. The test split is scored on rank 0 only. An epoch is
-the same number of optimiser steps for every run (enough for one pass over the whole training split), so
-runs differ in the data and the frozen parts only, never in compute; the test split is scored after every
-epoch, which is what the epochs-to-target figure is read from.
+its result and history. The run's training objects (its few-shot subset) stream to the workers, a row group
+per object (training/sample_stream.py, training/object_samples.py), distinct objects in every step's batch.
+The test split is scored on rank 0 only, read a row group at a time. An epoch is the same number of
+optimiser steps for every run (enough for one pass over the whole training split), so runs differ in the
+data and the frozen parts only, never in the number of steps; a subset smaller than a batch trains on all
+of it each step. The test split is scored after every epoch, which is what the epochs-to-target figure is
+read from.
 """
 
 from __future__ import annotations
@@ -21,14 +24,16 @@ import torch
 from torch import nn
 
 from pix2point.io.classify_table import ClassifyEpoch, ClassifyRun, model_path
-from pix2point.io.objects_table import Objects, read_objects
+from pix2point.io.objects_table import iter_objects, split_labels, split_rows
 from pix2point.models.fip import FipMode, apply_fip, trainable_parameters
 from pix2point.models.object_classifier import ClassifierSpec, Init, build_classifier
 from pix2point.training import distributed
-from pix2point.training.determinism import epoch_rng, step_streams
+from pix2point.training.determinism import step_streams
 from pix2point.training.progress import Progress
 from pix2point.training.tracking import Scalars
-from pix2point.training.object_data import ObjectAugmentation, augment_object, epoch_order, few_shot_indices, object_batch
+from pix2point.training.object_data import ObjectAugmentation, augment_object, few_shot_indices, object_batch
+from pix2point.training.object_samples import ObjectSource
+from pix2point.training.sample_stream import Arrays, SampleStream
 from pix2point.training.voxelize import Rounding
 
 
@@ -59,6 +64,8 @@ class ClassifyConfig:
     augmentation: ObjectAugmentation
     checkpoint_every: int  # steps
     save_models: bool
+    steps_per_epoch: int = 1  # epoch_steps of the whole training split
+    source: ObjectSource | None = None  # the run's training objects (run_source), set per run by the stage
 
 
 def epoch_steps(train_objects: int, batch_size: int, workers: int) -> int:
@@ -66,19 +73,22 @@ def epoch_steps(train_objects: int, batch_size: int, workers: int) -> int:
     return max(1, math.ceil(train_objects / (batch_size * workers)))
 
 
+def run_source(objects_dir: Path, shots: int | None, seed: int, batch_size: int, workers: int) -> ObjectSource:
+    """A run's training objects: `shots` per class drawn with `seed` (all for None), `batch_size` per worker
+    and step, or all of them when fewer. Reads the split and label columns only (on the driver)."""
+    rows = split_rows(objects_dir, "train")[few_shot_indices(split_labels(objects_dir, "train"), shots, seed)]
+    return ObjectSource(objects_dir, rows, seed, min(batch_size, len(rows)), workers)
+
+
 def train_loop(config: ClassifyConfig) -> None:
-    """A worker's loop over `config.runs` (the stage gives each trainer one run: training/trials.py); the
-    results travel in the final checkpoint's state, and the stage writes the tables from them."""
-    context = ray.train.get_context()
-    rank, workers = context.get_world_rank(), context.get_world_size()
-    train, test = read_objects(config.objects_dir, "train"), read_objects(config.objects_dir, "test")
-    steps = epoch_steps(len(train.labels), config.batch_size, workers)
-    distributed.train_runs_in_order(
-        config.runs, lambda run, state: train_run(config, run, state, train, test, steps, rank))
+    """A worker's loop over `config.runs` (the stage gives each trainer one run and its source: training/
+    trials.py); the results travel in the final checkpoint's state, and the stage writes the tables from them."""
+    rank = ray.train.get_context().get_world_rank()
+    stream = SampleStream.for_rank(rank, config.source.per_rank)
+    distributed.train_runs_in_order(config.runs, lambda run, state: train_run(config, run, state, stream, rank))
 
 
-def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, train: Objects, test: Objects,
-              steps_per_epoch: int, rank: int) -> ClassifyRun:
+def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, stream: SampleStream, rank: int) -> ClassifyRun:
     """One run; each epoch appends its record to state["history"]."""
     torch.manual_seed(run.seed)
     model, inflation = build_classifier(config.classifier, run.init)
@@ -88,6 +98,7 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, train: 
               f"{fip.trainable} trainable, {fip.frozen} frozen parameters")
     optimizer = torch.optim.SGD(trainable_parameters(model), lr=config.learning_rate, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
+    steps_per_epoch = config.steps_per_epoch
     total_steps = config.epochs * steps_per_epoch
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     step, best, seconds_before, losses = 0, 0.0, 0.0, []
@@ -96,15 +107,12 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, train: 
         best, seconds_before, losses = current["best"], current["seconds"], current["epoch_losses"]
     model.train()
     ddp_model = ray.train.torch.prepare_model(model)
-    chosen = few_shot_indices(train.labels, run.shots, run.seed)
     started = time.perf_counter() - seconds_before
     console, scalars = Progress(f"run {run.name}", total_steps, step), Scalars(config.out, run.name, step)
     # Counted from the records, not from `step`: a checkpoint taken on an epoch's last step precedes its evaluation.
     for epoch in range(sum(record.run == run.name for record in state["history"]), config.epochs):
-        order = chosen[epoch_order(len(chosen), steps_per_epoch * config.batch_size, epoch_rng(run.seed, rank, epoch))]
-        for in_epoch in range(step - epoch * steps_per_epoch, steps_per_epoch):
-            batch = order[in_epoch * config.batch_size:(in_epoch + 1) * config.batch_size]
-            losses.append(train_step(ddp_model, optimizer, train, batch, config,
+        for _ in range(step, (epoch + 1) * steps_per_epoch):
+            losses.append(train_step(ddp_model, optimizer, stream.next(step).samples, config,
                                      step_streams(run.seed, rank, step).numpy))
             scalars.add(step + 1, {"train/loss": losses[-1], "train/lr": optimizer.param_groups[0]["lr"]})
             schedule.step()
@@ -113,7 +121,7 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, train: 
                 distributed.checkpoint_run(state, distributed.run_snapshot(
                     run.name, step, model, optimizer, schedule, best=best, seconds=time.perf_counter() - started,
                     epoch_losses=losses))
-        confusion = distributed.on_rank_zero(lambda: evaluate_confusion(model, test, config))
+        confusion = distributed.on_rank_zero(lambda: evaluate_confusion(model, config))
         accuracy = float(np.trace(confusion) / confusion.sum())
         best = max(best, accuracy)
         record = ClassifyEpoch(run.name, epoch + 1, step, distributed.mean_over_workers(
@@ -127,15 +135,16 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, train: 
         path = model_path(config.out, run.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), path)
-    return ClassifyRun(run.name, run.init, run.fip, run.shots, run.seed, len(chosen), fip.trainable, fip.frozen,
+    return ClassifyRun(run.name, run.init, run.fip, run.shots, run.seed, len(config.source), fip.trainable, fip.frozen,
                        config.epochs, accuracy, best,
                        time.perf_counter() - started, confusion, run.repeat)
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, train: Objects, batch: np.ndarray,
-               config: ClassifyConfig, rng: np.random.Generator) -> float:
-    points = [augment_object(train.points[i], rng, config.augmentation) for i in batch]
-    labels = torch.from_numpy(train.labels[batch].astype(np.int64))
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, samples: list[Arrays], config: ClassifyConfig,
+               rng: np.random.Generator) -> float:
+    """One optimiser step on streamed objects ({"points": [N, 3] float32, "label": [] int16} each)."""
+    points = [augment_object(sample["points"], rng, config.augmentation) for sample in samples]
+    labels = torch.tensor([int(sample["label"]) for sample in samples], dtype=torch.int64)
     loss = nn.functional.cross_entropy(model(object_batch(points, config.voxel_size, config.voxel_rounding)), labels)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -143,16 +152,16 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, train: Object
     return loss.item()
 
 
-def evaluate_confusion(model: nn.Module, test: Objects, config: ClassifyConfig) -> np.ndarray:
-    """[K, K] counts of (true, predicted) class over the test split, without augmentation."""
+def evaluate_confusion(model: nn.Module, config: ClassifyConfig) -> np.ndarray:
+    """[K, K] counts of (true, predicted) class over the test split, without augmentation, read a row group
+    at a time (io/objects_table.iter_objects), batch_size objects a batch."""
     num_classes = len(config.class_names)
     confusion = np.zeros((num_classes, num_classes), np.int64)
     model.eval()
     with torch.inference_mode():
-        for start in range(0, len(test.labels), config.batch_size):
-            rows = slice(start, start + config.batch_size)
-            predicted = model(object_batch(list(test.points[rows]), config.voxel_size, config.voxel_rounding)).argmax(1).numpy()
-            truth = test.labels[rows].astype(np.int64)
+        for points, labels in iter_objects(config.objects_dir, "test", config.batch_size):
+            predicted = model(object_batch(list(points), config.voxel_size, config.voxel_rounding)).argmax(1).numpy()
+            truth = labels.astype(np.int64)
             confusion += np.bincount(truth * num_classes + predicted, minlength=num_classes ** 2).reshape(
                 num_classes, num_classes)
     model.train()

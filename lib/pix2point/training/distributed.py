@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import resource
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -101,7 +102,9 @@ def checkpointed_step(storage: Path, name: str) -> int:
     latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result")
     if not latest:
         return 0
-    return int(json.loads((storage / name / latest["checkpoint_dir_name"] / STEP_FILE).read_text())["step"])
+    step_file = storage / name / latest["checkpoint_dir_name"] / STEP_FILE
+    # A grid's checkpoint between runs holds no step: its run is finished and reads no samples.
+    return int(json.loads(step_file.read_text())["step"]) if step_file.is_file() else 0
 
 
 def _configured_loop(train_loop: Callable[[Any], None], deterministic: bool, config: Any) -> None:
@@ -125,9 +128,18 @@ def report(metrics: dict[str, float], state: dict[str, Any] | None = None) -> No
         return
     with tempfile.TemporaryDirectory() as directory:
         torch.save(state, Path(directory) / STATE_FILE)
-        if "step" in state:
-            (Path(directory) / STEP_FILE).write_text(json.dumps({"step": state["step"]}))
+        if (step := checkpoint_step(state)) is not None:
+            (Path(directory) / STEP_FILE).write_text(json.dumps({"step": step}))
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
+
+
+def checkpoint_step(state: dict[str, Any]) -> int | None:
+    """The step a checkpoint's state resumes at: a single run's `step`, or the step of the run in progress of a
+    grid (`run_snapshot`); None for a grid's state between runs."""
+    if "step" in state:
+        return state["step"]
+    current = state.get("current")
+    return None if current is None else current["step"]
 
 
 def train_runs_in_order(runs: Sequence[Any], train_run: Callable[[Any, dict], Any]) -> dict[str, Any]:
@@ -135,8 +147,9 @@ def train_runs_in_order(runs: Sequence[Any], train_run: Callable[[Any, dict], An
 
     `train_run(run, state)` returns the run's result (an object with a `run` name); it may append to
     state["history"] and checkpoint its progress with `checkpoint_run`. Returns the final state:
-    {"finished": [results], "history": [...], "current": None, "resumed_from": {run: step}}, the last entry
-    naming runs that an attempt continued from a checkpoint taken inside them.
+    {"finished": [results], "history": [...], "current": None, "resumed_from": {run: step},
+    "worker_peak_rss_mb": this (rank 0) worker's peak RSS}, resumed_from naming runs that an attempt
+    continued from a checkpoint taken inside them.
     """
     state = latest_state(torch.device("cpu")) or {"finished": [], "history": [], "current": None}
     if state["current"] is not None:  # which run this attempt resumes, and from which step (for its record)
@@ -145,7 +158,8 @@ def train_runs_in_order(runs: Sequence[Any], train_run: Callable[[Any, dict], An
         if run.name in {result.run for result in state["finished"]}:
             continue
         result = train_run(run, state)
-        state = {**state, "finished": [*state["finished"], result], "current": None}
+        state = {**state, "finished": [*state["finished"], result], "current": None,
+                 "worker_peak_rss_mb": peak_rss_mb()}
         report({"runs_finished": len(state["finished"])}, state)
     return state
 
@@ -197,6 +211,11 @@ def mean_over_workers(value: float) -> float:
     tensor = torch.tensor([value], dtype=torch.float64)
     dist.all_reduce(tensor)
     return tensor.item() / dist.get_world_size()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, MB (Linux ru_maxrss is in kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

@@ -3,7 +3,6 @@ being resumed, step, record a history row per step, checkpoint every N steps and
 
 from __future__ import annotations
 
-import resource
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -73,7 +72,7 @@ def run_steps(training: StepTraining, steps: int, checkpoint_every: int) -> tupl
         averaged, own = training.step(training.streams(step))
         history.append({"step": step + 1, **{key: distributed.mean_over_workers(value) for key, value in averaged.items()},
                         **own, "lr": lr, "seconds": time.perf_counter() - started,
-                        "worker_peak_rss_mb": peak_rss_mb()})
+                        "worker_peak_rss_mb": distributed.peak_rss_mb()})
         if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
             snapshot = {"model": module.state_dict(), "optimizer": training.optimizer.state_dict(),
                         "schedule": training.schedule.state_dict(), "history": history, "step": step + 1}
@@ -83,7 +82,3 @@ def run_steps(training: StepTraining, steps: int, checkpoint_every: int) -> tupl
     scalars.add_rows(history)
     scalars.close()
     return module, history, start_step
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

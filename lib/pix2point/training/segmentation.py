@@ -1,7 +1,9 @@
 """Semantic-segmentation finetuning of a (pretrained or fresh) backbone with a new head, on Ray Train.
 
 Each run (init x label fraction x seed) is its own Ray Train run (training/trials.py); its checkpoint holds
-the run's state, and at the end its result and history. Validation runs on rank 0 only.
+the run's state, and at the end its result and history. The run's training scenes stream to the workers
+(training/sample_stream.py, segmentation_data.SceneSource), distinct scenes in each step's batch.
+Validation runs on rank 0 only, reading one validation scene at a time.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import ray.train
 import ray.train.torch
 from pix2point.evaluation.segmentation_metrics import segmentation_scores
 from pix2point.io.finetune_table import EpochRecord, RunResult, model_path
-from pix2point.io.scenes_table import IGNORE_LABEL, ScenePoints
+from pix2point.io.scenes_table import IGNORE_LABEL, ScenePoints, read_points
 from pix2point.models.checkpoints import load_fitting_weights
 from pix2point.models.backbone import BackboneSpec, build_backbone, point_input_features
 from pix2point.models.heads import SegmentationHead
@@ -28,7 +30,8 @@ from pix2point.training.augment import PointAugmentation, augment_points
 from pix2point.training.progress import Progress
 from pix2point.training.run_grid import RunSpec
 from pix2point.training.tracking import Scalars
-from pix2point.training.segmentation_data import LabelledScene, LabelUnit, limited_labels, validation_scenes
+from pix2point.training.sample_stream import SampleStream
+from pix2point.training.segmentation_data import LabelUnit, SceneSource, validation_scenes
 from pix2point.training.voxelize import SparseBatch, collate_sparse, voxelize
 
 
@@ -49,6 +52,7 @@ class FinetuneConfig:
     weight_decay: float
     augmentation: PointAugmentation
     checkpoint_every: int
+    source: SceneSource | None = None  # the run's training scenes (SceneSource.for_run), set per run by the stage
 
 
 class SegmentationModel(nn.Module):
@@ -87,12 +91,14 @@ def scene_batch(scenes: list[ScenePoints], spec: BackboneSpec, rng: np.random.Ge
     return collate_sparse(samples), to_tensor(sample_index), to_tensor(point_index), to_tensor(labels)
 
 
-def confusion_matrix(model: nn.Module, scenes: list[LabelledScene], spec: BackboneSpec, num_classes: int) -> np.ndarray:
+def confusion_matrix(model: nn.Module, scenes_dir: Path, scenes: list[str], spec: BackboneSpec,
+                     num_classes: int) -> np.ndarray:
+    """[K, K] counts of (true, predicted) class over the labelled points of `scenes`, read one at a time."""
     model.eval()
     confusion = np.zeros((num_classes, num_classes), np.int64)
     with torch.inference_mode():
         for scene in scenes:
-            batch, sample, point, label = scene_batch([scene.points], spec, None, PointAugmentation())
+            batch, sample, point, label = scene_batch([read_points(scenes_dir, scene)], spec, None, PointAugmentation())
             prediction = model(batch, sample, point).argmax(1)
             confusion += np.bincount(label.numpy() * num_classes + prediction.numpy(),
                                      minlength=num_classes ** 2).reshape(num_classes, num_classes)
@@ -105,10 +111,12 @@ def train_loop(config: FinetuneConfig) -> None:
     results travel in the final checkpoint's state, and the stage writes the tables from them."""
     rank = ray.train.get_context().get_world_rank()
     validation = validation_scenes(config.scenes_dir) if rank == 0 else []
-    distributed.train_runs_in_order(config.runs, lambda run, state: train_run(config, run, state, validation, rank))
+    stream = SampleStream.for_rank(rank, config.source.per_rank)
+    distributed.train_runs_in_order(config.runs, lambda run, state: train_run(config, run, state, validation,
+                                                                              stream, rank))
 
 
-def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: list[LabelledScene],
+def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: list[str], stream: SampleStream,
               rank: int) -> RunResult:
     """One run; evaluations append to state["history"] (an "epoch" there is one evaluation, every eval_every steps)."""
     torch.manual_seed(run.seed)
@@ -125,16 +133,14 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
         start_step = distributed.restore_run(current, model, optimizer, schedule)
         best, running_loss = current["best"], current["running_loss"]
     ddp_model = ray.train.torch.prepare_model(model)
-    training = limited_labels(config.scenes_dir, run.label_fraction, config.label_unit, run.seed)
     loss_function = nn.CrossEntropyLoss()
     started = time.perf_counter()
     confusion, console = None, Progress(f"run {run.name}", config.steps, start_step)
     scalars = Scalars(config.out, run.name, start_step)
     for step in range(start_step, config.steps):
         rng = step_streams(run.seed, rank, step).numpy
-        chosen = rng.choice(len(training), size=min(config.scenes_per_batch, len(training)), replace=False)
-        batch, sample, point, label = scene_batch([training[i].points for i in chosen], config.backbone, rng,
-                                                  config.augmentation)
+        scenes = [ScenePoints(arrays["xyz"], arrays["rgb"], arrays["label"]) for arrays in stream.next(step).samples]
+        batch, sample, point, label = scene_batch(scenes, config.backbone, rng, config.augmentation)
         loss = loss_function(ddp_model(batch, sample, point), label)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -144,7 +150,7 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
         running_loss.append(loss.item())
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
             confusion = distributed.on_rank_zero(
-                lambda: confusion_matrix(model, validation, config.backbone, len(config.class_names)))
+                lambda: confusion_matrix(model, config.scenes_dir, validation, config.backbone, len(config.class_names)))
             scores = segmentation_scores(confusion)
             best = max(best, scores.miou)
             state["history"].append(EpochRecord(run.name, (step + 1) // config.eval_every, distributed.mean_over_workers(

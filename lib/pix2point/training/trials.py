@@ -49,6 +49,10 @@ class RunRecord:
     resumed_from_step: int  # 0: that attempt trained from the first step
 
     @property
+    def worker_peak_rss_mb(self) -> float | None:
+        return self.state.get("worker_peak_rss_mb")
+
+    @property
     def result(self) -> Any:
         (result,) = self.state["finished"]
         return result
@@ -56,11 +60,14 @@ class RunRecord:
 
 def fit_runs(train_loop: Callable[[Any], None], config_for: Callable[[Any], Any], runs: Sequence[Any], *,
              num_workers: int, cpus_per_worker: int, use_gpu: bool, storage: Path,
-             max_concurrent: int | None, deterministic: bool) -> list[RunRecord]:
+             max_concurrent: int | None, deterministic: bool,
+             data_for: Callable[[Any, int], dict[str, Any]] | None = None) -> list[RunRecord]:
     """Train every run of `runs` (objects with a unique `name`) not finished yet; returns all runs' records in
     the order of `runs`, so tables built from them read as a sequential grid's would.
 
-    `config_for(run)` is the worker config for that run alone. When a run fails, no further run starts; the
+    `config_for(run)` is the worker config for that run alone; `data_for(config, start_step)` gives its
+    trainer's Ray Datasets (distributed.fit's `datasets` and `dataset_config`) from the step its checkpoint
+    holds (0 for a fresh run). When a run fails, no further run starts; the
     running ones finish (their records are kept for the next attempt) and the first failure is raised.
     Raises ValueError when one run's workers need more CPUs or GPUs than the cluster has.
     """
@@ -70,7 +77,7 @@ def fit_runs(train_loop: Callable[[Any], None], config_for: Callable[[Any], Any]
         limit = concurrent_runs(len(pending), num_workers=num_workers, cpus_per_worker=cpus_per_worker,
                                 use_gpu=use_gpu, requested=max_concurrent)
         log.info("%d of %d runs to train, %d at a time", len(pending), len(runs), limit)
-        fit_one = lambda run: _fit_run(train_loop, config_for(run), run.name, storage,  # noqa: E731
+        fit_one = lambda run: _fit_run(train_loop, config_for(run), run.name, storage, data_for,  # noqa: E731
                                        num_workers=num_workers, cpus_per_worker=cpus_per_worker, use_gpu=use_gpu,
                                        deterministic=deterministic)
         for record in _run_all(fit_one, pending, limit, total=len(runs)):
@@ -97,9 +104,11 @@ def _run_all(fit_one: Callable[[Any], RunRecord], pending: list[Any], limit: int
     return finished
 
 
-def _fit_run(train_loop: Callable[[Any], None], config: Any, name: str, storage: Path, **scaling: Any) -> RunRecord:
+def _fit_run(train_loop: Callable[[Any], None], config: Any, name: str, storage: Path,
+             data_for: Callable[[Any, int], dict[str, Any]] | None, **scaling: Any) -> RunRecord:
     started_at = time.time()
-    result = distributed.fit(train_loop, config, storage=storage / RUNS_STORAGE, name=name, **scaling)
+    data = {} if data_for is None else data_for(config, distributed.checkpointed_step(storage / RUNS_STORAGE, name))
+    result = distributed.fit(train_loop, config, storage=storage / RUNS_STORAGE, name=name, **scaling, **data)
     with result.checkpoint.as_directory() as directory:
         state = torch.load(Path(directory) / distributed.STATE_FILE, map_location="cpu", weights_only=False)
     record = RunRecord(name, state, started_at, time.time(), state.get("resumed_from", {}).get(name, 0))

@@ -99,3 +99,26 @@ def tiny_encoders(tmp_path_factory):
         encoders[name] = tmp_path_factory.mktemp(name)
         save_encoder(encoders[name], HierarchicalEncoder(PointM2AESpec(**TINY_ENCODER)))
     return encoders
+
+
+@pytest.fixture
+def one_thread():
+    """One torch/OpenMP/BLAS thread for the test: MinkowskiEngine's kernel maps then come in a fixed order, so
+    a loss curve is the same on every run (training/determinism.py), and small tensors run several times
+    faster than on two threads of a shared machine. torch's count is restored after."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    with threadpool_limits(1):
+        torch.set_num_threads(1)
+        yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def encoder_spec():
+    """A Point-M2AE encoder small enough for 128-point clouds: 32/16/8 groups of 8/4/4 points."""
+    from pix2point.models.point_m2ae import PointM2AESpec
+
+    return PointM2AESpec((32, 16, 8), (8, 4, 4), (24, 48, 96), (1, 1, 1), 3, (16, 32, 64))

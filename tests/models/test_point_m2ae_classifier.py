@@ -16,16 +16,7 @@ from pix2point.models.point_m2ae_classifier import (
     smoothed_cross_entropy,
 )
 
-SPEC = PointM2AESpec((32, 16, 8), (8, 4, 4), (24, 48, 96), (1, 1, 1), 3, (16, 32, 64))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one torch thread runs them several times faster than two on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def clouds(batch: int = 4, points: int = 128) -> torch.Tensor:
@@ -33,8 +24,8 @@ def clouds(batch: int = 4, points: int = 128) -> torch.Tensor:
 
 
 @pytest.mark.parametrize(("pooling", "width"), [("concat", 2 * 96), ("sum", 96)])
-def test_logits_per_cloud_and_the_head_takes_the_pooled_width(pooling, width):
-    model = PointM2AEClassifier(SPEC, num_classes=5, pooling=pooling, local_radius=(0.5, 1.0, 2.0)).eval()
+def test_logits_per_cloud_and_the_head_takes_the_pooled_width(pooling, width, encoder_spec):
+    model = PointM2AEClassifier(encoder_spec, num_classes=5, pooling=pooling, local_radius=(0.5, 1.0, 2.0)).eval()
     assert model.head[0].in_features == width
     assert [type(layer).__name__ for layer in model.head] == [
         "Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear"]
@@ -42,8 +33,8 @@ def test_logits_per_cloud_and_the_head_takes_the_pooled_width(pooling, width):
     assert logits.shape == (4, 5) and logits.dtype == torch.float32 and torch.isfinite(logits).all()
 
 
-def test_concat_pooling_is_mean_then_max_of_the_coarsest_tokens():
-    model = PointM2AEClassifier(SPEC, num_classes=3, local_radius=None).eval()
+def test_concat_pooling_is_mean_then_max_of_the_coarsest_tokens(encoder_spec):
+    model = PointM2AEClassifier(encoder_spec, num_classes=3, local_radius=None).eval()
     captured = {}
     model.head.register_forward_pre_hook(lambda _, args: captured.update(pooled=args[0]))
     points = clouds()
@@ -64,8 +55,8 @@ def test_label_smoothing_is_the_references_smooth_loss_and_zero_is_cross_entropy
         smoothed_cross_entropy(logits, labels, 0.9)
 
 
-def test_local_attention_changes_the_tokens_and_a_radius_past_the_cloud_is_global():
-    encoder = HierarchicalEncoder(SPEC).eval()
+def test_local_attention_changes_the_tokens_and_a_radius_past_the_cloud_is_global(encoder_spec):
+    encoder = HierarchicalEncoder(encoder_spec).eval()
     points = clouds()
     hierarchy = encoder.group(points)
     everywhere = encoder(hierarchy)[-1].tokens
@@ -75,39 +66,39 @@ def test_local_attention_changes_the_tokens_and_a_radius_past_the_cloud_is_globa
         encoder(hierarchy, local_radius=(0.2, 0.4))
 
 
-def pretrained(directory, spec: PointM2AESpec = SPEC) -> HierarchicalEncoder:
+def pretrained(directory, spec: PointM2AESpec) -> HierarchicalEncoder:
     torch.manual_seed(7)
     encoder = HierarchicalEncoder(spec)
     save_encoder(directory, encoder)
     return encoder
 
 
-def test_a_pretrained_encoder_loads_whole_whatever_the_fine_tuning_group_sizes(tmp_path):
-    encoder = pretrained(tmp_path)
-    model = PointM2AEClassifier(PointM2AESpec(SPEC.num_groups, (16, 8, 8), *list(vars(SPEC).values())[2:]), 4)
+def test_a_pretrained_encoder_loads_whole_whatever_the_fine_tuning_group_sizes(tmp_path, encoder_spec):
+    encoder = pretrained(tmp_path, encoder_spec)
+    model = PointM2AEClassifier(PointM2AESpec(encoder_spec.num_groups, (16, 8, 8), *list(vars(encoder_spec).values())[2:]), 4)
     load_pretrained_encoder(model, tmp_path)
     loaded = model.encoder.state_dict()
     assert all(torch.equal(loaded[key], value) for key, value in encoder.state_dict().items())
 
 
-def test_a_missing_or_misshapen_tensor_is_an_error_naming_it_and_the_file(tmp_path):
-    pretrained(tmp_path)
+def test_a_missing_or_misshapen_tensor_is_an_error_naming_it_and_the_file(tmp_path, encoder_spec):
+    pretrained(tmp_path, encoder_spec)
     state = torch.load(tmp_path / "encoder.pt", weights_only=True)
     del state["norms.2.weight"]
     state["stacks.0.blocks.0.mlp.0.bias"] = torch.zeros(5)
     torch.save(state, tmp_path / "encoder.pt")
     with pytest.raises(ValueError) as error:
-        load_pretrained_encoder(PointM2AEClassifier(SPEC, 4), tmp_path)
+        load_pretrained_encoder(PointM2AEClassifier(encoder_spec, 4), tmp_path)
     message = str(error.value)
     assert str(tmp_path / "encoder.pt") in message
     assert "missing keys [norms.2.weight]" in message and "misshapen keys [stacks.0.blocks.0.mlp.0.bias" in message
 
 
-def test_an_encoder_of_another_spec_is_an_error_naming_its_spec_file(tmp_path):
-    pretrained(tmp_path, PointM2AESpec(SPEC.num_groups, SPEC.group_sizes, (24, 48, 48), (1, 1, 1), 3, (16, 32, 64)))
+def test_an_encoder_of_another_spec_is_an_error_naming_its_spec_file(tmp_path, encoder_spec):
+    pretrained(tmp_path, PointM2AESpec(encoder_spec.num_groups, encoder_spec.group_sizes, (24, 48, 48), (1, 1, 1), 3, (16, 32, 64)))
     with pytest.raises(ValueError, match="encoder.json: pretrained encoder"):
-        load_pretrained_encoder(PointM2AEClassifier(SPEC, 4), tmp_path)
+        load_pretrained_encoder(PointM2AEClassifier(encoder_spec, 4), tmp_path)
     (tmp_path / "encoder.pt").write_bytes(b"not a checkpoint")
-    (tmp_path / "encoder.json").write_text(json.dumps(vars(SPEC)))
+    (tmp_path / "encoder.json").write_text(json.dumps(vars(encoder_spec)))
     with pytest.raises(ValueError, match="not readable"):
-        load_pretrained_encoder(PointM2AEClassifier(SPEC, 4), tmp_path)
+        load_pretrained_encoder(PointM2AEClassifier(encoder_spec, 4), tmp_path)

@@ -38,19 +38,6 @@ def pretrain_dir(tmp_path_factory) -> Path:
     return directory
 
 
-@pytest.fixture
-def one_thread():
-    """One torch/OpenMP/BLAS thread for the test: MinkowskiEngine's kernel maps then come in a fixed order, so
-    the loss curve is the same on every run (training/determinism.py), and torch's count is restored after."""
-    from threadpoolctl import threadpool_limits
-
-    threads = torch.get_num_threads()
-    with threadpool_limits(1):
-        torch.set_num_threads(1)
-        yield
-    torch.set_num_threads(threads)
-
-
 def test_detection_loss_falls_on_smoke_data(tmp_path, one_thread):
     scene_dir = write_synthetic_scene(tmp_path, "scene0000_00", seed=0, config=SyntheticSceneConfig(
         frames=1, color_size=(32, 24), depth_size=(32, 24), points=4000))

@@ -23,17 +23,8 @@ from pix2point.training.object_finetuning_data import (
 )
 from pix2point.training.weight_decay import weight_decay_groups
 
-SPEC = PointM2AESpec((32, 16, 8), (8, 4, 4), (24, 48, 96), (1, 1, 1), 3, (16, 32, 64))
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one torch thread runs them several times faster than two on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_pool_sizes_are_the_references():
@@ -75,9 +66,9 @@ def test_test_clouds_are_farthest_point_sampled_and_whole_objects_are_kept():
     assert down.shape == (3, 16, 3) and np.array_equal(down[:, 0], cloud[:, 0])
 
 
-def test_voting_averages_the_logits_of_scaled_copies():
+def test_voting_averages_the_logits_of_scaled_copies(encoder_spec):
     torch.manual_seed(0)
-    model = PointM2AEClassifier(SPEC, 5, local_radius=(0.5, 1.0, 2.0)).eval()
+    model = PointM2AEClassifier(encoder_spec, 5, local_radius=(0.5, 1.0, 2.0)).eval()
     cloud = np.random.default_rng(4).normal(size=(6, 128, 3)).astype(np.float32) * 0.4
     voting = Voting(votes=3)
     voted = vote_logits(model, cloud, 96, voting, np.random.default_rng(9), 4, CPU)
@@ -97,10 +88,10 @@ def test_confusion_counts_true_rows_and_predicted_columns():
     assert confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 2, 1, 2]), 3).tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
 
 
-def test_training_lowers_the_loss_on_the_smoke_objects(tiny_objects):
+def test_training_lowers_the_loss_on_the_smoke_objects(tiny_objects, encoder_spec):
     train = read_objects(tiny_objects, "train")
     torch.manual_seed(0)
-    model = PointM2AEClassifier(SPEC, int(train.labels.max()) + 1, local_radius=(0.5, 1.0, 2.0), drop_path_rate=0.0)
+    model = PointM2AEClassifier(encoder_spec, int(train.labels.max()) + 1, local_radius=(0.5, 1.0, 2.0), drop_path_rate=0.0)
     optimizer = torch.optim.AdamW(weight_decay_groups(model, 0.05), lr=2e-3)
     pools = fps_pools(train.points, 256)
     labels = torch.from_numpy(train.labels.astype(np.int64))
@@ -125,12 +116,12 @@ def test_zero_votes_give_no_voting_accuracy(tiny_objects):
     assert voting_accuracy(None, read_objects(tiny_objects, "test"), config, 0, CPU) is None
 
 
-def test_batchnorm_recalibration_replaces_the_initial_statistics_with_the_datas():
+def test_batchnorm_recalibration_replaces_the_initial_statistics_with_the_datas(encoder_spec):
     """A fresh token embedding's first BatchNorm sees a variance of ~1e-5; its running variance starts at 1."""
     from pix2point.training.object_finetuning import recalibrate_batchnorm
 
     torch.manual_seed(0)
-    model = PointM2AEClassifier(SPEC, 5, local_radius=None).eval()
+    model = PointM2AEClassifier(encoder_spec, 5, local_radius=None).eval()
     first = model.encoder.token_embeds[0].first[1]
     cloud = np.random.default_rng(5).normal(size=(6, 128, 3)).astype(np.float32) * 0.4
     seen = []

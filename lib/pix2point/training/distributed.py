@@ -224,10 +224,14 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def optimiser_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
-                   schedule: torch.optim.lr_scheduler.LRScheduler) -> float:
-    """Backpropagate `loss`, step the optimiser and the schedule; returns the loss value."""
+                   schedule: torch.optim.lr_scheduler.LRScheduler, grad_clip: float = 0.0) -> float:
+    """Backpropagate `loss`, clip the gradients' global L2 norm to `grad_clip` (0: no clipping; the Point-MAE
+    family's `grad_norm_clip`), step the optimiser and the schedule; returns the loss value."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if grad_clip > 0:
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
     optimizer.step()
     schedule.step()
     return loss.item()

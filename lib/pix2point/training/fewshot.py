@@ -26,6 +26,7 @@ import torch
 from pix2point.io.fewshot_table import EpisodeRecord
 from pix2point.io.objects_table import Objects
 from pix2point.training.determinism import configure, epoch_rng, step_streams
+from pix2point.training.distributed import optimiser_step
 from pix2point.training.episodes import Episode, episode_name
 from pix2point.training.fewshot_recipes import Recipe
 from pix2point.training.object_data import epoch_order
@@ -83,13 +84,7 @@ def train_and_score(recipe: Recipe, episode: Episode, support: np.ndarray, query
             order, losses = epoch_order(len(support), steps_per_epoch * batch_size, epoch_rng(seed, 0, epoch)), []
         batch = order[in_epoch * batch_size:(in_epoch + 1) * batch_size]
         loss = recipe.loss(model(recipe.training_batch(support[batch], step_streams(seed, 0, step).numpy)), labels[batch])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if recipe.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
+        losses.append(optimiser_step(loss, optimizer, schedule, recipe.grad_clip))
     if settings.recalibrate_batchnorm:
         recalibrate_batchnorm(model, recipe, support, batch_size, seed)
     predicted = predict(model, recipe, query, batch_size)

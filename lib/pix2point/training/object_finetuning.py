@@ -180,13 +180,7 @@ def train_run(config: FinetuneObjectsConfig, run: FinetuneObjectsRunSpec, state:
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
                clouds: torch.Tensor, labels: torch.Tensor, config: FinetuneObjectsConfig) -> float:
     loss = smoothed_cross_entropy(model(clouds), labels, config.label_smoothing)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if config.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-    optimizer.step()
-    schedule.step()
-    return loss.item()
+    return distributed.optimiser_step(loss, optimizer, schedule, config.grad_clip)
 
 
 def recalibrate_batchnorm(model: torch.nn.Module, clouds: np.ndarray, batch_size: int, device: torch.device,

@@ -40,7 +40,7 @@ import training_rss  # bench/training_rss.py, beside this script
 
 PIPELINE = Path(__file__).resolve().parents[1] / "pipeline.yaml"
 
-# ScanNet v2 (REFERENCE.md; the figures): 1,513 scenes, 1,201 for training, ~2.5 M frames of which
+# ScanNet v2 (its paper; PPKT's use of it in docs/methods.md): 1,513 scenes, 1,201 for training, ~2.5 M frames of which
 # PPKT keeps every 25th (~100 k, ~65 per scene), 60 k pretraining steps of 24 frames.
 SCANNET_SCENES, SCANNET_TRAIN_SCENES, SCANNET_KEPT_FRAMES = 1513, 1201, 100_000
 SCANNET_STEPS, SCANNET_FRAMES_PER_STEP = 60_000, 24

@@ -19,7 +19,7 @@ from pix2point.engine.cluster import connect_ray, release_ray
 from pix2point.engine.errors import PipelineError
 from pix2point.engine.failures import StageFailed, describe, root_cause
 from pix2point.engine.pipeline import load_pipeline
-from pix2point.engine.runlog import append_traceback, new_log_path, quiet_console
+from pix2point.engine.runlog import append_traceback, new_log_path, quiet_console, remove_if_empty
 from pix2point.engine.live import StageBoard, showing
 from pix2point.engine.runner import STATE_MEANINGS, StageOutcome, run_pipeline, select_stages, stage_states
 from pix2point.engine.stores import Store, open_store
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             from pix2point.engine.report import write_report  # markdown-it and the figures: not for status
 
             out = args.out or _local_root(store) / "_report" / (args.profile or "default")
-            for path in write_report(pipeline, store, out):
+            for path in write_report(pipeline, store, out, _rerun_command(args, pipeline_path)):
                 console.print(f"wrote {path}", highlight=False, soft_wrap=True)
             return 0
         _print_status(pipeline, store, args.verify)
@@ -60,43 +60,58 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, pipeline_path: Path, stage_names: list[str]) -> int:
     """`run`: Ray's and the stages' own output goes to a log file under the artefact root (runlog.py); the
-    console gets the stages, training progress, each warning once, and on failure the root cause."""
+    console gets the stages, training progress, each warning once, and on failure the root cause. A mistyped
+    command (a param, stage or profile) is one line, and leaves no log file unless something was written to it."""
     try:
         store = open_store(args.artefacts, args.cache)
     except PipelineError as error:
         console.print(f"[bold red]error:[/] {error}", highlight=False)
         return 2
     log_path = new_log_path(_local_root(store))
-    console.print(f"log: {log_path}", highlight=False, soft_wrap=True)
-    with quiet_console(log_path, args.verbose) as stream:
+    with quiet_console(log_path, args.verbose) as stream:  # what importing the stage modules prints goes there too
         shown = console_for(stream)
         try:
             require_pipeline_file(pipeline_path)
             pipeline = load_pipeline(pipeline_path, args.profile, args.set)
             board = StageBoard(select_stages(pipeline, stage_names, args.only))
-            with showing(board, shown) if not args.verbose else nullcontext():  # --verbose: every line as it comes
-                outcomes = run_pipeline(
-                    pipeline, store, targets=stage_names, only=args.only, force=args.force,
-                    before_first_run=lambda: connect_ray(args.address), max_parallel=args.max_parallel_stages,
-                    rerun_command=lambda stage: _rerun_command(args, pipeline_path, stage), board=board,
-                )
-        except StageFailed as error:
-            append_traceback(log_path)
-            shown.print(f"[bold red]error:[/] {error}\n  full log: {log_path}\n  rerun: {_rerun_command(args, pipeline_path, error.stage)}",
-                        highlight=False, soft_wrap=True)
-            return 1
         except PipelineError as error:
             shown.print(f"[bold red]error:[/] {error}", highlight=False)
-            return 2
-        except Exception as error:  # the engine's own failure: its traceback to the log, its cause to the console
-            append_traceback(log_path)
-            shown.print(f"[bold red]error:[/] {describe(root_cause(error))}\n  full log: {log_path}", highlight=False,
-                        soft_wrap=True)
-            return 1
-        finally:
-            release_ray()
-        _print_outcomes(outcomes, shown)
-        shown.print(f"log: {log_path}", highlight=False, soft_wrap=True)
+            code = None
+        else:
+            shown.print(f"log: {log_path}", highlight=False, soft_wrap=True)
+            code = _run_logged(args, pipeline_path, stage_names, pipeline, store, board, log_path, shown)
+    if code is None:
+        remove_if_empty(log_path)
+        return 2
+    return code
+
+
+def _run_logged(args: argparse.Namespace, pipeline_path: Path, stage_names: list[str], pipeline, store: Store,
+                board: StageBoard, log_path: Path, shown: Console) -> int:
+    try:
+        with showing(board, shown) if not args.verbose else nullcontext():  # --verbose: every line as it comes
+            outcomes = run_pipeline(
+                pipeline, store, targets=stage_names, only=args.only, force=args.force,
+                before_first_run=lambda: connect_ray(args.address), max_parallel=args.max_parallel_stages,
+                rerun_command=lambda stage: _rerun_command(args, pipeline_path, stage), board=board,
+            )
+    except StageFailed as error:
+        append_traceback(log_path)
+        shown.print(f"[bold red]error:[/] {error}\n  full log: {log_path}\n  rerun: {_rerun_command(args, pipeline_path, error.stage)}",
+                    highlight=False, soft_wrap=True)
+        return 1
+    except PipelineError as error:
+        shown.print(f"[bold red]error:[/] {error}", highlight=False)
+        return 2
+    except Exception as error:  # the engine's own failure: its traceback to the log, its cause to the console
+        append_traceback(log_path)
+        shown.print(f"[bold red]error:[/] {describe(root_cause(error))}\n  full log: {log_path}", highlight=False,
+                    soft_wrap=True)
+        return 1
+    finally:
+        release_ray()
+    _print_outcomes(outcomes, shown)
+    shown.print(f"log: {log_path}", highlight=False, soft_wrap=True)
     return 0
 
 
@@ -105,12 +120,13 @@ def _local_root(store: Store) -> Path:
     return store.root if hasattr(store, "root") else store.cache.root
 
 
-def _rerun_command(args: argparse.Namespace, pipeline_path: Path, stage: str) -> str:
-    """The command that runs `stage` again with this run's pipeline, params and artefact root."""
-    command = ["pix2point", "run", *([str(pipeline_path)] if pipeline_path != DEFAULT_PIPELINE else []), stage]
+def _rerun_command(args: argparse.Namespace, pipeline_path: Path, stage: str | None = None) -> str:
+    """The command that runs `stage` (or the whole pipeline) with this command's pipeline, params and artefact root."""
+    command = ["pix2point", "run", *([str(pipeline_path)] if pipeline_path != DEFAULT_PIPELINE else []), *([stage] if stage else [])]
     command += [*(["--profile", args.profile] if args.profile else []), *[f"--set={item}" for item in args.set]]
     command += ["--artefacts", args.artefacts, *(["--cache", str(args.cache)] if args.cache else [])]
-    return shlex.join(command + (["--address", args.address] if args.address else []))
+    address = getattr(args, "address", None)  # `run` only
+    return shlex.join(command + (["--address", address] if address else []))
 
 
 def _help_pipeline(argv: list[str]) -> Path:

@@ -40,12 +40,21 @@ def pipeline_summary(path: Path) -> str:
     except (OSError, yaml.YAMLError, AttributeError):
         return f"(no readable pipeline file at {path.absolute()}: its stages and profiles are not listed)"
     lines = [f"stages of {path}:"]
-    lines += [f"  {name}" + (f"  <- {', '.join(map(str, entry['inputs']))}" if entry.get("inputs") else "")
+    if isinstance(base := document.get("base"), dict):  # they come first
+        lines.append(f"  {', '.join(map(str, base.get('stages') or []))}: those of {base.get('pipeline')}"
+                     + (f", profile {base['profile']}" if base.get("profile") else ""))
+    lines += [f"  {name}" + (f"  <- {_providers(entry['inputs'])}" if entry.get("inputs") else "")
               for name, entry in stages.items() if isinstance(entry, dict)]
-    if document.get("base"):
-        lines.append(f"  (and those of its base, {document['base']})")
     lines.append(f"profiles: {', '.join(profiles) or 'none'} (default: the stages' own params)")
     return "\n".join(lines)
+
+
+def _providers(inputs: list | dict) -> str:
+    """The stages a stage reads: `a, b`; an input read under another name (`inputs: {objects: fewshot_objects}`)
+    as `fewshot_objects (as objects)`."""
+    if isinstance(inputs, dict):
+        return ", ".join(str(stage) if name == stage else f"{stage} (as {name})" for name, stage in inputs.items())
+    return ", ".join(map(str, inputs))
 
 
 def print_params(pipeline: Pipeline, stage: str, console: Console) -> None:

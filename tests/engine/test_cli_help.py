@@ -54,7 +54,14 @@ def test_run_help_lists_the_stages_and_profiles_of_the_pipeline_file(capsys, mon
         main(["run", "--help"])
     help_text = capsys.readouterr().out
     assert "features2d  <- scenes" in help_text and "classify  <- objects" in help_text
+    # An input mapped to another stage (pipeline.yaml: `inputs: {objects: fewshot_objects, ...}`) names that stage.
+    assert "fewshot  <- fewshot_objects (as objects), pretrain_mae, pretrain_i2p_mae" in help_text
     assert "profiles: smoke, scannet" in help_text
+    with pytest.raises(SystemExit):
+        main(["run", "pipelines/ppkt_s3dis.yaml", "--help"])  # a pipeline with a base: the stages it takes from it
+    help_text = capsys.readouterr().out
+    assert "scenes, features2d, pairs, pretrain: those of ../pipeline.yaml, profile scannet" in help_text
+    assert "finetune  <- s3dis (as scenes), pretrain" in help_text
 
 
 def test_outside_the_repository_it_says_where_it_looked_and_how_to_name_a_pipeline(tmp_path):

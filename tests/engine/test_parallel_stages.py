@@ -1,9 +1,13 @@
 """Independent stages run side by side within one run; a failure in one branch starts nothing new and leaves
 the other branch's artefacts complete."""
 
+import io
 import textwrap
 
 import pytest
+from rich.console import Console
+
+from pix2point.cli import _print_outcomes
 
 from pix2point.engine.artefacts import ArtefactStore
 from pix2point.engine.failures import StageFailed
@@ -61,3 +65,21 @@ def test_a_failed_branch_starts_nothing_new_and_the_running_branch_completes(toy
     assert states == {"numbers": "missing", "other": "cached", "third": "missing", "total": "missing"}
     (key,) = store.complete_keys("other")
     assert {entry["path"] for entry in store.manifest("other", key)["files"]} == {"numbers.parquet", "started", "config.yaml"}
+
+
+def test_the_run_table_shows_when_each_stage_that_ran_started_and_ended(toy):
+    pipeline, store = load_pipeline(branches(toy, sleep=0.2)), ArtefactStore(toy.artefacts)
+    run_pipeline(pipeline, store, targets=["numbers"])
+    outcomes = {outcome.stage: outcome for outcome in run_pipeline(pipeline, store)}
+    stream = io.StringIO()
+    _print_outcomes(list(outcomes.values()), Console(file=stream, width=1000))
+    lines = [line.strip() for line in stream.getvalue().splitlines()]
+    header = next(line for line in lines if line.startswith("┃"))
+    assert [cell.strip() for cell in header[1:-1].split("┃")][-2:] == ["started", "ended"]
+    # Cells between the row's first and last border (an empty last cell must stay a cell).
+    rows = {cells[0]: cells for cells in ([cell.strip() for cell in line[1:-1].split("│")] for line in lines
+                                          if line.startswith("│"))}
+    assert rows["numbers"][2:] == ["cached", "0.0", "", outcomes["numbers"].location, "", ""]
+    for stage in ("other", "third", "total"):
+        local = [moment.astimezone().strftime("%H:%M:%S") for moment in (outcomes[stage].started_at, outcomes[stage].finished_at)]
+        assert rows[stage][2] == "ran" and rows[stage][-2:] == local

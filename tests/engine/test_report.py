@@ -50,11 +50,13 @@ def test_report_gathers_results_beside_their_keys_and_renders_with_its_images_in
     assert all(width > 0 for _, width in images), images  # decoded: the files are there and are images
 
 
-def test_report_names_what_is_not_built(toy, tmp_path, capsys):
+def test_report_names_what_is_not_built_and_the_run_it_suggests_keeps_the_options(toy, tmp_path, capsys):
     out = tmp_path / "report"
-    assert main(["report", str(toy.report_pipeline), "--artefacts", str(toy.artefacts), "--out", str(out)]) == 0
+    assert main(["report", str(toy.report_pipeline), "--set", "result.title=T", "--artefacts", str(toy.artefacts),
+                 "--out", str(out)]) == 0
     markdown = (out / "report.md").read_text()
-    assert "No cached stage of this pipeline has a report yet" in markdown
+    run = f"pix2point run {toy.report_pipeline} --set=result.title=T --artefacts {toy.artefacts}"
+    assert f"No cached stage of this pipeline has a report yet: run `{run}` first." in markdown
     assert "numbers (missing), result (missing)" in markdown
 
 

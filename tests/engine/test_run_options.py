@@ -60,6 +60,15 @@ def test_a_missing_or_empty_data_root_is_one_line_and_exit_2_before_ray_starts(t
     assert code == 2 and len(errors) == 1 and "param 'root'" in errors[0]
 
 
+def test_a_mistyped_run_is_one_line_before_any_log_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(REPOSITORY)
+    for mistake in (["--set", "pretrain.stpes=3"], ["nosuchstage"], ["--profile", "nosuch"], ["--set", "pretrain"]):
+        assert main(["run", *mistake, "--artefacts", str(tmp_path / "artefacts")]) == 2
+        output = capsys.readouterr().out
+        assert output.startswith("error: ") and len(output.strip().splitlines()) == 1, output
+    assert not list((tmp_path / "artefacts").glob("_logs/*")), "a run that never started left a log file"
+
+
 def test_a_missing_weights_file_is_named(tmp_path):
     pipeline = load_pipeline(PIPELINE, overrides=["classify.network=resnet18", "classify.teacher_weights=/nowhere/r18.pth"])
     with pytest.raises(PipelineError, match="stage 'classify': param 'teacher_weights': /nowhere/r18.pth does not exist"):

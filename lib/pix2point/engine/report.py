@@ -39,8 +39,9 @@ class Section:
     stale: bool  # not the current params or code: the newest artefact of the stage
 
 
-def write_report(pipeline: Pipeline, store: Store, out: Path) -> tuple[Path, Path]:
-    """Gather the cached results of `pipeline` into `out`/report.md and report.html; returns both paths."""
+def write_report(pipeline: Pipeline, store: Store, out: Path, run_command: str = "pix2point run") -> tuple[Path, Path]:
+    """Gather the cached results of `pipeline` into `out`/report.md and report.html; returns both paths.
+    `run_command` is what the page suggests when nothing is built (the CLI's carries the user's options)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / IMAGES_DIR).mkdir(exist_ok=True)
     sections, absent = [], []
@@ -54,7 +55,7 @@ def write_report(pipeline: Pipeline, store: Store, out: Path) -> tuple[Path, Pat
         if (directory / STAGE_REPORT).is_file():
             sections.append(_section(name, key, store.location(name, key), directory, store.manifest(name, key), out,
                                      stale=state == "stale"))
-    markdown = page_markdown(pipeline, sections, absent)
+    markdown = page_markdown(pipeline, sections, absent, run_command)
     (out / "report.md").write_text(markdown)
     body = MarkdownIt("commonmark").enable("table").render(markdown)
     title = html.escape(f"pix2point report: {pipeline.path} ({pipeline.profile or 'default'} profile)")
@@ -63,10 +64,11 @@ def write_report(pipeline: Pipeline, store: Store, out: Path) -> tuple[Path, Pat
     return out / "report.md", out / "report.html"
 
 
-def page_markdown(pipeline: Pipeline, sections: list[Section], absent: list[tuple[str, str]]) -> str:
+def page_markdown(pipeline: Pipeline, sections: list[Section], absent: list[tuple[str, str]],
+                  run_command: str = "pix2point run") -> str:
     parts = [f"# pix2point report: `{pipeline.path}`, {pipeline.profile or 'default'} profile"]
     if not sections:
-        parts.append("No cached stage of this pipeline has a report yet: run `pix2point run` first.")
+        parts.append(f"No cached stage of this pipeline has a report yet: run `{run_command}` first.")
     for section in sections:
         note = " (stale: built with other params or code than the current ones)" if section.stale else ""
         parts += [f"## {section.stage} (artefact key `{section.key}`)", f"Artefact: `{section.location}`{note}",

@@ -55,6 +55,13 @@ def quiet_console(log_path: Path, verbose: bool = False) -> Iterator[TextIO]:
                 yield console
 
 
+def remove_if_empty(log_path: Path) -> None:
+    """Drop the log of a run that never started, if nothing was written to it (`_logs` stays: another run on
+    the same root may be creating its own log there)."""
+    if log_path.is_file() and log_path.stat().st_size == 0:
+        log_path.unlink()
+
+
 def append_traceback(log_path: Path) -> None:
     """The exception being handled, with its traceback, at the end of the log file only."""
     with open(log_path, "a") as log_file:

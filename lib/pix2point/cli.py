@@ -103,6 +103,12 @@ def _run_logged(args: argparse.Namespace, pipeline_path: Path, stage_names: list
     except PipelineError as error:
         shown.print(f"[bold red]error:[/] {error}", highlight=False)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: what the user needs is what survives and how to go on, not a traceback
+        append_traceback(log_path)
+        shown.print(f"interrupted: finished stages stay cached, a stage that was running is redone (training "
+                    f"stages from their last checkpoint) by\n  {_rerun_command(args, pipeline_path, *stage_names)}"
+                    f"\n  full log: {log_path}", highlight=False, soft_wrap=True)
+        return 130
     except Exception as error:  # the engine's own failure: its traceback to the log, its cause to the console
         append_traceback(log_path)
         shown.print(f"[bold red]error:[/] {describe(root_cause(error))}\n  full log: {log_path}", highlight=False,
@@ -120,9 +126,10 @@ def _local_root(store: Store) -> Path:
     return store.root if hasattr(store, "root") else store.cache.root
 
 
-def _rerun_command(args: argparse.Namespace, pipeline_path: Path, stage: str | None = None) -> str:
-    """The command that runs `stage` (or the whole pipeline) with this command's pipeline, params and artefact root."""
-    command = ["pix2point", "run", *([str(pipeline_path)] if pipeline_path != DEFAULT_PIPELINE else []), *([stage] if stage else [])]
+def _rerun_command(args: argparse.Namespace, pipeline_path: Path, *stages: str) -> str:
+    """The command that runs `stages` (none: the whole pipeline) again with this run's pipeline, params and
+    artefact root."""
+    command = ["pix2point", "run", *([str(pipeline_path)] if pipeline_path != DEFAULT_PIPELINE else []), *stages]
     command += [*(["--profile", args.profile] if args.profile else []), *[f"--set={item}" for item in args.set]]
     command += ["--artefacts", args.artefacts, *(["--cache", str(args.cache)] if args.cache else [])]
     address = getattr(args, "address", None)  # `run` only

@@ -1,7 +1,9 @@
 """`pix2point run`'s console and log file (issue 15.1) and how it reports a failing stage (15.2)."""
 
 import re
+import signal
 import subprocess
+import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -101,3 +103,24 @@ def test_a_second_run_while_another_runs_an_embedded_ray_logs_no_errors(toy, tmp
         for error in ("multiple active Ray instances", "ConnectionError", "Failed to query Ray Train Controller"):
             assert error not in log, f"{error!r} in {log_path}:\n{log}"
         assert "error" not in console.lower(), console
+
+
+def test_ctrl_c_says_what_survives_and_how_to_go_on_without_a_traceback(toy):
+    """SIGINT while a stage runs: exit 130, no traceback on the console (it goes to the log), the command that
+    goes on, and the interrupted stage left uncached (its temporary directory is not an artefact)."""
+    command, env = toy.cli("run", str(toy.pipeline), "--artefacts", str(toy.artefacts),
+                           "--set", "numbers.sleep_after_write=120")
+    run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while not list(toy.artefacts.glob("numbers/.tmp-*/started")):  # the stage has written and is sleeping
+        assert run.poll() is None and time.monotonic() < deadline, run.communicate()[0]
+        time.sleep(0.2)
+    run.send_signal(signal.SIGINT)
+    console = run.communicate(timeout=120)[0]
+    assert run.returncode == 130, console
+    assert "Traceback" not in console and "KeyboardInterrupt" not in console, console
+    rerun = f"pix2point run {toy.pipeline} --set=numbers.sleep_after_write=120 --artefacts {toy.artefacts}"
+    assert "interrupted: finished stages stay cached" in console and rerun in console, console
+    (log_path,) = LOG_LINE.findall(console)  # the start's line; the end's is the `full log:` one
+    assert f"full log: {log_path}" in console and "KeyboardInterrupt" in open(log_path).read()
+    assert not list(toy.artefacts.glob("numbers/*/_manifest.json"))

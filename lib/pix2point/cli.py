@@ -19,7 +19,7 @@ from pix2point.engine.cluster import connect_ray, release_ray
 from pix2point.engine.errors import PipelineError
 from pix2point.engine.failures import StageFailed, describe, root_cause
 from pix2point.engine.pipeline import load_pipeline
-from pix2point.engine.runlog import append_traceback, new_log_path, quiet_console, remove_if_empty
+from pix2point.engine.runlog import append_traceback, new_log_path, quiet_console
 from pix2point.engine.live import StageBoard, showing
 from pix2point.engine.runner import STATE_MEANINGS, StageOutcome, run_pipeline, select_stages, stage_states
 from pix2point.engine.stores import Store, open_store
@@ -60,14 +60,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, pipeline_path: Path, stage_names: list[str]) -> int:
     """`run`: Ray's and the stages' own output goes to a log file under the artefact root (runlog.py); the
-    console gets the stages, training progress, each warning once, and on failure the root cause. A mistyped
-    command (a param, stage or profile) is one line, and leaves no log file unless something was written to it."""
+    console gets the stages, training progress, each warning once, and on failure the root cause."""
     try:
         store = open_store(args.artefacts, args.cache)
     except PipelineError as error:
         console.print(f"[bold red]error:[/] {error}", highlight=False)
         return 2
     log_path = new_log_path(_local_root(store))
+    console.print(f"log: {log_path}", highlight=False, soft_wrap=True)  # first: before what loading the stages says
     with quiet_console(log_path, args.verbose) as stream:  # what importing the stage modules prints goes there too
         shown = console_for(stream)
         try:
@@ -76,14 +76,8 @@ def _run(args: argparse.Namespace, pipeline_path: Path, stage_names: list[str]) 
             board = StageBoard(select_stages(pipeline, stage_names, args.only))
         except PipelineError as error:
             shown.print(f"[bold red]error:[/] {error}", highlight=False)
-            code = None
-        else:
-            shown.print(f"log: {log_path}", highlight=False, soft_wrap=True)
-            code = _run_logged(args, pipeline_path, stage_names, pipeline, store, board, log_path, shown)
-    if code is None:
-        remove_if_empty(log_path)
-        return 2
-    return code
+            return 2
+        return _run_logged(args, pipeline_path, stage_names, pipeline, store, board, log_path, shown)
 
 
 def _run_logged(args: argparse.Namespace, pipeline_path: Path, stage_names: list[str], pipeline, store: Store,

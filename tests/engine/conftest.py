@@ -75,7 +75,7 @@ def scaled_sum(values, scale):
 
 TRAIN_STAGE = '''
 """Ray Train with `workers` workers that chatter, warn and report progress; optionally reads a Parquet file in a
-Ray task (`read`), to fail there."""
+Ray task (`read`) or in every training worker (`read_in_worker`), to fail there."""
 import warnings
 from pathlib import Path
 
@@ -93,9 +93,12 @@ class Params(BaseModel):
     steps: int = 3
     workers: int = 2
     read: str | None = None
+    read_in_worker: str | None = None
 
 
 def train_loop(config: dict) -> None:
+    if config["read_in_worker"]:
+        pq.read_metadata(config["read_in_worker"])
     progress = Progress("toy", config["steps"])
     for step in range(1, config["steps"] + 1):
         print("worker chatter", flush=True)
@@ -106,7 +109,7 @@ def train_loop(config: dict) -> None:
 def run(params: Params, inputs: dict, out: Path, scratch: Path) -> dict:
     if params.read:
         map_tasks(pq.read_metadata, [params.read], desc="read")  # importable in any worker
-    fit(train_loop, {"steps": params.steps}, num_workers=params.workers, cpus_per_worker=1, use_gpu=False,
+    fit(train_loop, {"steps": params.steps, "read_in_worker": params.read_in_worker}, num_workers=params.workers, cpus_per_worker=1, use_gpu=False,
         storage=scratch, name="toy")
     (out / "trained.txt").write_text(str(params.steps))
     return {"steps": params.steps}

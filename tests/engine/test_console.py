@@ -77,6 +77,21 @@ def test_a_failure_inside_a_ray_task_names_the_file_not_the_ray_wrapper(toy, ray
     assert "RayTaskError" not in output and "Traceback" not in output
 
 
+def test_a_failure_in_a_training_worker_is_told_by_its_root_cause_not_ray_trains_wrappers(toy, tmp_path):
+    """What the issue saw: a worker of a Ray Train group reads a damaged Parquet file (WorkerGroupError around it).
+    In its own process: the workers must import the toy stage."""
+    shard = tmp_path / "shard.parquet"
+    pq.write_table(pa.table({"n": [1, 2, 3]}), shard)
+    shard.write_bytes(shard.read_bytes()[:-20])
+    done, log = run_cli(toy, str(toy.ray_pipeline), "--artefacts", str(toy.artefacts), "--set", f"train.read_in_worker={shard}")
+    assert done.returncode == 1, done.stdout + done.stderr
+    error = next(line for line in done.stdout.splitlines() if line.startswith("error:"))
+    assert error.startswith("error: stage train failed: ArrowInvalid: ") and "Parquet" in error, done.stdout
+    assert "rerun: pix2point run" in done.stdout and "full log: " in done.stdout
+    for wrapper in ("WorkerGroupError", "TrainingFailedError", "RayTaskError", "Traceback"):
+        assert wrapper not in done.stdout + done.stderr, done.stdout + done.stderr
+    assert "Traceback" in log
+
 
 def test_a_second_run_while_another_runs_an_embedded_ray_logs_no_errors(toy, tmp_path):
     """Issue 15.6: Ray Train's placement-group cleaner used to find both runs' Rays and log ConnectionError.

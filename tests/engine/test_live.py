@@ -98,3 +98,17 @@ def test_off_a_terminal_nothing_changes():
     finally:
         logging.getLogger().removeHandler(handler)
     assert stream.getvalue() == "plain line\n"
+
+
+def test_a_long_progress_line_is_cut_and_the_stage_names_stay_whole():
+    """At 80 columns a training line longer than the terminal used to cut the stage names (pretrain_i2p_m…)."""
+    stream = io.StringIO()
+    board = StageBoard(["pretrain_i2p_mae", "finetune_objects", "classify"])
+    board.update("pretrain_i2p_mae", "done", 148.1)
+    board.update("classify", "running")
+    board.progress("classify", "line", "run inflated-io-shots1-seed0: step 4/4, epoch 1, loss 2.44, " * 3)
+    Console(file=stream, width=80).print(board)
+    lines = stream.getvalue().splitlines()
+    assert [line.split()[:2] for line in lines] == [["pretrain_i2p_mae", "done"], ["finetune_objects", "waiting"],
+                                                    ["classify", "running"]]
+    assert all(len(line) <= 80 for line in lines) and "run inflated-io-shots1-seed0: step 4/4" in lines[2]

@@ -65,8 +65,9 @@ class StageBoard:
 
     def __rich__(self) -> Table:
         table = Table(box=None, show_header=False, pad_edge=False)
-        table.add_column("stage")
-        table.add_column("state")
+        # A long progress line is cut, never a stage name or its state.
+        table.add_column("stage", no_wrap=True, min_width=max(map(len, self._lines), default=0))
+        table.add_column("state", no_wrap=True, min_width=max(map(len, _STYLE)))
         table.add_column("detail", overflow="ellipsis", no_wrap=True)
         for stage, state, detail in self.rows():
             table.add_row(stage, Text(state, style=_STYLE[state]), detail)

@@ -15,6 +15,7 @@ import traceback
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
@@ -22,6 +23,20 @@ from typing import TextIO
 LOGS_DIR = "_logs"  # under the artefact root; not a stage name (stage names are identifiers)
 PROJECT_LOGGER = "pix2point"
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# The stage whose thread (or a thread started with a copy of its context) logs: stages run side by side, so a
+# training line ("i2pmae: step 2/4, ...") must say whose it is.
+_stage: ContextVar[str | None] = ContextVar("pix2point_stage", default=None)
+
+
+@contextmanager
+def naming_stage(name: str) -> Iterator[None]:
+    """The project's log records made in this block (and in threads started with a copy of its context) are
+    prefixed `<name>: `, unless they already begin `stage <name> `."""
+    token = _stage.set(name)
+    try:
+        yield
+    finally:
+        _stage.reset(token)
 
 
 def new_log_path(root: Path) -> Path:
@@ -55,11 +70,17 @@ def quiet_console(log_path: Path, verbose: bool = False) -> Iterator[TextIO]:
                 yield console
 
 
-def remove_if_empty(log_path: Path) -> None:
-    """Drop the log of a run that never started, if nothing was written to it (`_logs` stays: another run on
-    the same root may be creating its own log there)."""
-    if log_path.is_file() and log_path.stat().st_size == 0:
-        log_path.unlink()
+class _StageNamed(logging.Filter):
+    """Prefixes a project record made under `naming_stage` with the stage's name, once, for every handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        stage = _stage.get()
+        if stage and _is_project(record) and not getattr(record, "stage_named", False):
+            record.stage_named = True
+            message = record.getMessage()
+            if not message.startswith(f"stage {stage} "):
+                record.msg, record.args = f"{stage}: {message}", None
+        return True
 
 
 def append_traceback(log_path: Path) -> None:
@@ -81,6 +102,7 @@ def _descriptors_to(log_file: TextIO) -> Iterator[TextIO]:
             os.dup2(log_file.fileno(), fd)
         yield console
     finally:
+        _close_progress_bars()
         for stream in (sys.stdout, sys.stderr, console):
             stream.flush()
         for fd, copy in saved.items():
@@ -88,6 +110,16 @@ def _descriptors_to(log_file: TextIO) -> Iterator[TextIO]:
             os.close(copy)
         if console is not sys.stdout:
             console.close()
+
+
+def _close_progress_bars() -> None:
+    """Close the tqdm bars still open, while their last lines still go to the log: Ray keeps one on the driver
+    per remote bar (Ray Data's, in the training workers), and a bar that is never closed prints its final state
+    when the interpreter exits, onto the console."""
+    from tqdm import tqdm
+
+    for bar in list(tqdm._instances):  # tqdm's own registry of open bars
+        bar.close()
 
 
 def _console_stream(saved_stdout: int) -> TextIO:
@@ -111,6 +143,7 @@ def _handlers(*handlers: logging.Handler) -> Iterator[None]:
     level = root.level
     root.setLevel(min(level, logging.INFO) if level else logging.INFO)
     for handler in handlers:
+        handler.addFilter(_StageNamed())  # the first handler to see a record names it, for all of them
         root.addHandler(handler)
     try:
         yield

@@ -22,6 +22,7 @@ from pix2point.engine.keys import code_fingerprint, stage_key
 from pix2point.engine.live import StageBoard
 from pix2point.engine.pipeline import Pipeline, Stage
 from pix2point.engine.read_paths import check_read_paths
+from pix2point.engine.runlog import naming_stage
 from pix2point.engine.schedule import run_when_ready
 from pix2point.engine.stores import Store
 from pix2point.parallel import counting_task_nodes
@@ -145,7 +146,7 @@ def run_pipeline(
 def _watched(name: str, board: StageBoard, run: Callable[[], StageOutcome]) -> StageOutcome:
     board.update(name, "running")
     try:
-        with stage_progress.reporting_to(lambda kind, text: board.progress(name, kind, text)):
+        with stage_progress.reporting_to(lambda kind, text: board.progress(name, kind, text)), naming_stage(name):
             outcome = run()
     except BaseException:
         board.update(name, "failed")

@@ -42,6 +42,15 @@ def run_finetune(scenes: Path, pretrain: Path, root: Path, **params) -> Path:
     return out
 
 
+def scalars(out: Path, run: str, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of `tag` in run `run`'s TensorBoard event files in artefact `out`, as TensorBoard reads them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tensorboard" / run))
+    events.Reload()
+    return [(event.step, event.value) for event in events.Scalars(tag)]
+
+
 def same_results(first: Path, second: Path) -> None:
     for a, b in zip(read_runs(first), read_runs(second), strict=True):
         assert (a.run, a.final_val_miou, a.best_val_miou) == (b.run, b.final_val_miou, b.best_val_miou)
@@ -61,6 +70,12 @@ def test_two_runs_side_by_side_overlap_and_equal_one_after_another(ray_runtime, 
     first, second = read_trials(apart)
     assert first.finished_at <= second.started_at, "max_concurrent_runs=1 ran them at once"
     same_results(together, apart)
+    # Each run's TensorBoard curves (issue 15.4): loss and lr every step, validation mIoU at each evaluation.
+    for run in read_runs(together):
+        assert [step for step, _ in scalars(together, run.run, "train/loss")] == [1, 2, 3, 4]
+        assert [step for step, _ in scalars(together, run.run, "train/lr")] == [1, 2, 3, 4]
+        assert scalars(together, run.run, "val/miou") == [
+            (2 * record.epoch, pytest.approx(record.val_miou)) for record in read_history(together) if record.run == run.run]
 
 
 def test_the_limit_follows_the_cluster_and_an_impossible_request_is_an_error(ray_runtime):
@@ -117,3 +132,7 @@ def test_a_killed_stage_keeps_its_finished_run_and_resumes_the_interrupted_one(r
     assert by_run["seed2"].resumed_from_step == 0
     assert len(read_runs(out)) == 3 and all((out / "runs" / run.run / "model.pt").is_file() for run in read_runs(out))
     assert sorted({record.run for record in read_history(out)}) == sorted(run.run for run in read_runs(out))
+    # TensorBoard: the resumed run's curves have every step once, none lost to the kill or dropped on resume.
+    for run in read_runs(out):
+        assert [step for step, _ in scalars(out, run.run, "train/loss")] == list(range(1, 41)), run.run
+        assert [step for step, _ in scalars(out, run.run, "val/miou")] == [20, 40], run.run

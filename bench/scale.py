@@ -2,8 +2,8 @@
 worker's memory grows with the dataset (PPKT and the other training stages), and what each scene stage would
 cost on ScanNet.
 
-    .venv/bin/python bench/scale.py [--scenes 16] [--frames 16] [--steps 30] [--artefacts DIR]
-                                    [--profile scale] [--objects-per-class 32] [--rss-scenes 4] [--rss-steps 8]
+    .venv/bin/python bench/scale.py [--scenes 16] [--frames 8] [--steps 30] [--artefacts DIR]
+                                    [--profile scale] [--rss-... sizes of the other stages' runs, see --help]
 
 Runs the pipeline's `scale` profile (ScanNet's per-item sizes; see pipeline.yaml) up to `pretrain` on
 `--scenes` synthetic scenes, then on twice as many. The teacher is a ResNet-50 with RANDOM weights written
@@ -13,14 +13,17 @@ to a file (only costs are measured here). Prints:
   streamed loader's, measured in loss.parquet, and the whole-scene loader's (training/ppkt_data.py),
   replayed from its sampling (frames drawn with replacement, an LRU of 64 scenes, each miss reading the
   scene's points, pairs and features files whole) at this rehearsal's size and at ScanNet's shape;
-- data wait (seconds waiting for the batch / step seconds, steps after the first);
+- data wait (seconds waiting for the batch / step seconds): against the rehearsal's CPU steps (steps after
+  the first), and (bench/data_wait.py) the real PPKT stream on the 2N rehearsal's artefacts against a
+  SIMULATED GPU step (a wait of --gpu-steps seconds, 24 frames a step) with the pretrain params' loader
+  settings, the readers' time per frame, and the reader actors a missed bound needs (run again with them);
 - the training worker's peak RSS with N and 2N scenes, and (bench/training_rss.py) I2P-MAE pretraining's and
   classification's with N and 2N objects and segmentation finetuning's with N and 2N scenes, each beside the
   training split's bytes a whole-split loader held in every worker;
 - per stage: seconds per item measured here, extrapolated to ScanNet on 1 and 8 workers, and storage.
 
-It ends with `scale: read_amplification=<old>-><new> data_wait=<fraction> rss_growth=<ratio>`, rss_growth
-the worst stage's. `--profile smoke` runs PPKT's part on the smoke profile's tiny scenes instead (minutes,
+It ends with `scale: read_amplification=<old>-><new> data_wait=<fraction> rss_growth=<ratio>`, data_wait
+against the first --gpu-steps length with the default loader settings, rss_growth the worst stage's. `--profile smoke` runs PPKT's part on the smoke profile's tiny scenes instead (minutes,
 not hours; its ScanNet table is then not at ScanNet's per-item sizes).
 """
 
@@ -36,7 +39,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-import training_rss  # bench/training_rss.py, beside this script
+import data_wait  # bench/data_wait.py and bench/training_rss.py, beside this script
+import training_rss
 
 PIPELINE = Path(__file__).resolve().parents[1] / "pipeline.yaml"
 
@@ -54,18 +58,21 @@ class Rehearsal:
     scenes: int
     outcomes: dict  # stage -> (path, seconds)
     loss: dict  # loss.parquet columns
+    pretrain_params: object  # the pretrain stage's params (its loader settings)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenes", type=int, default=16)
-    parser.add_argument("--frames", type=int, default=16, help="frames per scene (ScanNet keeps ~65)")
+    parser.add_argument("--frames", type=int, default=8, help="frames per scene (ScanNet keeps ~65; per-frame "
+                        "sizes are ScanNet's, fewer frames keep the default run within 30 minutes on 2 cores)")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--artefacts", type=Path, default=Path("artefacts-scale"))
     parser.add_argument("--profile", default="scale", help="profile of PPKT's rehearsal (scale: ScanNet's sizes)")
-    parser.add_argument("--objects-per-class", type=int, default=32, help="training objects per class (8 classes)")
-    parser.add_argument("--rss-scenes", type=int, default=4, help="scenes of the finetuning RSS run")
-    parser.add_argument("--rss-steps", type=int, default=8, help="steps of each non-PPKT RSS run")
+    parser.add_argument("--gpu-steps", type=float, nargs="+", default=[ASSUMED_GPU_STEP_S, ASSUMED_GPU_STEP_S / 2],
+                        help="seconds of the SIMULATED GPU step the real PPKT stream is timed against")
+    parser.add_argument("--wait-steps", type=int, default=40, help="steps of each simulated-step run")
+    training_rss.add_arguments(parser)
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
@@ -76,9 +83,9 @@ def main() -> None:
         print(f"teacher: ResNet-50 layer4 with RANDOM weights from {weights} (costs only; features are meaningless)")
     small = rehearse(args, args.scenes)
     large = rehearse(args, 2 * args.scenes)
-    others = training_rss.measure(args.artefacts.resolve() / "training-rss", args.objects_per_class, args.rss_scenes,
-                                  args.rss_steps)
-    report(args, small, large, others)
+    waits = data_wait_runs(args, large)
+    others = training_rss.measure(args.artefacts.resolve() / "training-rss", training_rss.sizes_from(args))
+    report(args, small, large, waits, others)
     ray.shutdown()
 
 
@@ -112,7 +119,25 @@ def rehearse(args: argparse.Namespace, scenes: int) -> Rehearsal:
     outcomes = run_pipeline(pipeline, ArtefactStore(args.artefacts), targets=["pretrain"])
     found = {o.stage: (o.path, o.seconds) for o in outcomes}
     loss = pq.read_table(found["pretrain"][0] / "loss.parquet").to_pydict()
-    return Rehearsal(scenes, found, loss)
+    return Rehearsal(scenes, found, loss, pipeline.stages["pretrain"].params)
+
+
+def data_wait_runs(args: argparse.Namespace, run: Rehearsal) -> tuple[list[data_wait.DataWait], float]:
+    """The real PPKT stream on `run`'s artefacts against simulated GPU steps of each --gpu-steps length,
+    ScanNet's 24 frames a step (fewer if the split is smaller), with the pretrain params' loader settings; a
+    length whose data wait misses 5 % is run again with the reader actors the readers' per-frame time says it
+    needs. Returns the runs and the readers' seconds per frame."""
+    params = run.pretrain_params
+    inputs = {name: run.outcomes[name][0] for name in ("scenes", "features2d", "pairs")}
+    config = data_wait.ppkt_stream_config(params, inputs, SCANNET_FRAMES_PER_STEP, args.wait_steps)
+    per_frame = data_wait.reader_seconds_per_frame(config)
+    root = args.artefacts.resolve()
+    rows = [data_wait.measure(config, step_s, args.wait_steps, params.reader_actors, params.reader_cpus, root)
+            for step_s in args.gpu_steps]
+    for row in [row for row in rows if row.fraction >= 0.05]:
+        actors = max(params.reader_actors + 1, data_wait.readers_needed(per_frame, row.frames, row.step_s))
+        rows.append(data_wait.measure(config, row.step_s, args.wait_steps, actors, params.reader_cpus, root))
+    return rows, per_frame
 
 
 def replay_whole_scene_loader(scene_bytes: np.ndarray, frames_per_scene: np.ndarray, frames_per_batch: int,
@@ -155,13 +180,15 @@ def directory_bytes(path: Path, pattern: str = "**/*") -> int:
     return sum(p.stat().st_size for p in path.glob(pattern) if p.is_file())
 
 
-def report(args: argparse.Namespace, small: Rehearsal, large: Rehearsal, others: list[training_rss.StageRss]) -> None:
+def report(args: argparse.Namespace, small: Rehearsal, large: Rehearsal,
+           waits: tuple[list[data_wait.DataWait], float], others: list[training_rss.StageRss]) -> None:
     loss = large.loss
     frames_per_batch = len(loss["samples"][0])
     sample_bytes_per_frame = float(np.sum(loss["sample_bytes"])) / (len(loss["sample_bytes"]) * frames_per_batch)
     new_amplification = float(np.sum(loss["bytes_read"]) / np.sum(loss["sample_bytes"]))
     steady = slice(1, None)  # the first step waits for the reader actors to start
-    data_wait = float(np.sum(loss["data_wait_s"][steady]) / np.sum(loss["step_s"][steady]))
+    cpu_wait = float(np.sum(loss["data_wait_s"][steady]) / np.sum(loss["step_s"][steady]))
+    gpu_wait = next(row.fraction for row in waits[0] if row.step_s == args.gpu_steps[0])
     rss_small, rss_large = max(small.loss["worker_peak_rss_mb"]), max(loss["worker_peak_rss_mb"])
 
     scene_bytes, frames = scene_file_bytes(large.outcomes)
@@ -180,15 +207,20 @@ def report(args: argparse.Namespace, small: Rehearsal, large: Rehearsal, others:
     print(f"  read amplification, whole-scene loader, replayed here ({large.scenes} scenes): {old_here:.2f}")
     print(f"  read amplification, whole-scene loader, replayed at ScanNet's shape "
           f"({SCANNET_TRAIN_SCENES} scenes x 65 frames, {SCANNET_FRAMES_PER_STEP} a step): {old_scannet:.1f}")
-    print(f"  data wait (wait / step, steps 2..): {data_wait:.4f}; median wait per step "
+    print(f"  data wait against the CPU step (wait / step, steps 2..): {cpu_wait:.4f}; median wait per step "
           f"{np.median(loss['data_wait_s'][steady]):.3f} (step here {np.median(loss['step_s'][steady]):.2f} s on CPU)")
+    print("  data wait against a GPU-speed step: the data path is REAL (Ray Data stream, reader actors, decode), the "
+          "step's compute is SIMULATED (a wait of the step's length)")
+    data_wait.print_rows(*waits)
+    held_small, held_large = (float(np.sum(scene_file_bytes(run.outcomes)[0])) / 2**20 for run in (small, large))
     print(f"  worker peak RSS: {small.scenes} scenes {rss_small:.0f} MB, {large.scenes} scenes {rss_large:.0f} MB "
-          f"(x{rss_large / rss_small:.3f})")
+          f"(x{rss_large / rss_small:.3f}); the training scenes' files the whole-scene loader's LRU of 64 scenes "
+          f"held: {held_small:.0f} -> {held_large:.0f} MB compressed on disk (more once decoded)")
     print("\nOther training stages, streamed the same way (worker peak RSS with N and 2N items):")
     training_rss.print_rows(others)
     cost_table(large, args.frames)
     growth = max([rss_large / rss_small, *(row.growth for row in others)])
-    print(f"scale: read_amplification={old_scannet:.1f}->{new_amplification:.2f} data_wait={data_wait:.4f} "
+    print(f"scale: read_amplification={old_scannet:.1f}->{new_amplification:.2f} data_wait={gpu_wait:.4f} "
           f"rss_growth={growth:.3f}")
 
 

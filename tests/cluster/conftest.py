@@ -17,6 +17,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,27 +42,44 @@ class RayCluster:
 
 @pytest.fixture(scope="module")
 def two_node_cluster():
+    # Started from the activated venv, as the README says: the job's entrypoint (`python -m pix2point`) is the
+    # venv's, found on the PATH the raylet passes down to the job.
+    with ray_cluster({"PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}, nodes=2) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def head_outside_the_venv():
+    """A one-node cluster started as `.venv/bin/ray start --head` with the venv not activated (not on PATH)."""
+    path = os.pathsep.join(folder for folder in os.environ.get("PATH", "").split(os.pathsep)
+                           if folder and Path(folder).resolve() != VENV_BIN.resolve())
+    with ray_cluster({"PATH": path}, nodes=1) as cluster:
+        yield cluster
+
+
+@contextmanager
+def ray_cluster(env_overrides: dict[str, str], nodes: int) -> Iterator[RayCluster]:
+    """A head and `nodes - 1` workers, each `ray start`ed (by the venv's `ray`) with os.environ plus `env_overrides`."""
     # Short paths: Ray's Unix sockets live under the temp dir and socket paths are limited to ~100 bytes.
-    temp_dirs = [Path(tempfile.mkdtemp(prefix="p2p-ray-", dir="/tmp")) for _ in range(2)]
-    # The job's entrypoint (`pix2point`) is found on the PATH the raylet passes down to the job.
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-           "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    temp_dirs = [Path(tempfile.mkdtemp(prefix="p2p-ray-", dir="/tmp")) for _ in range(nodes)]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", **env_overrides}
     gcs_port, dashboard_port = _free_port(), _free_port()
     cluster = RayCluster(f"http://127.0.0.1:{dashboard_port}", env)
-    nodes: list[subprocess.Popen] = []
+    started: list[subprocess.Popen] = []
     try:
-        nodes.append(_start_node(temp_dirs[0], env, "--head", f"--port={gcs_port}", f"--dashboard-port={dashboard_port}",
-                                 f"--ray-client-server-port={_free_port()}", "--include-dashboard=true"))
-        _wait_until(lambda: _answers(f"{cluster.dashboard}/api/version"), "the head's dashboard", nodes)
-        nodes.append(_start_node(temp_dirs[1], env, f"--address=127.0.0.1:{gcs_port}"))
-        _wait_until(lambda: len(cluster.node_ids()) == 2, "two alive nodes", nodes)
+        started.append(_start_node(temp_dirs[0], env, "--head", f"--port={gcs_port}", f"--dashboard-port={dashboard_port}",
+                                   f"--ray-client-server-port={_free_port()}", "--include-dashboard=true"))
+        _wait_until(lambda: _answers(f"{cluster.dashboard}/api/version"), "the head's dashboard", started)
+        for temp_dir in temp_dirs[1:]:
+            started.append(_start_node(temp_dir, env, f"--address=127.0.0.1:{gcs_port}"))
+        _wait_until(lambda: len(cluster.node_ids()) == nodes, f"{nodes} alive nodes", started)
     except Exception as error:
-        _stop(nodes, temp_dirs, keep_logs=True)
+        _stop(started, temp_dirs, keep_logs=True)
         raise RuntimeError(f"{error}; `ray start` logs: {[str(temp_dir / START_LOG) for temp_dir in temp_dirs]}") from error
     try:
         yield cluster
     finally:
-        _stop(nodes, temp_dirs)
+        _stop(started, temp_dirs)
 
 
 def _start_node(temp_dir: Path, env: dict[str, str], *options: str) -> subprocess.Popen:

@@ -46,6 +46,8 @@ class DataWait:
     frames: int  # per step
     fraction: float  # seconds waited / seconds of the steps, steps after WARM_STEPS
     median_wait_s: float
+    p90_wait_s: float
+    max_wait_s: float
 
 
 def simulated_loop(run: SimulatedRun) -> None:
@@ -107,7 +109,7 @@ def measure(config: Any, step_s: float, steps: int, reader_actors: int, reader_c
     steady = slice(WARM_STEPS, None)
     return DataWait(step_s, reader_actors, reader_cpus, config.prefetch_batches, config.frames_per_batch,
                     float(np.sum(loss["data_wait_s"][steady]) / np.sum(loss["step_s"][steady])),
-                    float(np.median(loss["data_wait_s"][steady])))
+                    *(float(np.quantile(loss["data_wait_s"][steady], q)) for q in (0.5, 0.9, 1.0)))
 
 
 def readers_needed(seconds_per_frame: float, frames: int, step_s: float) -> int:
@@ -120,4 +122,11 @@ def print_rows(rows: list[DataWait], seconds_per_frame: float) -> None:
     for row in rows:
         print(f"  simulated GPU step {row.step_s:.2f} s, {row.frames} frames, reader_actors={row.reader_actors} "
               f"reader_cpus={row.reader_cpus:g} prefetch_batches={row.prefetch_batches}: data wait {row.fraction:.4f} "
-              f"(median {row.median_wait_s:.3f} s a step){'' if row.fraction < 0.05 else '  MISSES 5 %'}")
+              f"(a step's wait: median {row.median_wait_s:.3f} s, p90 {row.p90_wait_s:.3f} s, max "
+              f"{row.max_wait_s:.2f} s){'' if row.fraction < 0.05 else '  MISSES 5 %'}")
+    for step_s in sorted({row.step_s for row in rows}, reverse=True):
+        frames = rows[0].frames
+        print(f"  a {step_s:.2f} s step: {frames} frames x {seconds_per_frame * 1e3:.0f} ms = "
+              f"{frames * seconds_per_frame:.2f} s of reading, so reader_actors >= "
+              f"{readers_needed(seconds_per_frame, frames, step_s)}, each with a CPU of its own (reader_cpus: 1 where "
+              f"the node has them)")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +47,7 @@ class RowGroupReader:
 
     def read_row_group(self, path: Path, group: int, columns: list[str]) -> pa.Table:
         """Row group `group` of `path`, only `columns`."""
-        with CountingFile(path) as handle:
+        with naming(path), CountingFile(path) as handle:
             table = pq.ParquetFile(handle, metadata=self._footer(path)).read_row_group(group, columns=columns)
             self.bytes_read += handle.bytes_read
         return table
@@ -61,7 +63,7 @@ class RowGroupReader:
 
     def read_file(self, path: Path, columns: list[str] | None = None) -> pa.Table:
         """The whole file (a sample that is a whole file, as a scene's points)."""
-        with CountingFile(path) as handle:
+        with naming(path), CountingFile(path) as handle:
             table = pq.ParquetFile(handle, metadata=self._footer(path)).read(columns=columns)
             self.bytes_read += handle.bytes_read
         return table
@@ -73,7 +75,21 @@ class RowGroupReader:
         return np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
 
     def _read_footer(self, path: Path) -> pq.FileMetaData:
-        with CountingFile(path) as handle:
+        with naming(path), CountingFile(path) as handle:
             metadata = pq.ParquetFile(handle).metadata
             self.bytes_read += handle.bytes_read
         return metadata
+
+
+@contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Adds `file: <path>` to an Arrow error raised inside, which names no file ("Parquet magic bytes not found
+    in footer"): a training worker that meets a damaged sample file then fails with the file in the console's
+    error line (engine/failures.describe reads the note). OSErrors already carry their filename."""
+    try:
+        yield
+    except pa.ArrowException as error:
+        note = f"file: {path}"
+        if str(path) not in str(error) and note not in getattr(error, "__notes__", ()):
+            error.add_note(note)
+        raise

@@ -51,29 +51,31 @@ class Variant(BaseModel):
 class Params(SGDParams, RunGridParams, ReportNoteParams):
     model_config = ConfigDict(extra="forbid")
 
+    # 2D ImageNet network whose sparse 3D twin is trained, inflated or from scratch
     network: ClassifierNetwork = "efficientnet_lite0"
     teacher_weights: AbsolutePath | None = None  # 2D weights to inflate; the ResNets need them
     inflate_new_axis: Axis = "y"  # which 3D axis a 2D kernel is copied along (Image2Point: y, ModelNet's up)
     inflate_row_axis: Axis = "z"  # which 3D axis the kernel's rows run along (Image2Point: z; columns along x)
     inflate_scale_by_depth: bool = False  # divide the copies by k (Image2Point does not)
+    # init x FIP mode per run (models/fip.py): io trains the input/output layers, iobn also BatchNorms, all everything
     variants: list[Variant] = [Variant(init="scratch", fip="all"), Variant(init="inflated", fip="io"),
                                Variant(init="inflated", fip="iobn"), Variant(init="inflated", fip="all")]
     shots: list[int | Literal["all"]] = [1, 5, 10, "all"]  # training objects per class
-    seeds: list[int] = [0, 1, 2]
-    epochs: int = Field(100, ge=1)
-    batch_size: int = Field(32, ge=1)
+    seeds: list[int] = [0, 1, 2]  # one run per variant x shots x seed; it draws the shots, initial weights and batches
+    epochs: int = Field(100, ge=1)  # passes over the run's training objects
+    batch_size: int = Field(32, ge=1)  # objects per step and worker
     voxel_size: float = Field(0.05, gt=0)  # in object radii: objects are normalised into the unit sphere
-    pooling: Pooling = "avg"
+    pooling: Pooling = "avg"  # global pooling of the last sparse features before the classifier
     # The twin's BatchNorm momentum (None: the 2D network's, 0.01 for EfficientNet): see models/object_classifier.py.
     batchnorm_momentum: float | None = Field(0.1, gt=0, le=1)
     voxel_rounding: Rounding = "round"  # Image2Point rounds xyz / voxel_size; "floor" as MinkowskiEngine does
     # Image2Point's augmentation, each step with its probability: per-axis scale, translation, uniform jitter.
     scale_range: tuple[float, float] = (0.9, 1.1)
-    scale_probability: float = Field(0.9, ge=0, le=1)
-    translate: float = Field(0.2, ge=0)
-    translate_probability: float = Field(0.9, ge=0, le=1)
+    scale_probability: float = Field(0.9, ge=0, le=1)  # chance per object of the per-axis scale in scale_range
+    translate: float = Field(0.2, ge=0)  # shift uniform in [-t, t] per axis, in object radii; Image2Point: 0.2
+    translate_probability: float = Field(0.9, ge=0, le=1)  # chance per object of the shift
     jitter: float = Field(0.0125, ge=0)  # uniform in [-jitter, jitter] per point and axis
-    jitter_probability: float = Field(0.7, ge=0, le=1)
+    jitter_probability: float = Field(0.7, ge=0, le=1)  # chance per object of the jitter
     target_accuracy: float = Field(0.8, gt=0, le=1)  # the report counts the epochs each run needs to reach it
     save_models: bool = False  # one state dict per run (14 MB each for Lite0)
     # Without `deterministic`: the first run is trained this many more times with the same seed, and the report

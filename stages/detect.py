@@ -29,14 +29,16 @@ from pix2point.training.run_grid import scene_runs
 class Params(RunGridParams, ReportNoteParams):
     model_config = ConfigDict(extra="forbid")
 
+    # backbone start: random, or the pretrain stage's weights
     inits: list[Literal["scratch", "pretrain"]] = ["scratch", "pretrain"]
     label_fractions: list[Annotated[float, Field(gt=0, le=1)]] = [0.5, 1.0]  # shares of the training scenes
+    # one run per fraction x init x seed; it draws the labelled scenes, head init and batches
     seeds: list[int] = [0, 1, 2]
-    steps: int = Field(300, ge=1)
-    eval_every: int = Field(50, ge=1)
+    steps: int = Field(300, ge=1)  # optimizer steps per run; VoteNet: ~180 epochs
+    eval_every: int = Field(50, ge=1)  # steps between val mAP@0.25 and @0.5 evaluations (and one at the last step)
     scenes_per_batch: int = Field(2, ge=1)  # VoteNet: 8
     learning_rate: float = Field(1e-3, gt=0)  # VoteNet: Adam at 1e-3
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0)  # AdamW's decoupled decay; VoteNet: 0
     augment: bool = True  # VoteNet's: x/y flips, rotation about z within +-5 degrees
     num_seeds: int = Field(1024, ge=2)  # VoteNet: 1024
     num_proposals: int = Field(256, ge=1)  # VoteNet: 256

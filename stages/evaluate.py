@@ -33,8 +33,8 @@ class Params(ReportNoteParams):
     tsne_points: int = Field(2000, ge=10, description="labelled points sampled for the t-SNE map and the linear probe")
     tsne_scenes: str = Field("val", description="the split whose scenes the points are drawn from")
     tsne_max_scenes: int = Field(8, ge=1, description="at most this many scenes of the split are embedded (drawn with seed)")
-    tsne_perplexity: float = Field(30.0, gt=0)
-    seed: int = 0
+    tsne_perplexity: float = Field(30.0, gt=0)  # scikit-learn t-SNE perplexity (its default 30)
+    seed: int = 0  # draws the scenes and points, the t-SNE init and the linear probe's split
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # torch and Ray are imported where the work runs: loading the
 class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # the frozen 2D network; PPKT/SLidR: ImageNet ResNet-50; ResNets need teacher_weights
     teacher: TeacherName = "efficientnet_lite0"
     teacher_weights: AbsolutePath | None = None  # needed by the ResNets: a torchvision state dict or a MoCo v2 checkpoint
     # unset: the teacher's default (efficientnet_lite0: stage5, ResNets: layer4), written in by validation so that
@@ -43,7 +44,7 @@ class Params(BaseModel):
     layer: str | None = Field(None, validate_default=True)
     image_size: tuple[PositiveInt, PositiveInt] = (320, 240)  # (width, height) each color image is resized to
     frame_step: int = Field(1, ge=1)  # keep every k-th frame of each scene, counted in frame order
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(16, ge=1)  # frames per teacher forward pass, never spanning two scenes
     # Frames per Parquet row group. One: a PPKT step reads a frame's map with one targeted row-group read
     # (io/samples_table.py); with 64, reading one frame decoded 64 (Parquet reads whole column chunks).
     row_group_size: int = Field(1, ge=1)

@@ -79,13 +79,14 @@ class PointM2AEParams(BaseModel):
     weight_decay: float = Field(0.05, ge=0)  # on weight matrices only (training/weight_decay.py)
     warmup_epochs: int = Field(10, ge=0)  # linear warm-up, then cosine decay to 0
     grad_clip: float = Field(10.0, ge=0)  # max gradient L2 norm; 0: off
-    drop_path_rate: float = Field(0.1, ge=0, lt=1)
+    drop_path_rate: float = Field(0.1, ge=0, lt=1)  # stochastic depth, the last block's rate; I2P-MAE: 0.1
     points: int = Field(1024, ge=1)  # per object and step; at most the objects' points
     group_sizes: tuple[int, ...] = (48, 24, 24)  # per scale; the encoder's widths and token counts are pretrained
     local_radius: tuple[float, ...] = (0.24, 0.48, 0.96)  # per scale, in object radii; 0 = global attention
     pooling: Literal["concat", "sum"] = "sum"  # mean + max of the coarsest tokens (the ModelNet40 model)
-    label_smoothing: float = Field(0.2, ge=0, lt=1)
+    label_smoothing: float = Field(0.2, ge=0, lt=1)  # cross-entropy label smoothing; Point-M2AE/I2P-MAE: 0.2
     scale_range: tuple[float, float] = (2 / 3, 3 / 2)  # per axis (PointcloudScaleAndTranslate)
+    # shift uniform in [-t, t] per axis, in object radii (PointcloudScaleAndTranslate)
     translate: float = Field(0.2, ge=0)
 
 
@@ -94,11 +95,11 @@ class Image2PointParams(SGDParams):
 
     model_config = ConfigDict(extra="forbid")
 
-    network: ClassifierNetwork = "efficientnet_lite0"
+    network: ClassifierNetwork = "efficientnet_lite0"  # 2D ImageNet network whose sparse 3D twin classifies
     teacher_weights: AbsolutePath | None = None  # 2D weights to inflate; the ResNets need them
     voxel_size: float = Field(0.05, gt=0)  # in object radii
-    voxel_rounding: Rounding = "round"
-    batchnorm_momentum: float | None = Field(0.1, gt=0, le=1)
+    voxel_rounding: Rounding = "round"  # Image2Point rounds xyz / voxel_size; "floor" as MinkowskiEngine does
+    batchnorm_momentum: float | None = Field(0.1, gt=0, le=1)  # the twin's BatchNorm momentum; None: the 2D network's
 
 
 DEFAULT_NETWORKS = [
@@ -111,12 +112,12 @@ DEFAULT_NETWORKS = [
 class Params(ReportNoteParams):
     model_config = ConfigDict(extra="forbid")
 
-    ways: list[int] = [5, 10]
+    ways: list[int] = [5, 10]  # classes per episode (N); Point-BERT/Point-MAE: 5 and 10
     shots: list[int] = [10, 20]  # support objects per class
     folds: int = Field(10, ge=1)  # episodes per (ways, shots)
     queries: int = Field(20, ge=1)  # query objects per class, from the test split
     seed: int = 0  # the episodes' draw and their training
-    networks: list[Network] = DEFAULT_NETWORKS
+    networks: list[Network] = DEFAULT_NETWORKS  # each trained and scored on every episode
     epochs: int = Field(150, ge=1)  # per episode; an epoch is floor(N x K / batch_size) steps
     # Steps per episode whatever its support size (warm-up: the same share of them); None: `epochs` epochs.
     steps: int | None = Field(None, ge=1)

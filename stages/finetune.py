@@ -30,16 +30,18 @@ from pix2point.training.segmentation_data import LabelUnit
 class Params(SGDParams, PointAugmentationParams, RunGridParams):
     model_config = ConfigDict(extra="forbid")
 
+    # backbone start: random, or the pretrain stage's weights
     inits: list[Literal["scratch", "pretrain"]] = ["scratch", "pretrain"]
     # Label budgets, read per label_unit: a share of the training scenes (scenes), of each scene's points
     # (points), or a number of labelled points per scene (points_per_scene). ScanNet's data-efficient
     # benchmark: scenes [0.01, 0.05, 0.1, 0.2] and points_per_scene [20, 50, 100, 200] (label_budget.py).
     label_fractions: list[float] = [0.1, 1.0]
-    label_unit: LabelUnit = "scenes"
+    label_unit: LabelUnit = "scenes"  # how label_fractions are read: scenes, points or points_per_scene (above)
+    # one run per fraction x init x seed; it draws the labelled subset, head init and batches
     seeds: list[int] = [0, 1, 2]
-    steps: int = Field(300, ge=1)
-    eval_every: int = Field(25, ge=1)
-    scenes_per_batch: int = Field(2, ge=1)
+    steps: int = Field(300, ge=1)  # optimizer steps per run
+    eval_every: int = Field(25, ge=1)  # steps between val mIoU evaluations (and one at the last step)
+    scenes_per_batch: int = Field(2, ge=1)  # whole scenes per step and worker (all the run's when fewer)
     # Without `deterministic`: the first run is trained this many more times with the same seed, and the
     # evaluate report gives their spread (run-to-run drift) next to the spread over seeds.
     drift_repeats: int = Field(1, ge=0)

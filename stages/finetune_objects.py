@@ -41,15 +41,16 @@ SCRATCH = "scratch"
 class Params(RunGridParams, ReportNoteParams):
     model_config = ConfigDict(extra="forbid")
 
+    # encoder start: random, or that pretrain input's encoder
     inits: list[Init] = ["scratch", "pretrain_mae", "pretrain_i2p_mae"]
-    seeds: list[int] = [0, 1, 2]
-    epochs: int = Field(300, ge=1)
+    seeds: list[int] = [0, 1, 2]  # one run per init x seed; it draws the head init, batches and augmentations
+    epochs: int = Field(300, ge=1)  # passes over the train split; I2P-MAE: 300
     batch_size: int = Field(32, ge=2)  # objects per step and worker (BatchNorm in the head needs 2)
     learning_rate: float = Field(5e-4, gt=0)  # AdamW's peak
     weight_decay: float = Field(0.05, ge=0)  # on weight matrices only (training/weight_decay.py)
     warmup_epochs: int = Field(10, ge=0)  # linear warm-up, then cosine decay to 0 (stepped per step)
     grad_clip: float = Field(10.0, ge=0)  # max gradient L2 norm; 0: off
-    drop_path_rate: float = Field(0.1, ge=0, lt=1)
+    drop_path_rate: float = Field(0.1, ge=0, lt=1)  # stochastic depth, the last block's rate; I2P-MAE: 0.1
     points: int = Field(2048, ge=1)  # per object and step (ModelNet40: 1024); at most the objects' points
     group_sizes: tuple[int, ...] = (32, 16, 16)  # per scale (ModelNet40: 48, 24, 24); pretraining used 16/8/8
     # Per scale, in object radii; 0 = global attention. PB-T50-RS's; OBJ-BG/ONLY 0.32/0.64/1.28, ModelNet40 0.24/0.48/0.96.
@@ -64,7 +65,7 @@ class Params(RunGridParams, ReportNoteParams):
     # Re-estimate BatchNorm statistics on the training split before each scoring (not in the reference): short
     # runs from scratch otherwise score near chance (training/object_finetuning.py, recalibrate_batchnorm).
     recalibrate_batchnorm: bool = False
-    save_models: bool = False
+    save_models: bool = False  # also write each run's final state dict (rank 0)
     # Without `deterministic`: the first run is trained this many more times with the same seed, and the report
     # gives their spread (run-to-run drift) next to the spread over seeds.
     drift_repeats: int = Field(1, ge=0)

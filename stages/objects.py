@@ -29,15 +29,17 @@ from pix2point.synthetic import objects as synthetic_objects
 class SyntheticParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # the first classes of synthetic/objects.py's CLASSES
     num_classes: int = Field(8, ge=8, le=len(synthetic_objects.CLASSES))
-    train_per_class: int = Field(40, ge=1)
-    test_per_class: int = Field(20, ge=1)
-    seed: int = 0
+    train_per_class: int = Field(40, ge=1)  # shapes per class in the train split
+    test_per_class: int = Field(20, ge=1)  # shapes per class in the test split
+    seed: int = 0  # each shape is drawn from (seed, class, shape number)
 
 
 class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # synthetic: procedural shapes written here; else the dataset under root (ScanObjectNN: real scans, with variant)
     source: Literal["synthetic", "modelnet40", "shapenet55", "scanobjectnn"] = "synthetic"
     # modelnet40: the modelnet40_normal_resampled folder; shapenet55: ShapeNet55-34; scanobjectnn: h5_files
     root: AbsolutePath | None = None
@@ -47,7 +49,7 @@ class Params(BaseModel):
     # first: the file's first rows (its farthest-point order, as PointNet++ loads ModelNet); random: a
     # draw without replacement seeded by (sampling_seed, shape).
     sampling: Literal["first", "random"] = "first"
-    sampling_seed: int = 0
+    sampling_seed: int = 0  # seeds sampling random's draws, with each shape
     normalize: bool = True  # centre each shape on its centroid and scale it into the unit sphere
 
     @model_validator(mode="after")

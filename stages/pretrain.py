@@ -45,29 +45,31 @@ VIEWS_INPUT = "views2d"
 class PPKTParams(SGDParams, PointAugmentationParams, RayTrainParams):
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["ppkt"] = "ppkt"
+    method: Literal["ppkt"] = "ppkt"  # PPKT/SLidR-style pixel-to-point InfoNCE distillation into a sparse 3D UNet
+    # MinkowskiEngine UNet; PPKT: Res16UNet34C; tiny: 16-64 channels, for smoke runs
     backbone: UNetSizeName = "Res16UNet34C"
-    input_features: InputFeatures = "rgb"
+    input_features: InputFeatures = "rgb"  # per-voxel input: the scan's colour, or a constant 1 (geometry only)
     voxel_size: float = Field(0.025, gt=0)  # metres; PPKT: 2.5 cm
     dim: int = Field(64, ge=1)  # D, the shared embedding width
-    temperature: float = Field(0.07, gt=0)
+    temperature: float = Field(0.07, gt=0)  # InfoNCE softmax temperature; SLidR/PPKT: 0.07
     # Both are per step in total over the workers, each worker drawing an equal share (as SLidR's DDP, each
     # worker's InfoNCE takes its negatives from its own share); not divisible by num_workers is an error.
     num_pairs: int = Field(4096, ge=2)  # point-pixel pairs per step
     frames_per_batch: int = Field(8, ge=1)  # frames per step
-    steps: int = Field(1000, ge=1)
-    learning_rate: float = Field(0.5, gt=0)
+    steps: int = Field(1000, ge=1)  # optimizer steps; the cosine schedule reaches 0 at the last
+    learning_rate: float = Field(0.5, gt=0)  # SGD, cosine-annealed to 0; SLidR: 0.5
     flip_2d: bool = True  # SLidR's FlipHorizontal, p = 0.5: needs features2d's mirrored maps
     # SLidR's other mixed augmentations (config transforms_mixed), off here by default: ResizedCrop keeps only
     # the pairs inside a random window (area share crop_area, width/height in crop_ratio); DropCuboids drops
     # the points in a random cuboid. Either keeps more than min_pairs_kept pairs per frame, as SLidR's 1024.
     crop_2d: bool = False
-    crop_area: tuple[float, float] = (0.3, 1.0)
+    crop_area: tuple[float, float] = (0.3, 1.0)  # crop_2d window's share of the image area, uniform in [lo, hi]
+    # crop_2d window's width / height, log-uniform in [lo, hi]; SLidR's crop_ratio
     crop_ratio: tuple[float, float] = (14 / 9, 17 / 9)
-    drop_cuboids: bool = False
-    min_pairs_kept: int = Field(1024, ge=1)
-    checkpoint_every: int = Field(50, ge=1)
-    seed: int = 0
+    drop_cuboids: bool = False  # SLidR's DropCuboids: drop the points in one random cuboid per frame
+    min_pairs_kept: int = Field(1024, ge=1)  # crop_2d / drop_cuboids redraw or skip below this many pairs (points)
+    checkpoint_every: int = Field(50, ge=1)  # steps between checkpoints a killed run resumes from
+    seed: int = 0  # initial weights (identical on every worker) and the sample order and augmentations
     prefetch_batches: int = Field(2, ge=0)  # steps' samples each worker's Ray Data stream reads ahead
     reader_actors: int = Field(1, ge=1)  # Ray Data actors per worker doing the targeted row-group reads
     # CPUs Ray reserves per reader actor. 0: readers share the training workers' CPUs (they mostly wait on
@@ -89,14 +91,17 @@ class I2PMAEParams(AdamWParams, RayTrainParams):
 
     model_config = ConfigDict(extra="forbid")
 
+    # I2P-MAE: 2D-guided masked autoencoding of object clouds, Point-M2AE encoder
     method: Literal["i2p_mae"] = "i2p_mae"
     num_groups: tuple[int, ...] = (512, 256, 64)  # tokens per scale, finest first
-    group_sizes: tuple[int, ...] = (16, 8, 8)
-    encoder_dims: tuple[int, ...] = (96, 192, 384)
-    encoder_depths: tuple[int, ...] = (5, 5, 5)
-    num_heads: int = Field(6, ge=1)
+    group_sizes: tuple[int, ...] = (16, 8, 8)  # k nearest neighbours gathered per token, per scale
+    encoder_dims: tuple[int, ...] = (96, 192, 384)  # token width per scale; the last is the encoder's output width
+    encoder_depths: tuple[int, ...] = (5, 5, 5)  # transformer blocks per scale
+    num_heads: int = Field(6, ge=1)  # attention heads in every block; divides each encoder_dims entry
+    # hidden widths of the scale-0 mini-PointNet token embedding
     token_embed_dims: tuple[int, int, int] = (128, 256, 512)
     decoder_depths: tuple[int, ...] = (1, 1)  # decodes the coarsest scales; reconstructs at the finest of them
+    # share of the coarsest scale's tokens masked (finer scales follow it); I2P-MAE: 0.8
     mask_ratio: float = Field(0.8, gt=0, lt=1)
     masking: Masking = "guided"  # guided: 2D saliency picks the visible tokens (needs views2d)
     saliency_temperature: float = Field(1.0, gt=0)  # softmax(saliency / T); the paper's T = 1
@@ -106,14 +111,15 @@ class I2PMAEParams(AdamWParams, RayTrainParams):
     target_2d: bool = True  # visible tokens also reconstruct the 3 views' 2D features (needs views2d)
     drop_path_rate: float = Field(0.1, ge=0, lt=1)  # the reference's stochastic depth, last block's rate
     batch_size: int = Field(64, ge=1)  # objects per step and worker
-    steps: int = Field(1000, ge=1)
+    steps: int = Field(1000, ge=1)  # optimizer steps of batch_size objects per worker
     # Point-M2AE augments with a per-axis scale in (2/3, 3/2) and a translation of 0.2; I2P-MAE re-projects the
     # augmented cloud every step, so its 2D targets match it. views2d projects each object once, and both
     # transforms change its depth images, so the default is no augmentation; with views2d in use (guided
     # masking or target_2d) anything else is an error, since the targets would belong to another cloud.
     scale_range: tuple[float, float] = (1.0, 1.0)
+    # shift per axis drawn uniformly in [-t, t] (object units; unit sphere when normalized); 0: none
     translate: float = Field(0.0, ge=0)
-    seed: int = 0
+    seed: int = 0  # initial weights, object order, masks and augmentations
 
     @model_validator(mode="after")
     def _buildable(self) -> I2PMAEParams:

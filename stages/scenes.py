@@ -36,12 +36,13 @@ log = logging.getLogger(__name__)
 class SyntheticParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    num_scenes: int = Field(8, ge=2)
-    frames: int = Field(30, ge=1)
-    color_size: tuple[int, int] = (320, 240)
+    num_scenes: int = Field(8, ge=2)  # procedural rooms written, split into train/val by val_fraction
+    frames: int = Field(30, ge=1)  # RGB-D frames along each room's camera path
+    color_size: tuple[int, int] = (320, 240)  # (width, height) pixels of the color images
+    # (width, height) pixels of the depth maps; differs from color, as in ScanNet
     depth_size: tuple[int, int] = (224, 168)
-    points: int = Field(60_000, ge=100)
-    seed: int = 0
+    points: int = Field(60_000, ge=100)  # points sampled on each room's surfaces for its scan
+    seed: int = 0  # room i is drawn from seed * 100003 + i
 
 
 class SplitFiles(BaseModel):
@@ -56,11 +57,13 @@ class SplitFiles(BaseModel):
 class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # synthetic: procedural RGB-D rooms written here; scannet: exported ScanNet RGB-D scenes; pointcept_scannet,
+    # s3dis: point-only scenes (Pointcept's preprocessed ScanNet, S3DIS rooms), for finetuning and evaluation
     source: Literal["synthetic", "scannet", "pointcept_scannet", "s3dis"] = "synthetic"
     root: AbsolutePath | None = None  # the dataset's folder (all sources but synthetic)
     scenes: list[str] | None = None  # a subset of the root's scenes; all when unset
     synthetic: SyntheticParams = SyntheticParams()
-    depth_scale: float = Field(1000.0, gt=0)
+    depth_scale: float = Field(1000.0, gt=0)  # depth PNG value per metre; ScanNet: 1000 (millimetres)
     frame_step: int = Field(1, ge=1)  # every k-th frame enters the dataset (PPKT used every 25th of ScanNet)
     # ScanNet's axisAlignment (<scene>.txt) applied to the scan and the camera poses, so walls and boxes lie
     # along the axes (VoteNet's and the detection benchmark's frame); off keeps each scan in its own frame.
@@ -68,9 +71,9 @@ class Params(BaseModel):
     # The split (source scannet): ScanNet's official lists (scenes in neither are left out), or explicit
     # val_scenes, or else val_fraction of the rooms drawn with split_seed, all scans of a room on one side.
     split_files: SplitFiles | None = None
-    val_scenes: list[str] | None = None
-    val_fraction: float = Field(0.25, gt=0, lt=1)
-    split_seed: int = 0
+    val_scenes: list[str] | None = None  # scenes that form val, the rest train; None: split_files or val_fraction
+    val_fraction: float = Field(0.25, gt=0, lt=1)  # share of rooms in val when neither val_scenes nor split_files
+    split_seed: int = 0  # seed of the random val_fraction split
     s3dis_val_area: int = Field(5, ge=1, le=6)  # S3DIS's usual protocol holds Area 5 out
 
     @model_validator(mode="after")

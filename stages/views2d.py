@@ -45,7 +45,7 @@ PARTS_DIR = ".parts"
 class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    teacher: ViewTeacherName = "efficientnet_lite0"
+    teacher: ViewTeacherName = "efficientnet_lite0"  # the frozen 2D network on the depth views; I2P-MAE: CLIP ViT-B/16
     teacher_weights: AbsolutePath | None = None  # CLIP: an open_clip ViT-B-16 checkpoint; ResNets: torchvision/MoCo
     # unset: efficientnet_lite0 stage3 (stride 8, 40 channels), ResNets layer4, CLIP its patch tokens; written in
     # by validation so that naming the default gives the same params, hence the same key

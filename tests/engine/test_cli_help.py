@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 import pix2point
 from pix2point.cli import main
 from pix2point.engine.artefacts import ArtefactStore
+from pix2point.engine.param_docs import param_docs
 from pix2point.engine.pipeline import load_pipeline
 from pix2point.engine.runner import run_pipeline
 
@@ -40,6 +42,18 @@ def test_params_lists_type_default_profile_value_and_description(capsys, monkeyp
     assert rows["checkpoint_every"][4] == "steps between checkpoints a killed run resumes from"  # an inherited param
     assert main(["params", "nosuchstage"]) == 2
 
+
+
+@pytest.mark.parametrize("path", ["pipeline.yaml", *sorted(str(p.relative_to(REPOSITORY)) for p in (REPOSITORY / "pipelines").glob("*.yaml"))])
+def test_every_param_of_every_profile_has_a_description(path):
+    """`pix2point params` is the params' documentation: each param of each stage, under each profile (so each
+    method a profile picks), has a Field description or a source comment (issue 16.5)."""
+    profiles = yaml.safe_load((REPOSITORY / path).read_text()).get("profiles") or {}
+    undocumented = {f"{profile or 'default'}: {stage}.{doc.name}"
+                    for profile in [None, *profiles]
+                    for stage, entry in load_pipeline(REPOSITORY / path, profile).stages.items()
+                    for doc in param_docs(entry.params) if not doc.description.strip()}
+    assert not undocumented, f"{path}: params without a description: {sorted(undocumented)}"
 
 def test_version_and_the_module_entrypoint_need_no_path(tmp_path):
     """`python -m pix2point` runs with only the interpreter: a Ray head started as .venv/bin/ray has no venv on PATH."""

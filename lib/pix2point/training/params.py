@@ -19,16 +19,16 @@ class SGDParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     learning_rate: float = Field(0.1, gt=0)  # cosine-annealed to 0 over the steps
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(1e-4, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)  # SGD momentum; SLidR/PPKT and Image2Point: 0.9
+    weight_decay: float = Field(1e-4, ge=0)  # SGD's L2 weight decay; SLidR/PPKT and Image2Point: 1e-4
 
 
 class PointAugmentationParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    rotate_up: bool = True
-    scale_range: tuple[float, float] = (0.9, 1.1)
-    elastic: bool = False
+    rotate_up: bool = True  # rotate each cloud by a uniform random angle about z, the up axis; off: no rotation
+    scale_range: tuple[float, float] = (0.9, 1.1)  # isotropic scale factor drawn uniformly in [lo, hi]; [1, 1]: none
+    elastic: bool = False  # PointContrast's elastic distortion, grids 0.2 and 0.8 m, magnitudes 0.4 and 1.6 m
 
     def point_augmentation(self) -> PointAugmentation:
         from pix2point.training.augment import PointAugmentation
@@ -40,8 +40,8 @@ class RayTrainParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     num_workers: int = Field(1, ge=1)  # Ray Train workers (DDP)
-    cpus_per_worker: int = Field(1, ge=1)
-    use_gpu: bool = False
+    cpus_per_worker: int = Field(1, ge=1)  # CPUs Ray reserves for each Train worker (its torch threads)
+    use_gpu: bool = False  # one GPU per Ray Train worker; off: CPU only
     checkpoint_every: int = Field(100, ge=1)  # steps between checkpoints a killed run resumes from
     # Bit-identical reruns on one machine: one thread per worker, torch's deterministic algorithms
     # (training/determinism.py; the cost is in bench/determinism.py). Off: faster, with run-to-run drift.
@@ -65,5 +65,6 @@ class AdamWParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     learning_rate: float = Field(1e-3, gt=0)  # peak; linear warm-up from 0, then cosine-annealed to 0
+    # AdamW's decoupled decay, on weight matrices only; I2P-MAE/Point-M2AE: 0.05
     weight_decay: float = Field(0.05, ge=0)
-    warmup_steps: int = Field(0, ge=0)
+    warmup_steps: int = Field(0, ge=0)  # steps of linear learning-rate warm-up from 0 (I2P-MAE: 10 epochs); 0: none

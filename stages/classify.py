@@ -103,7 +103,7 @@ class Params(SGDParams, RunGridParams, ReportNoteParams):
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
     from pix2point.evaluation.classification_report import REPORT_FILE, write_report
     from pix2point.training.classification import ClassifyConfig, epoch_steps, run_source, train_loop
-    from pix2point.training.sample_stream import trainer_data
+    from pix2point.training.sample_stream import Segment, segments_trainer_data
     from pix2point.training.trials import copy_run_outputs, fit_runs
 
     objects_dir = inputs["objects"]
@@ -119,10 +119,12 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
     )
     started = time.perf_counter()
     # Each run streams its own training objects (its few-shot subset) to its trainer's workers.
-    config_for = lambda run: replace(config, runs=(run,), source=run_source(  # noqa: E731
-        objects_dir, run.shots, run.seed, params.batch_size, params.num_workers))
+    config_for = lambda slot: replace(config, runs=slot, sources={run.name: run_source(  # noqa: E731
+        objects_dir, run.shots, run.seed, params.batch_size, params.num_workers) for run in slot})
+    data_for = lambda slot_config, starts: segments_trainer_data(  # noqa: E731
+        [Segment(name, slot_config.sources[name], start, params.epochs * steps) for name, start in starts.items()])
     records = fit_runs(train_loop, config_for, config.runs, storage=scratch, **params.run_grid_scaling(),
-                       data_for=lambda run_config, start: trainer_data(run_config.source, start, params.epochs * steps))
+                       data_for=data_for)
     write_runs(out, [record.result for record in records], list(names), params.network, steps)
     write_history(out, [epoch for record in records for epoch in record.state["history"]])
     write_trials(out, records)

@@ -76,7 +76,7 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
         weight_decay=params.weight_decay, augment=params.augment, checkpoint_every=params.checkpoint_every,
     )
     started = time.perf_counter()
-    records = fit_runs(train_loop, lambda run: replace(config, runs=(run,)), runs, storage=scratch,
+    records = fit_runs(train_loop, lambda slot: replace(config, runs=slot), runs, storage=scratch,
                        **params.run_grid_scaling())
     results = [record.result for record in records]
     write_runs(out, results, list(SCANNET18_CLASS_NAMES))

@@ -128,8 +128,9 @@ class Params(ReportNoteParams):
     # Re-estimate BatchNorm statistics on the support objects before scoring (not in the reference, whose 150
     # epochs need none): after a few dozen steps the running statistics are still mostly their initial values.
     recalibrate_batchnorm: bool = False
-    # Bit-identical reruns: one thread per task and torch's deterministic algorithms (training/determinism.py).
-    deterministic: bool = False
+    # Bit-identical reruns: one thread per task and torch's deterministic algorithms (training/determinism.py);
+    # every episode is a one-CPU task, so one thread costs nothing.
+    deterministic: bool = True
 
     @model_validator(mode="after")
     def _sane_lists(self) -> Params:

@@ -61,7 +61,7 @@ class Params(SGDParams, PointAugmentationParams, RunGridParams):
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
     # Imported here: the training code needs torch, MinkowskiEngine and Ray, which loading the pipeline must not.
-    from pix2point.training.sample_stream import trainer_data
+    from pix2point.training.sample_stream import Segment, segments_trainer_data
     from pix2point.training.segmentation import FinetuneConfig, train_loop
     from pix2point.training.segmentation_data import SceneSource
     from pix2point.training.trials import copy_run_outputs, fit_runs
@@ -80,10 +80,12 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
     )
     started = time.perf_counter()
     # Each run streams its own training scenes (its label budget) to its trainer's workers.
-    config_for = lambda run: replace(config, runs=(run,), source=SceneSource.for_run(  # noqa: E731
-        scenes_dir, run.label_fraction, params.label_unit, run.seed, params.scenes_per_batch, params.num_workers))
-    records = fit_runs(train_loop, config_for, runs, storage=scratch, **params.run_grid_scaling(),
-                       data_for=lambda run_config, start: trainer_data(run_config.source, start, params.steps))
+    config_for = lambda slot: replace(config, runs=slot, sources={run.name: SceneSource.for_run(  # noqa: E731
+        scenes_dir, run.label_fraction, params.label_unit, run.seed, params.scenes_per_batch, params.num_workers)
+        for run in slot})
+    data_for = lambda slot_config, starts: segments_trainer_data(  # noqa: E731
+        [Segment(name, slot_config.sources[name], start, params.steps) for name, start in starts.items()])
+    records = fit_runs(train_loop, config_for, runs, storage=scratch, **params.run_grid_scaling(), data_for=data_for)
     write_runs(out, [record.result for record in records], config.class_names, config.label_unit,
                params.deterministic)
     write_history(out, [epoch for record in records for epoch in record.state["history"]])

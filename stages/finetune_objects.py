@@ -87,7 +87,7 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
 
     config = finetune_config(params, inputs, scratch / "outputs")  # scratch outlives a killed attempt
     started = time.perf_counter()
-    records = fit_runs(train_loop, lambda run: replace(config, runs=(run,)), config.runs, storage=scratch,
+    records = fit_runs(train_loop, lambda slot: replace(config, runs=slot), config.runs, storage=scratch,
                        **params.run_grid_scaling())
     write_runs(out, [record.result for record in records], list(config.class_names), asdict(config.spec),
                params.deterministic)

@@ -1,5 +1,6 @@
-"""Finetune runs as concurrent trials (real Ray Train, MinkowskiEngine, tiny synthetic scenes): runs side by
-side equal runs one after another, and a stage killed after one of three runs resumes only what is left."""
+"""A grid's runs in concurrency slots (real Ray Train, MinkowskiEngine, tiny synthetic scenes): two slots train
+four runs two at a time and equal one slot's runs one after another, and a stage killed after one of three runs
+resumes only what is left, the interrupted run from its checkpoint."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,7 @@ from pix2point.io.finetune_table import read_history, read_runs
 from pix2point.io.trials_table import read_trials
 from pix2point.models.backbone import BackboneSpec, build_backbone, save_backbone
 from pix2point.training import trials
-from pix2point.training.distributed import runs_that_fit
+from pix2point.training.distributed import checkpointed_progress, runs_that_fit
 
 TINY = dict(inits=["scratch"], label_fractions=[1.0], steps=4, eval_every=2, scenes_per_batch=1, cpus_per_worker=1)
 
@@ -60,15 +62,23 @@ def same_results(first: Path, second: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_runs_side_by_side_overlap_and_equal_one_after_another(ray_runtime, tiny_scenes, pretrain_dir, tmp_path):
+def test_four_runs_in_two_slots_overlap_train_once_and_equal_one_after_another(ray_runtime, tiny_scenes, pretrain_dir,
+                                                                               tmp_path):
     # Deterministic mode: equal results are then a property of the schedule, and no drift repeat joins the runs.
-    together = run_finetune(tiny_scenes, pretrain_dir, tmp_path / "together", seeds=[0, 1], deterministic=True)
-    apart = run_finetune(tiny_scenes, pretrain_dir, tmp_path / "apart", seeds=[0, 1], max_concurrent_runs=1,
+    together = run_finetune(tiny_scenes, pretrain_dir, tmp_path / "together", seeds=[0, 1, 2, 3],
+                            max_concurrent_runs=2, deterministic=True)
+    apart = run_finetune(tiny_scenes, pretrain_dir, tmp_path / "apart", seeds=[0, 1, 2, 3], max_concurrent_runs=1,
                          deterministic=True)
-    first, second = read_trials(together)
-    assert first.started_at < second.finished_at and second.started_at < first.finished_at, "runs did not overlap"
-    first, second = read_trials(apart)
-    assert first.finished_at <= second.started_at, "max_concurrent_runs=1 ran them at once"
+    runs = read_trials(together)
+    assert sorted(trial.run for trial in runs) == sorted(run.run for run in read_runs(together)) and len(runs) == 4
+    # Two trainers (the slots' storage folders, named after their first runs), each training two of the runs.
+    assert sorted(path.name for path in (tmp_path / "together" / "scratch" / trials.RUNS_STORAGE).iterdir()) == \
+        ["scratch-labels1-seed0", "scratch-labels1-seed1"]
+    overlapping = [(a.run, b.run) for a in runs for b in runs
+                   if a.run < b.run and a.started_at < b.finished_at and b.started_at < a.finished_at]
+    assert len(overlapping) >= 2, f"two slots should train two runs at a time: {runs}"
+    in_order = read_trials(apart)
+    assert all(a.finished_at <= b.started_at for a, b in zip(in_order, in_order[1:])), "max_concurrent_runs=1 overlapped"
     same_results(together, apart)
     # Each run's TensorBoard curves (issue 15.4): loss and lr every step, validation mIoU at each evaluation.
     for run in read_runs(together):
@@ -76,6 +86,25 @@ def test_two_runs_side_by_side_overlap_and_equal_one_after_another(ray_runtime, 
         assert [step for step, _ in scalars(together, run.run, "train/lr")] == [1, 2, 3, 4]
         assert scalars(together, run.run, "val/miou") == [
             (2 * record.epoch, pytest.approx(record.val_miou)) for record in read_history(together) if record.run == run.run]
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+
+
+def test_slots_put_each_checkpointed_run_first_in_its_own_folder_and_deal_the_rest_in_grid_order():
+    grid = [Run(f"r{index}") for index in range(7)]
+    fresh = trials.deal_slots(grid, 2, {})
+    assert [(slot.name, [run.name for run in slot.runs], slot.resumed_step) for slot in fresh] == [
+        ("r0", ["r0", "r2", "r4", "r6"], 0), ("r1", ["r1", "r3", "r5"], 0)]
+    # r3 was checkpointed at step 8 by the trainer in folder r2; a fresh trainer named r2 would restore it too.
+    resumed = trials.deal_slots(grid[1:], 2, {"r3": ("r2", 8)})
+    assert [(slot.name, [run.name for run in slot.runs], slot.resumed_step) for slot in resumed] == [
+        ("r2", ["r3", "r1", "r4", "r6"], 8), ("r2+", ["r2", "r5"], 0)]
+    # More runs checkpointed midway than slots: each still resumes in its own folder (run two at a time).
+    many = trials.deal_slots(grid[:3], 1, {"r0": ("a", 2), "r2": ("b", 4)})
+    assert [(slot.name, [run.name for run in slot.runs]) for slot in many] == [("a", ["r0", "r1"]), ("b", ["r2"])]
 
 
 def test_the_limit_follows_the_cluster_and_an_impossible_request_is_an_error(ray_runtime):
@@ -87,6 +116,19 @@ def test_the_limit_follows_the_cluster_and_an_impossible_request_is_an_error(ray
         runs_that_fit(num_workers=1, cpus_per_worker=cpus + 1, use_gpu=False)
     with pytest.raises(ValueError, match="with a GPU each cannot be placed"):
         runs_that_fit(num_workers=1, cpus_per_worker=1, use_gpu=True)
+
+
+def checkpointed(scratch: Path, run_suffix: str) -> bool:
+    """Whether a trainer's registered checkpoint (the one Ray Train restores) is inside the run ending in `run_suffix`."""
+    folders = scratch / trials.RUNS_STORAGE
+    for folder in folders.glob("*") if folders.is_dir() else []:
+        try:
+            run, step = checkpointed_progress(folders, folder.name)
+        except (ValueError, OSError):  # a snapshot being written
+            continue
+        if run is not None and run.endswith(run_suffix) and step > 0:
+            return True
+    return False
 
 
 KILLED_STAGE = """
@@ -111,7 +153,7 @@ def test_a_killed_stage_keeps_its_finished_run_and_resumes_the_interrupted_one(r
     driver = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     scratch = tmp_path / "scratch"
     deadline = time.monotonic() + 600
-    while not (list(scratch.glob(f"{trials.FINISHED}/*.pt")) and list(scratch.glob(f"{trials.RUNS_STORAGE}/*-seed1/checkpoint_*"))):
+    while not (list(scratch.glob(f"{trials.FINISHED}/*.pt")) and checkpointed(scratch, "seed1")):
         assert driver.poll() is None, "the stage ended before it could be killed"
         assert time.monotonic() < deadline, "no finished run and checkpointed second run within 10 minutes"
         time.sleep(0.5)

@@ -1,7 +1,7 @@
 """Object classification with a sparse twin of a 2D network (scratch or inflated, under a FIP mode), on Ray Train.
 
-Each run is its own Ray Train run (training/trials.py); its checkpoint holds the run's state, and at the end
-its result and history. The run's training objects (its few-shot subset) stream to the workers, a row group
+A trainer trains its runs one after another (training/trials.py); its checkpoints hold the run in progress,
+and each finished run's result and history. The run's training objects (its few-shot subset) stream to the workers, a row group
 per object (training/sample_stream.py, training/object_samples.py), distinct objects in every step's batch.
 The test split is scored on rank 0 only, read a row group at a time. An epoch is the same number of
 optimiser steps for every run (enough for one pass over the whole training split), so runs differ in the
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +65,8 @@ class ClassifyConfig:
     checkpoint_every: int  # steps
     save_models: bool
     steps_per_epoch: int = 1  # epoch_steps of the whole training split
-    source: ObjectSource | None = None  # the run's training objects (run_source), set per run by the stage
+    # Each run's training objects (run_source), by run name: set by the stage for a trainer's runs
+    sources: dict[str, ObjectSource] = field(default_factory=dict)
 
 
 def epoch_steps(train_objects: int, batch_size: int, workers: int) -> int:
@@ -81,10 +82,10 @@ def run_source(objects_dir: Path, shots: int | None, seed: int, batch_size: int,
 
 
 def train_loop(config: ClassifyConfig) -> None:
-    """A worker's loop over `config.runs` (the stage gives each trainer one run and its source: training/
-    trials.py); the results travel in the final checkpoint's state, and the stage writes the tables from them."""
+    """A worker's loop over `config.runs` (a trainer's queue of runs, each with its source:
+    training/trials.py); the results travel in the final checkpoint's state, and the stage writes the tables from them."""
     rank = ray.train.get_context().get_world_rank()
-    stream = SampleStream.for_rank(rank, config.source.per_rank)
+    stream = SampleStream.for_rank(rank, config.batch_size)
     distributed.train_runs_in_order(config.runs, lambda run, state: train_run(config, run, state, stream, rank))
 
 
@@ -112,7 +113,7 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, stream:
     # Counted from the records, not from `step`: a checkpoint taken on an epoch's last step precedes its evaluation.
     for epoch in range(sum(record.run == run.name for record in state["history"]), config.epochs):
         for _ in range(step, (epoch + 1) * steps_per_epoch):
-            losses.append(train_step(ddp_model, optimizer, stream.next(step).samples, config,
+            losses.append(train_step(ddp_model, optimizer, stream.next(step, run.name, config.sources[run.name].per_rank).samples, config,
                                      step_streams(run.seed, rank, step).numpy))
             scalars.add(step + 1, {"train/loss": losses[-1], "train/lr": optimizer.param_groups[0]["lr"]})
             schedule.step()
@@ -135,7 +136,7 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, stream:
         path = model_path(config.out, run.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), path)
-    return ClassifyRun(run.name, run.init, run.fip, run.shots, run.seed, len(config.source), fip.trainable, fip.frozen,
+    return ClassifyRun(run.name, run.init, run.fip, run.shots, run.seed, len(config.sources[run.name]), fip.trainable, fip.frozen,
                        config.epochs, accuracy, best,
                        time.perf_counter() - started, confusion, run.repeat)
 

@@ -1,7 +1,7 @@
 """3D-detection finetuning (VoteNet head on a fresh or pretrained Res16UNet), on Ray Train.
 
-As segmentation.py: the stage gives each Ray Train run one run of its grid (training/trials.py); the final
-checkpoint's state carries the run's result and history, and the stage writes the tables from them.
+As segmentation.py: a trainer trains its queue of the grid's runs one after another (training/trials.py);
+the checkpoints carry each finished run's result and history, and the stage writes the tables from them.
 Validation runs on rank 0 alone and is sent to the other workers.
 """
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import resource
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -96,15 +98,24 @@ def checkpointed_step(storage: Path, name: str) -> int:
     Ray wrote a folder but before Ray registered it resumes from the previous checkpoint, and a stream started
     at the folder's step would then be out of step with the restored state.
     """
+    return checkpointed_progress(storage, name)[1]
+
+
+def checkpointed_progress(storage: Path, name: str) -> tuple[str | None, int]:
+    """(the grid run in progress, its step) of the checkpoint Ray Train restores for trainer `storage/name`:
+    (None, 0) without one or between a grid's runs, (None, step) for a single run (pretraining)."""
     snapshot = storage / name / CHECKPOINT_SNAPSHOT
     if not snapshot.is_file():
-        return 0
+        return None, 0
     latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result")
     if not latest:
-        return 0
+        return None, 0
     step_file = storage / name / latest["checkpoint_dir_name"] / STEP_FILE
     # A grid's checkpoint between runs holds no step: its run is finished and reads no samples.
-    return int(json.loads(step_file.read_text())["step"]) if step_file.is_file() else 0
+    if not step_file.is_file():
+        return None, 0
+    progress = json.loads(step_file.read_text())
+    return progress.get("run"), int(progress["step"])
 
 
 def _configured_loop(train_loop: Callable[[Any], None], deterministic: bool, config: Any) -> None:
@@ -129,7 +140,9 @@ def report(metrics: dict[str, float], state: dict[str, Any] | None = None) -> No
     with tempfile.TemporaryDirectory() as directory:
         torch.save(state, Path(directory) / STATE_FILE)
         if (step := checkpoint_step(state)) is not None:
-            (Path(directory) / STEP_FILE).write_text(json.dumps({"step": step}))
+            current = state.get("current")
+            progress = {"step": step} if current is None else {"step": step, "run": current["run"]}
+            (Path(directory) / STEP_FILE).write_text(json.dumps(progress))
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
 
 
@@ -142,14 +155,22 @@ def checkpoint_step(state: dict[str, Any]) -> int | None:
     return None if current is None else current["step"]
 
 
+# Set by the runner of a grid's trainer (training/trials.py) around the stage's worker loop: called on rank 0
+# with (run name, `run_state`) as each run finishes, so its record exists before the next run starts.
+RUN_FINISHED: contextvars.ContextVar[Callable[[str, dict[str, Any]], None] | None] = contextvars.ContextVar(
+    "RUN_FINISHED", default=None)
+
+
 def train_runs_in_order(runs: Sequence[Any], train_run: Callable[[Any, dict], Any]) -> dict[str, Any]:
     """Train `runs` one after another in this worker group, skipping those a resumed checkpoint finished.
 
     `train_run(run, state)` returns the run's result (an object with a `run` name); it may append to
-    state["history"] and checkpoint its progress with `checkpoint_run`. Returns the final state:
+    state["history"] (records with a `run` name) and checkpoint its progress with `checkpoint_run`. Each
+    finished run is checkpointed, then rank 0 hands `RUN_FINISHED`'s callback, if one is set, that run's
+    own state (`run_state`), before the next run starts. Returns the final state:
     {"finished": [results], "history": [...], "current": None, "resumed_from": {run: step},
-    "worker_peak_rss_mb": this (rank 0) worker's peak RSS}, resumed_from naming runs that an attempt
-    continued from a checkpoint taken inside them.
+    "times": {run: (started, finished) Unix seconds}, "worker_peak_rss_mb": this worker's peak RSS},
+    resumed_from naming runs that an attempt continued from a checkpoint taken inside them.
     """
     state = latest_state(torch.device("cpu")) or {"finished": [], "history": [], "current": None}
     if state["current"] is not None:  # which run this attempt resumes, and from which step (for its record)
@@ -157,11 +178,25 @@ def train_runs_in_order(runs: Sequence[Any], train_run: Callable[[Any, dict], An
     for run in runs:
         if run.name in {result.run for result in state["finished"]}:
             continue
+        started = time.time()
         result = train_run(run, state)
         state = {**state, "finished": [*state["finished"], result], "current": None,
+                 "times": {**state.get("times", {}), run.name: (started, time.time())},
                  "worker_peak_rss_mb": peak_rss_mb()}
         report({"runs_finished": len(state["finished"])}, state)
+        if (on_finished := RUN_FINISHED.get()) is not None and ray.train.get_context().get_world_rank() == 0:
+            on_finished(run.name, run_state(state, run.name))
     return state
+
+
+def run_state(state: dict[str, Any], name: str) -> dict[str, Any]:
+    """What `train_runs_in_order`'s state holds of finished run `name` alone: {"finished": [its result],
+    "history": [its records], "resumed_from": {name: step} or {}, "times": {name: (started, finished)},
+    "worker_peak_rss_mb": ...}."""
+    return {"finished": [result for result in state["finished"] if result.run == name],
+            "history": [record for record in state["history"] if record.run == name],
+            "resumed_from": {run: step for run, step in state.get("resumed_from", {}).items() if run == name},
+            "times": {name: state["times"][name]}, "worker_peak_rss_mb": state.get("worker_peak_rss_mb")}
 
 
 def checkpoint_run(state: dict[str, Any], current: dict[str, Any]) -> None:

@@ -5,9 +5,9 @@ on biases, norms and tokens), linear warm-up then cosine decay, gradient-norm cl
 augmentation (training/object_finetuning_data.py); the test split is scored every `eval_every` epochs and,
 after the last epoch, with voting.
 
-Each run is its own Ray Train run (training/trials.py); its checkpoints hold the run's state, and at the end
-its result and history. An epoch is enough steps for one pass over the training split; test scoring and
-voting run on rank 0 and are sent to the other workers.
+A trainer trains its queue of runs one after another (training/trials.py); its checkpoints hold the run in
+progress, and each finished run's result and history. An epoch is enough steps for one pass over the
+training split; test scoring and voting run on rank 0 and are sent to the other workers.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class FinetuneObjectsConfig:
 
 
 def train_loop(config: FinetuneObjectsConfig) -> None:
-    """A worker's loop over `config.runs` (the stage gives each trainer one run)."""
+    """A worker's loop over `config.runs` (a trainer's queue of runs: training/trials.py)."""
     context = ray.train.get_context()
     rank, workers = context.get_world_rank(), context.get_world_size()
     train, test = read_objects(config.objects_dir, "train"), read_objects(config.objects_dir, "test")

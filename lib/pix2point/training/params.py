@@ -44,15 +44,18 @@ class RayTrainParams(BaseModel):
     use_gpu: bool = False  # one GPU per Ray Train worker; off: CPU only
     checkpoint_every: int = Field(100, ge=1)  # steps between checkpoints a killed run resumes from
     # Bit-identical reruns on one machine: one thread per worker, torch's deterministic algorithms
-    # (training/determinism.py; the cost is in bench/determinism.py). Off: faster, with run-to-run drift.
-    deterministic: bool = False
+    # (training/determinism.py). On by default: on CPU one thread a worker was also the fastest setting
+    # (bench/determinism_steps.py --threads), and a 2-core machine then trains two runs at once. Off: the
+    # worker's cpus_per_worker threads (or a GPU's fast non-deterministic kernels), with run-to-run drift.
+    deterministic: bool = True
 
 
 class RunGridParams(RayTrainParams):
-    """A stage that trains a grid of runs, each its own Ray Train run (training/trials.py)."""
+    """A stage that trains a grid of runs, in as many trainers at once as the cluster holds (training/trials.py)."""
 
-    # Runs trained at once; None: as many as the cluster's CPUs (GPUs with use_gpu) hold, each run taking
-    # num_workers x cpus_per_worker. Results do not depend on it (each run is seeded on its own).
+    # Runs trained at once (each concurrency slot one trainer that trains its runs one after another); None: as
+    # many as the cluster's CPUs (GPUs with use_gpu) hold, each run taking num_workers x cpus_per_worker.
+    # Results do not depend on it (each run is seeded on its own).
     max_concurrent_runs: int | None = Field(None, ge=1)
 
     def run_grid_scaling(self) -> dict:

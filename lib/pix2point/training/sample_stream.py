@@ -13,13 +13,17 @@ dataset with `ray.train.get_dataset_shard` and Ray Data prefetches the next batc
 A resumed run's datasets start at the step the checkpoint holds, so it reads the same samples from there on
 as an uninterrupted run. A worker thus holds a few steps' samples, whatever the dataset's size.
 
+One trainer may train several runs one after another (a grid's concurrency slot, training/trials.py): its
+datasets are then the runs' `Segment`s in training order, each with its own catalogue, read by the same
+reader actor, so a run's first samples are prefetched while the run before it trains its last steps.
+
 Samples travel as named numpy arrays (`dict[str, np.ndarray]`), each stage converting them to its own type.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -53,6 +57,16 @@ class SampleSource(Protocol):
         """A reader of this catalogue's samples (opened where the reads happen)."""
 
 
+@dataclass(frozen=True)
+class Segment:
+    """Steps `start_step` .. `steps` - 1 of run `run`, whose samples `source` catalogues."""
+
+    run: str
+    source: SampleSource
+    start_step: int
+    steps: int
+
+
 def rank_dataset_name(rank: int) -> str:
     return f"samples_rank{rank}"
 
@@ -74,17 +88,21 @@ def read_step(source: SampleSource, reader: SampleReader, step: int, rank: int) 
 
 
 class ReadSteps:
-    """Ray Data actor: a batch of step numbers -> a table with one row per sample of those steps, in order."""
+    """Ray Data actor: a batch of (segment, step) pairs -> a table with one row per sample of those steps, in
+    order. A segment's reader opens at its first step (its footers are read once, not per step)."""
 
-    def __init__(self, source: SampleSource, rank: int):
-        self.source, self.rank = source, rank
-        self.reader = source.reader()
+    def __init__(self, segments: tuple[Segment, ...], rank: int):
+        self.segments, self.rank = segments, rank
+        self.readers: dict[int, SampleReader] = {}
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         rows = []
-        for step in batch["data"].tolist():
-            ids, samples, bytes_read = read_step(self.source, self.reader, step, self.rank)
-            rows += [encode_sample(step, slot, sample, arrays, read)
+        for index, step in batch["data"].reshape(-1, 2).tolist():
+            segment = self.segments[index]
+            if index not in self.readers:
+                self.readers = {index: segment.source.reader()}  # the runs before it are done with theirs
+            ids, samples, bytes_read = read_step(segment.source, self.readers[index], step, self.rank)
+            rows += [encode_sample(step, slot, sample, arrays, read, segment.run)
                      for slot, (sample, arrays, read) in enumerate(zip(ids, samples, bytes_read))]
         return pa.Table.from_pylist(rows)
 
@@ -94,10 +112,10 @@ def sample_bytes(arrays: Arrays) -> int:
     return sum(array.nbytes for array in arrays.values())
 
 
-def encode_sample(step: int, slot: int, sample: int, arrays: Arrays, bytes_read: int) -> dict[str, Any]:
+def encode_sample(step: int, slot: int, sample: int, arrays: Arrays, bytes_read: int, run: str = "") -> dict[str, Any]:
     """One row of a streamed block: each array as raw bytes with its dtype and shape (Ray Data passes the
     buffers through untouched, so the worker gets the very values the reader read)."""
-    return {"step": step, "slot": slot, "sample": sample, "bytes_read": bytes_read,
+    return {"run": run, "step": step, "slot": slot, "sample": sample, "bytes_read": bytes_read,
             "sample_bytes": sample_bytes(arrays), "names": list(arrays),
             "dtypes": [array.dtype.str for array in arrays.values()],
             "shapes": [list(array.shape) for array in arrays.values()],
@@ -117,18 +135,31 @@ def rank_datasets(source: SampleSource, start_step: int, steps: int, reader_acto
                   reader_cpus: float = 0.0) -> dict:
     """{dataset name: Ray Dataset} for every rank: its samples of steps start_step .. steps - 1, in step order.
     Raises ValueError (on the driver) when the split is smaller than one step's batch."""
+    return segment_datasets([Segment("", source, start_step, steps)], reader_actors, reader_cpus)
+
+
+def segment_datasets(segments: Sequence[Segment], reader_actors: int = 1, reader_cpus: float = 0.0) -> dict:
+    """{dataset name: Ray Dataset} for every rank: the samples of each segment's steps, segment after segment,
+    in step order. All segments must have the same number of workers. Raises ValueError (on the driver) when
+    a segment's split is smaller than one step's batch, or the segments disagree on the workers."""
     import ray.data
 
-    steps_per_epoch(len(source), source.per_rank)  # fail here, on the driver, if the split is too small
-    step_numbers = np.arange(start_step, steps, dtype=np.int64)
-    # The step ids live in the object store, a few steps a block: unlike ray.data.range, whose read tasks
-    # reserve a CPU, they need none, so the readers start even when the training workers hold every CPU.
-    blocks = np.array_split(step_numbers, max(1, -(-len(step_numbers) // STEPS_PER_BLOCK)))
+    segments = tuple(segments)
+    worlds = {segment.source.world for segment in segments}
+    if len(worlds) != 1:
+        raise ValueError(f"the runs of one trainer must have one number of workers, got {sorted(worlds)}")
+    for segment in segments:  # fail here, on the driver, if a split is too small
+        steps_per_epoch(len(segment.source), segment.source.per_rank)
+    pairs = np.array([(index, step) for index, segment in enumerate(segments)
+                      for step in range(segment.start_step, segment.steps)], dtype=np.int64).reshape(-1, 2)
+    # The (segment, step) ids live in the object store, a few steps a block: unlike ray.data.range, whose
+    # read tasks reserve a CPU, they need none, so the readers start even when the workers hold every CPU.
+    blocks = np.array_split(pairs, max(1, -(-len(pairs) // STEPS_PER_BLOCK)))
     return {
         rank_dataset_name(rank): ray.data.from_numpy(blocks).map_batches(
-            ReadSteps, fn_constructor_kwargs={"source": source, "rank": rank}, batch_size=1, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=reader_actors), num_cpus=reader_cpus)
-        for rank in range(source.world)
+            ReadSteps, fn_constructor_kwargs={"segments": segments, "rank": rank}, batch_size=1,
+            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=reader_actors), num_cpus=reader_cpus)
+        for rank in range(worlds.pop())
     }
 
 
@@ -136,10 +167,16 @@ def trainer_data(source: SampleSource, start_step: int, steps: int, reader_actor
                  reader_cpus: float = 0.0) -> dict[str, Any]:
     """distributed.fit()'s `datasets` and `dataset_config` for `source`: each rank's samples from
     `start_step` on, unsplit and in order (the module docstring says why)."""
+    return segments_trainer_data([Segment("", source, start_step, steps)], reader_actors, reader_cpus)
+
+
+def segments_trainer_data(segments: Sequence[Segment], reader_actors: int = 1, reader_cpus: float = 0.0) -> dict[str, Any]:
+    """distributed.fit()'s `datasets` and `dataset_config` for runs trained one after another by one trainer:
+    each rank's samples of every segment, unsplit and in order."""
     import ray.train
     from ray.data import ExecutionOptions
 
-    return {"datasets": rank_datasets(source, start_step, steps, reader_actors, reader_cpus),
+    return {"datasets": segment_datasets(segments, reader_actors, reader_cpus),
             "dataset_config": ray.train.DataConfig(datasets_to_split=[],
                                                    execution_options=ExecutionOptions(preserve_order=True))}
 
@@ -167,32 +204,53 @@ class Samples(Protocol):
 class SampleStream:
     """A worker's view of its dataset shard: `next(step)` is that step's samples, as the schedule says."""
 
-    def __init__(self, batches: Iterator[pa.Table], per_rank: int):
-        self._batches, self.per_rank = batches, per_rank
+    def __init__(self, blocks: Iterator[pa.Table], per_rank: int):
+        self._blocks, self.per_rank = blocks, per_rank
+        self._buffer = pa.table({})
 
     @classmethod
     def for_rank(cls, rank: int, per_rank: int, prefetch_batches: int = 2) -> SampleStream:
+        """The stream of rank `rank`'s dataset; `per_rank`: samples a step when `next` is not told otherwise."""
         import ray.train
 
         shard = ray.train.get_dataset_shard(rank_dataset_name(rank))
-        batches = shard.iter_batches(batch_size=per_rank, batch_format="pyarrow", prefetch_batches=prefetch_batches,
-                                     drop_last=False)
-        return cls(iter(batches), per_rank)
+        # Whole blocks, cut into steps here: the runs of one trainer may take different numbers a step.
+        blocks = shard.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=prefetch_batches)
+        return cls(iter(blocks), per_rank)
 
-    def next(self, step: int) -> StepData:
-        """The samples of 0-based `step`; a batch of another step means the stream and the resumed state
-        disagree, which is an error rather than a silent change of order."""
+    def next(self, step: int, run: str = "", per_rank: int | None = None) -> StepData:
+        """The samples of 0-based `step` of run `run` (`per_rank` of them: the stream's by default); a batch of
+        another step or run means the stream and the resumed state disagree, which is an error rather than a
+        silent change of order."""
+        count = per_rank or self.per_rank
         started = time.perf_counter()
-        table = next(self._batches)
-        while table["step"][0].as_py() < step:  # the dataset began before the checkpoint Ray restored
-            table = next(self._batches)
+        table = self._take(count)
+        while table["run"][0].as_py() == run and table["step"][0].as_py() < step:  # began before the checkpoint
+            table = self._take(count)
         wait = time.perf_counter() - started
-        steps = set(table["step"].to_pylist())
-        if steps != {step} or len(table) != self.per_rank:
-            raise RuntimeError(f"sample stream out of step: training step {step} got {len(table)} samples of "
-                               f"steps {sorted(steps)} (expected {self.per_rank} of step {step})")
+        keys = set(zip(table["run"].to_pylist(), table["step"].to_pylist()))
+        if keys != {(run, step)}:
+            raise RuntimeError(f"sample stream out of step: training step {step} of run {run!r} got {len(table)} "
+                               f"samples of (run, step) {sorted(keys)} (expected {count} of step {step})")
         return StepData(table["sample"].to_pylist(), decode_samples(table), sum(table["bytes_read"].to_pylist()),
                         sum(table["sample_bytes"].to_pylist()), wait)
+
+    def _take(self, count: int) -> pa.Table:
+        """The next `count` rows, across block boundaries; fewer only at the end of the stream."""
+        parts, have = [], 0
+        while have < count:
+            if self._buffer.num_rows == 0:
+                block = next(self._blocks, None)
+                if block is None:
+                    break
+                self._buffer = block
+            part = self._buffer.slice(0, count - have)
+            self._buffer = self._buffer.slice(part.num_rows)
+            parts.append(part)
+            have += part.num_rows
+        if not parts:
+            raise RuntimeError("sample stream ended: the dataset holds fewer steps than the training asked for")
+        return pa.concat_tables(parts)
 
 
 class DirectSamples:

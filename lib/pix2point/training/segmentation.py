@@ -1,7 +1,7 @@
 """Semantic-segmentation finetuning of a (pretrained or fresh) backbone with a new head, on Ray Train.
 
-Each run (init x label fraction x seed) is its own Ray Train run (training/trials.py); its checkpoint holds
-the run's state, and at the end its result and history. The run's training scenes stream to the workers
+A trainer trains its runs (init x label fraction x seed) one after another (training/trials.py); its
+checkpoints hold the run in progress, and each finished run's result and history. The run's training scenes stream to the workers
 (training/sample_stream.py, segmentation_data.SceneSource), distinct scenes in each step's batch.
 Validation runs on rank 0 only, reading one validation scene at a time.
 """
@@ -9,7 +9,7 @@ Validation runs on rank 0 only, reading one validation scene at a time.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,8 @@ class FinetuneConfig:
     weight_decay: float
     augmentation: PointAugmentation
     checkpoint_every: int
-    source: SceneSource | None = None  # the run's training scenes (SceneSource.for_run), set per run by the stage
+    # Each run's training scenes (SceneSource.for_run), by run name: set by the stage for a trainer's runs
+    sources: dict[str, SceneSource] = field(default_factory=dict)
 
 
 class SegmentationModel(nn.Module):
@@ -107,11 +108,11 @@ def confusion_matrix(model: nn.Module, scenes_dir: Path, scenes: list[str], spec
 
 
 def train_loop(config: FinetuneConfig) -> None:
-    """A worker's loop over `config.runs` (the stage gives each trainer one run: training/trials.py); the
+    """A worker's loop over `config.runs` (a trainer's queue of runs: training/trials.py); the
     results travel in the final checkpoint's state, and the stage writes the tables from them."""
     rank = ray.train.get_context().get_world_rank()
     validation = validation_scenes(config.scenes_dir) if rank == 0 else []
-    stream = SampleStream.for_rank(rank, config.source.per_rank)
+    stream = SampleStream.for_rank(rank, config.scenes_per_batch)
     distributed.train_runs_in_order(config.runs, lambda run, state: train_run(config, run, state, validation,
                                                                               stream, rank))
 
@@ -139,7 +140,8 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
     scalars = Scalars(config.out, run.name, start_step)
     for step in range(start_step, config.steps):
         rng = step_streams(run.seed, rank, step).numpy
-        scenes = [ScenePoints(arrays["xyz"], arrays["rgb"], arrays["label"]) for arrays in stream.next(step).samples]
+        scenes = [ScenePoints(arrays["xyz"], arrays["rgb"], arrays["label"]) for arrays in
+                  stream.next(step, run.name, config.sources[run.name].per_rank).samples]
         batch, sample, point, label = scene_batch(scenes, config.backbone, rng, config.augmentation)
         loss = loss_function(ddp_model(batch, sample, point), label)
         optimizer.zero_grad(set_to_none=True)

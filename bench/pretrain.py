@@ -31,6 +31,7 @@ from stages import pretrain  # noqa: E402
 from pix2point.engine.artefacts import ArtefactStore  # noqa: E402
 from pix2point.engine.pipeline import load_pipeline  # noqa: E402
 from pix2point.engine.runner import run_pipeline  # noqa: E402
+from pix2point.training.determinism import configure  # noqa: E402
 from pix2point.training.ppkt import build_training  # noqa: E402
 from pix2point.training.sample_stream import DirectSamples  # noqa: E402
 
@@ -45,18 +46,23 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     cpus = os.cpu_count() or 2
-    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    # address="local": a new local Ray, whatever a stale address file or RAY_ADDRESS says.
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     pipeline = load_pipeline(PIPELINE, args.profile)
     spine = {o.stage: o.path for o in run_pipeline(pipeline, ArtefactStore(args.artefacts), targets=["pairs"])}
     params = pipeline.stages["pretrain"].params.model_copy(update={"steps": args.steps, "checkpoint_every": args.steps})
-    rows = [plain_loop(params, spine, cpus)]
+    # Deterministic (the default): one thread a worker, in the plain loop too; otherwise every CPU.
+    threads = 1 if params.deterministic else cpus
+    rows = [plain_loop(params, spine, threads)]
     for workers in (1, 2):
-        rows.append(ray_train(params.model_copy(update={"num_workers": workers, "cpus_per_worker": cpus // workers}), spine))
+        per_worker = 1 if params.deterministic else cpus // workers
+        rows.append(ray_train(params.model_copy(update={"num_workers": workers, "cpus_per_worker": per_worker}), spine))
     print_table(rows, params)
     ray.shutdown()
 
 
 def plain_loop(params: pretrain.PPKTParams, spine: dict[str, Path], cpus: int) -> dict:
+    configure(params.deterministic)  # what a Ray Train worker does first (distributed._configured_loop)
     torch.set_num_threads(cpus)
     with tempfile.TemporaryDirectory() as out:
         config = pretrain.ppkt_config(params, spine, Path(out))
@@ -67,7 +73,7 @@ def plain_loop(params: pretrain.PPKTParams, spine: dict[str, Path], cpus: int) -
         for step in range(1, params.steps):
             points += training.step(training.streams(step))[1]["points"]
         seconds = time.perf_counter() - started
-    return {"run": f"plain loop, 1 process, {cpus} threads", "workers": 1, "steps_per_s": (params.steps - 1) / seconds,
+    return {"run": f"plain loop, 1 process, {cpus} thread(s)", "workers": 1, "steps_per_s": (params.steps - 1) / seconds,
             "points_per_s": points / seconds, "startup_s": float("nan"),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 

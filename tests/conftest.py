@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +123,25 @@ def encoder_spec():
     from pix2point.models.point_m2ae import PointM2AESpec
 
     return PointM2AESpec((32, 16, 8), (8, 4, 4), (24, 48, 96), (1, 1, 1), 3, (16, 32, 64))
+
+
+@pytest.fixture
+def checkpointed_in():
+    """`checkpointed_in(scratch, suffix)`: whether a grid trainer under `scratch` has registered (as the checkpoint
+    Ray Train restores, not just a folder) a checkpoint taken inside the run whose name ends in `suffix`; a
+    test that kills a stage waits for this, so the restart has a checkpoint to resume from."""
+    from pix2point.training.distributed import checkpointed_progress
+    from pix2point.training.trials import RUNS_STORAGE
+
+    def checkpointed(scratch: Path, suffix: str) -> bool:
+        folders = scratch / RUNS_STORAGE
+        for folder in folders.glob("*") if folders.is_dir() else []:
+            try:
+                run, step = checkpointed_progress(folders, folder.name)
+            except (ValueError, OSError):  # a snapshot being written
+                continue
+            if run is not None and run.endswith(suffix) and step > 0:
+                return True
+        return False
+
+    return checkpointed

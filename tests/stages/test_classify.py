@@ -103,7 +103,8 @@ def test_tensorboard_events_hold_each_runs_loss_lr_and_test_accuracy(classified)
 
 
 def test_drift_repeats_rerun_the_first_run_in_normal_mode_only():
-    params = classify.Params(variants=[{"init": "scratch", "fip": "all"}], shots=[1, "all"], seeds=[0, 1], drift_repeats=2)
+    params = classify.Params(variants=[{"init": "scratch", "fip": "all"}], shots=[1, "all"], seeds=[0, 1], drift_repeats=2,
+                            deterministic=False)
     specs = classify.run_specs(params)
     grid, repeats = specs[:4], specs[4:]
     assert [spec.repeat for spec in grid] == [0] * 4 and len({spec.name for spec in specs}) == 6

@@ -108,7 +108,7 @@ detect.run(params, inputs, out, scratch=scratch)
 
 
 @pytest.mark.slow
-def test_a_killed_detect_run_resumes_from_its_last_checkpoint(tiny_scenes, pretrain_dir, tmp_path):
+def test_a_killed_detect_run_resumes_from_its_last_checkpoint(tiny_scenes, pretrain_dir, tmp_path, checkpointed_in):
     import pickle
 
     params = detect.Params(inits=["scratch"], label_fractions=[1.0], seeds=[0], steps=200, eval_every=100,
@@ -122,7 +122,7 @@ def test_a_killed_detect_run_resumes_from_its_last_checkpoint(tiny_scenes, pretr
                               stderr=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy())
     deadline = time.monotonic() + 300
     try:
-        while not list(scratch.glob("runs/*/checkpoint_*")):  # training/trials.py: a storage folder per run
+        while not checkpointed_in(scratch, "seed0"):
             assert driver.poll() is None, "the driver ended before checkpointing"
             assert time.monotonic() < deadline, "no checkpoint within 5 minutes"
             time.sleep(0.5)

@@ -20,7 +20,7 @@ def test_finetune_runs_scratch_and_pretrained_and_writes_the_contract(smoke_spin
     out = tmp_path / "out"
     out.mkdir()
     params = finetune.Params(label_fractions=[0.5, 1.0], seeds=[0], steps=4, eval_every=2, scenes_per_batch=1,
-                             cpus_per_worker=2, drift_repeats=0)
+                             cpus_per_worker=2, drift_repeats=0, deterministic=False)
     metrics = finetune.run(params, {"scenes": smoke_spine["scenes"], "pretrain": pretrain_dir}, out, scratch=tmp_path / "s")
 
     runs = read_runs(out)
@@ -59,7 +59,7 @@ def test_label_fractions_outside_zero_one_are_rejected():
 
 
 def test_drift_repeats_rerun_the_first_run_in_normal_mode_only():
-    params = finetune.Params(label_fractions=[0.5], seeds=[3, 4], drift_repeats=1)
+    params = finetune.Params(label_fractions=[0.5], seeds=[3, 4], drift_repeats=1, deterministic=False)
     specs = finetune.run_specs(params)
     assert [(spec.name, spec.seed, spec.repeat) for spec in specs[4:]] == [(f"{specs[0].name}-repeat1", 3, 1)]
     assert finetune.run_specs(params.model_copy(update={"deterministic": True})) == specs[:4]

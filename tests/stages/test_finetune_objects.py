@@ -118,7 +118,8 @@ def test_params_and_inputs_that_cannot_work_are_errors_naming_them(tiny_objects,
 
 
 def test_run_specs_seed_outermost_and_drift_repeats_only_in_normal_mode():
-    params = finetune_objects.Params(inits=["scratch", "pretrain_mae"], seeds=[0, 1], drift_repeats=1)
+    params = finetune_objects.Params(inits=["scratch", "pretrain_mae"], seeds=[0, 1], drift_repeats=1,
+                                     deterministic=False)
     names = [spec.name for spec in finetune_objects.run_specs(params)]
     assert names == ["scratch-seed0", "pretrain_mae-seed0", "scratch-seed1", "pretrain_mae-seed1", "scratch-seed0-repeat1"]
     assert len(finetune_objects.run_specs(params.model_copy(update={"deterministic": True}))) == 4

@@ -23,7 +23,7 @@ from pix2point.io.finetune_table import read_history, read_runs
 from pix2point.io.trials_table import read_trials
 from pix2point.models.backbone import BackboneSpec, build_backbone, save_backbone
 from pix2point.training import trials
-from pix2point.training.distributed import checkpointed_progress, runs_that_fit
+from pix2point.training.distributed import runs_that_fit
 
 TINY = dict(inits=["scratch"], label_fractions=[1.0], steps=4, eval_every=2, scenes_per_batch=1, cpus_per_worker=1)
 
@@ -118,19 +118,6 @@ def test_the_limit_follows_the_cluster_and_an_impossible_request_is_an_error(ray
         runs_that_fit(num_workers=1, cpus_per_worker=1, use_gpu=True)
 
 
-def checkpointed(scratch: Path, run_suffix: str) -> bool:
-    """Whether a trainer's registered checkpoint (the one Ray Train restores) is inside the run ending in `run_suffix`."""
-    folders = scratch / trials.RUNS_STORAGE
-    for folder in folders.glob("*") if folders.is_dir() else []:
-        try:
-            run, step = checkpointed_progress(folders, folder.name)
-        except (ValueError, OSError):  # a snapshot being written
-            continue
-        if run is not None and run.endswith(run_suffix) and step > 0:
-            return True
-    return False
-
-
 KILLED_STAGE = """
 import sys
 from pathlib import Path
@@ -147,13 +134,14 @@ finetune.run(params, {"scenes": scenes, "pretrain": pretrain}, root / "out", scr
 
 
 @pytest.mark.slow
-def test_a_killed_stage_keeps_its_finished_run_and_resumes_the_interrupted_one(ray_runtime, tiny_scenes, pretrain_dir, tmp_path):
+def test_a_killed_stage_keeps_its_finished_run_and_resumes_the_interrupted_one(ray_runtime, tiny_scenes, pretrain_dir, tmp_path,
+                                                                              checkpointed_in):
     # Its own process group with its own Ray: killing the group is a lost driver with its workers.
     command = [sys.executable, "-c", textwrap.dedent(KILLED_STAGE), str(tiny_scenes), str(pretrain_dir), str(tmp_path)]
     driver = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     scratch = tmp_path / "scratch"
     deadline = time.monotonic() + 600
-    while not (list(scratch.glob(f"{trials.FINISHED}/*.pt")) and checkpointed(scratch, "seed1")):
+    while not (list(scratch.glob(f"{trials.FINISHED}/*.pt")) and checkpointed_in(scratch, "seed1")):
         assert driver.poll() is None, "the stage ended before it could be killed"
         assert time.monotonic() < deadline, "no finished run and checkpointed second run within 10 minutes"
         time.sleep(0.5)

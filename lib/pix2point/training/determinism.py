@@ -23,6 +23,7 @@ What deterministic mode does not promise: the same bits on another CPU model, BL
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import MinkowskiEngine as ME
@@ -38,10 +39,18 @@ MEASUREMENT_COLUMNS = frozenset({"seconds", "worker_peak_rss_mb", "started_at", 
 def configure(deterministic: bool) -> None:
     """Call first in a training worker. On: one thread for torch, OpenMP (so MinkowskiEngine, see
     `sparse_tensor`) and every BLAS loaded (MinkowskiEngine's gemms run on OpenBLAS, whose pthreads ignore
-    torch's setting), and torch's deterministic algorithms. Off: the worker's defaults."""
+    torch's setting), and torch's deterministic algorithms (on a GPU: warn-only, see below). Off: the
+    worker's defaults."""
     if deterministic:
         torch.set_num_threads(1)
         threadpool_limits(limits=1)
+    if deterministic and torch.cuda.is_available():
+        # cuBLAS needs this workspace to be deterministic; torch ops without a deterministic CUDA kernel only
+        # warn, since MinkowskiEngine's CUDA kernels accumulate with atomics anyway: GPU runs are reproducible
+        # in their data and random streams, not bit for bit.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        return
     torch.use_deterministic_algorithms(deterministic)
 
 

@@ -10,7 +10,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import ray
 import ray.train
@@ -26,7 +26,7 @@ STEP_FILE = "step.json"  # beside STATE_FILE: the step a checkpoint holds, reada
 
 
 def fit(train_loop: Callable[[dict], None], config: dict[str, Any], *, num_workers: int, cpus_per_worker: int,
-        use_gpu: bool, storage: Path, name: str, datasets: dict[str, Any] | None = None,
+        use_gpu: bool | Literal["auto"], storage: Path, name: str, datasets: dict[str, Any] | None = None,
         dataset_config: ray.train.DataConfig | None = None, deterministic: bool = False) -> ray.train.Result:
     """Run `train_loop(config)` on `num_workers` Ray Train workers (DDP: gloo on CPU, nccl on GPU), with
     `datasets` (Ray Datasets the loop reads through ray.train.get_dataset_shard) under `dataset_config`, each
@@ -38,6 +38,7 @@ def fit(train_loop: Callable[[dict], None], config: dict[str, Any], *, num_worke
     Raises ValueError when the workers cannot all be placed on the cluster (the trainer would otherwise wait
     for them for ever).
     """
+    use_gpu = gpus_used(use_gpu)
     runs_that_fit(num_workers=num_workers, cpus_per_worker=cpus_per_worker, use_gpu=use_gpu)
     with progress.relay() as progress_lines:
         loop = progress.sending_to(progress_lines, functools.partial(_configured_loop, train_loop, deterministic))
@@ -67,9 +68,15 @@ def _trainer(train_loop: Callable[[dict], None], config: dict[str, Any], *, num_
     )
 
 
-def runs_that_fit(*, num_workers: int, cpus_per_worker: int, use_gpu: bool) -> int:
+def gpus_used(use_gpu: bool | Literal["auto"]) -> bool:
+    """`use_gpu` with "auto" resolved: whether the connected Ray cluster has a GPU."""
+    return ray.cluster_resources().get("GPU", 0) >= 1 if use_gpu == "auto" else use_gpu
+
+
+def runs_that_fit(*, num_workers: int, cpus_per_worker: int, use_gpu: bool | Literal["auto"]) -> int:
     """How many worker groups of `num_workers` workers (each `cpus_per_worker` CPUs and, with `use_gpu`, one
     GPU, on one node) the alive Ray nodes hold at once; ValueError naming the params if not one."""
+    use_gpu = gpus_used(use_gpu)
     slots = 0
     nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
     for resources in nodes:

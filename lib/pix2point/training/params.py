@@ -41,7 +41,8 @@ class RayTrainParams(BaseModel):
 
     num_workers: int = Field(1, ge=1)  # Ray Train workers (DDP)
     cpus_per_worker: int = Field(1, ge=1)  # CPUs Ray reserves for each Train worker (its torch threads)
-    use_gpu: bool = False  # one GPU per Ray Train worker; off: CPU only
+    # One GPU per Ray Train worker; auto: when the Ray cluster has GPUs (as a CUDA install's does), else CPU only
+    use_gpu: bool | Literal["auto"] = "auto"
     checkpoint_every: int = Field(100, ge=1)  # steps between checkpoints a killed run resumes from
     # Bit-identical reruns on one machine: one thread per worker, torch's deterministic algorithms
     # (training/determinism.py). On by default: on CPU one thread a worker was also the fastest setting

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -64,7 +64,7 @@ class RunRecord:
 
 
 def fit_runs(train_loop: Callable[[Any], None], config_for: Callable[[tuple[Any, ...]], Any], runs: Sequence[Any], *,
-             num_workers: int, cpus_per_worker: int, use_gpu: bool, storage: Path,
+             num_workers: int, cpus_per_worker: int, use_gpu: bool | Literal["auto"], storage: Path,
              max_concurrent: int | None, deterministic: bool,
              data_for: Callable[[Any, dict[str, int]], dict[str, Any]] | None = None) -> list[RunRecord]:
     """Train every run of `runs` (objects with a unique `name`) not finished yet; returns all runs' records in
@@ -196,7 +196,7 @@ def _write_record(records: Path, record: RunRecord) -> None:
     partial.rename(path)  # a record is there whole or not at all
 
 
-def concurrent_runs(runs: int, *, num_workers: int, cpus_per_worker: int, use_gpu: bool,
+def concurrent_runs(runs: int, *, num_workers: int, cpus_per_worker: int, use_gpu: bool | Literal["auto"],
                     requested: int | None = None) -> int:
     """How many runs to train at once: `requested` (None: as many as there are runs), capped by the runs
     whose workers the alive Ray nodes can hold at once (a worker needs `cpus_per_worker` CPUs, and a GPU

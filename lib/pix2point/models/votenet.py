@@ -78,7 +78,9 @@ def farthest_point_sampling(xyz: torch.Tensor, count: int) -> torch.Tensor:
     chosen = torch.zeros(count, dtype=torch.long, device=xyz.device)
     distance = torch.full((len(xyz),), float("inf"), dtype=xyz.dtype, device=xyz.device)
     for index in range(1, count):
-        distance = torch.minimum(distance, ((xyz - xyz[chosen[index - 1]]) ** 2).sum(1))
+        # A one-element slice, not chosen[index - 1]: indexing by a 0-d tensor reads it on the host, a sync per point.
+        last = xyz.index_select(0, chosen[index - 1 : index])
+        distance = torch.minimum(distance, ((xyz - last) ** 2).sum(1))
         chosen[index] = distance.argmax()
     return chosen
 

@@ -84,7 +84,8 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
     write_history(out, [evaluation for record in records for evaluation in record.state["history"]])
     write_trials(out, records)
     copy_run_outputs(config.out, out)
-    left_out = {scene: reasons for record in records for scene, reasons in record.state.get("left_out_objects", {}).items()}
+    left_out = {scene: reasons for record in records
+                for scene, reasons in record.state.get("left_out_objects", {}).items()}
     cells = summarise([result for result in results if result.repeat == 0])
     write_report(out / REPORT_FILE, cells, results, list(SCANNET18_CLASS_NAMES), params.deterministic)
     add_note(out / REPORT_FILE, params.report_note)

@@ -135,7 +135,8 @@ def test_a_scan_far_from_the_origin_is_an_error_naming_it(root):
     scan = root / SCENE / f"{SCENE}_vh_clean_2.ply"
 
     def far(vertices):
-        moved = vertices.astype([(name, "<f8" if name in ("x", "y", "z") else vertices.dtype[name]) for name in vertices.dtype.names])
+        moved = vertices.astype([(name, "<f8" if name in ("x", "y", "z") else vertices.dtype[name])
+                                 for name in vertices.dtype.names])
         moved["x"] += 1e6  # metres, in float64: the file itself keeps the millimetres
         return moved
 

@@ -175,7 +175,8 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
             if rank == 0:
                 send(f"run {run.name}: step {step + 1} skipped: no worker's batch has a labelled point")
         running_loss += [] if loss is None else [loss]
-        scalars.add(step + 1, {**({} if loss is None else {"train/loss": loss}), "train/lr": optimizer.param_groups[0]["lr"]})
+        lr = optimizer.param_groups[0]["lr"]
+        scalars.add(step + 1, {**({} if loss is None else {"train/loss": loss}), "train/lr": lr})
         schedule.step()  # also after a skipped step: the rate follows the step number
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
             confusion = distributed.on_rank_zero(

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
+from typing import TypeVar
 
 import MinkowskiEngine as ME
 import torch
 
 from pix2point.models.backbone_spec import Rounding
 from pix2point.training.determinism import sparse_tensor
+
+Record = TypeVar("Record")
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ def collate_sparse(samples: Sequence[tuple[VoxelizedPoints, torch.Tensor]]) -> S
                        _offsets([len(v.point_to_voxel) for v in voxels]))
 
 
-def tensors_to(record, device: torch.device):
+def tensors_to(record: Record, device: torch.device) -> Record:
     """A copy of the frozen dataclass `record` with every tensor field on `device` (other fields as they are)."""
     return replace(record, **{f.name: getattr(record, f.name).to(device) for f in fields(record)
                               if isinstance(getattr(record, f.name), torch.Tensor)})

@@ -11,6 +11,7 @@ from the pretrain artefact. Writes the contract of pix2point/io/detect_table.py,
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
@@ -83,6 +84,8 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
     write_history(out, [evaluation for record in records for evaluation in record.state["history"]])
     write_trials(out, records)
     copy_run_outputs(config.out, out)
+    left_out = {scene: reasons for record in records
+                for scene, reasons in record.state.get("left_out_objects", {}).items()}
     cells = summarise([result for result in results if result.repeat == 0])
     write_report(out / REPORT_FILE, cells, results, list(SCANNET18_CLASS_NAMES), params.deterministic)
     add_note(out / REPORT_FILE, params.report_note)
@@ -90,6 +93,10 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
         "runs": len(results),
         "seconds": round(time.perf_counter() - started, 1),
         "resumed_runs": sum(record.resumed_from_step > 0 for record in records),
+        # objects of aggregation.json without a box, per reason (io/scannet_boxes.py DROP_REASONS), over the
+        # scenes the runs read; each is logged with its file when read
+        "objects_left_out": dict(sum((Counter(reasons) for reasons in left_out.values()), Counter())),
+        "scenes_with_objects_left_out": len(left_out),
         "cells": [cell.as_metrics() for cell in cells],
         "drift": drift_document(detect_drift(results), params.deterministic),
     }

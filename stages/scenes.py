@@ -124,6 +124,7 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
     skipped = sum((result.skipped for result in results), Counter())
     if skipped:
         log.warning("skipped %d frames: %s", sum(skipped.values()), dict(skipped))
+    unlabelled = sum((result.unlabelled for result in results), Counter())
     return {
         "scenes": len(jobs),
         "unlisted_scenes": len(names) - len(jobs),  # read but in neither split file
@@ -134,6 +135,9 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
         "labelled_points": sum(result.labelled_points for result in results),
         "skipped_frames": sum(skipped.values()),
         "skipped_frames_by_reason": dict(skipped),
+        # vertices left unlabelled for an id outside NYU40 in labels.ply, scans without labels.ply (io/scannet.py)
+        "unknown_nyu40_id_points": unlabelled["unknown_nyu40_id_points"],
+        "scans_without_labels": unlabelled["scans_without_labels"],
     }
 
 
@@ -141,6 +145,7 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
 class IngestedScene:
     frames: list
     skipped: Counter
+    unlabelled: Counter  # io/scannet.read_scan_counting's counts
     points: int
     labelled_points: int
 
@@ -155,12 +160,12 @@ def ingest_scene(job: SceneJob, out: Path, params: Params) -> IngestedScene:
         )
         write_synthetic_scene(job.root, job.scene, job.synthetic_seed, config)
     scene_frames = scannet.read_scene_frames(job.root, job.scene, params.depth_scale, params.frame_step)
-    points, frames = scannet.read_scan(job.root / job.scene), scene_frames.frames
+    (points, unlabelled), frames = scannet.read_scan_counting(job.root / job.scene), scene_frames.frames
     if params.axis_align:
         points, frames = scannet.aligned(points, frames, scannet.read_axis_alignment(job.root / job.scene))
     write_table(points_table(points, SCANNET20_CLASS_NAMES), points_path(out, job.scene))
     return IngestedScene(
-        frames=frames, skipped=scene_frames.skipped,
+        frames=frames, skipped=scene_frames.skipped, unlabelled=unlabelled,
         points=len(points.xyz), labelled_points=int((points.label >= 0).sum()),
     )
 

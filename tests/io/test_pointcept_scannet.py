@@ -81,3 +81,30 @@ def test_malformed_files_are_errors_naming_them(root, file, content, message):
 def test_root_without_split_folders_is_an_error(tmp_path):
     with pytest.raises(SceneReadError, match="no scenes under"):
         pointcept_scannet.list_scenes(tmp_path)
+
+
+def test_an_empty_scene_is_an_error_naming_its_coordinates(root):
+    """Accepted, it crashed the first MinkowskiEngine convolution with SIGSEGV (NVIDIA/MinkowskiEngine#591)."""
+    scene = root / "train" / "scene0000_00"
+    for name, shape, dtype in (("coord", (0, 3), np.float32), ("color", (0, 3), np.uint8), ("segment20", (0,), np.int16)):
+        np.save(scene / f"{name}.npy", np.zeros(shape, dtype))
+    with pytest.raises(SceneReadError, match=rf"{scene / 'coord.npy'}: the point cloud is empty \(0 points\)"):
+        pointcept_scannet.read_scene(scene)
+
+
+def test_float64_coordinates_far_from_the_origin_are_moved_near_it_and_keep_their_centimetres(root):
+    scene = root / "train" / "scene0000_00"
+    coord = np.load(scene / "coord.npy").astype(np.float64) + [1e6, -3e6, 0.0]
+    np.save(scene / "coord.npy", coord)
+    xyz = pointcept_scannet.read_scene(scene).xyz
+    assert np.abs(xyz).max() < 10
+    np.testing.assert_allclose(xyz - xyz[0], coord - coord[0], atol=1e-4)
+
+
+def test_float32_coordinates_far_from_the_origin_are_an_error_naming_the_file(root):
+    """Written as float32 at 1e6 m, the file itself only resolves 6.25 cm: nothing can restore the centimetres."""
+    scene = root / "train" / "scene0000_00"
+    np.save(scene / "coord.npy", (np.load(scene / "coord.npy") + 1e6).astype(np.float32))
+    with pytest.raises(SceneReadError, match=rf"{scene / 'coord.npy'}: coordinates reach 1e\+06 m from the origin, "
+                                             r"where the file's float32 resolves only 0.0625 m"):
+        pointcept_scannet.read_scene(scene)

@@ -84,3 +84,21 @@ def test_missing_files_are_errors_naming_them(root):
 def test_root_without_rooms_is_an_error(tmp_path):
     with pytest.raises(S3DISReadError, match="no rooms"):
         s3dis.list_rooms(tmp_path)
+
+
+def test_a_room_far_from_the_origin_is_moved_near_it_and_keeps_its_centimetres(tmp_path, caplog):
+    """A georeferenced room (PRBonn/segcontrast#10): at 1e6 m float32 steps 6.25 cm, so parsing to float32
+    merged these points 10 cm apart."""
+    annotations = tmp_path / "Area_1" / "office_1" / "Annotations"
+    annotations.mkdir(parents=True)
+    xyz = np.array([[1e6, 2e6, 10.0], [1e6 + 0.1, 2e6, 10.0], [1e6 + 0.2, 2e6 + 0.1, 10.05]])
+    (annotations / "chair_1.txt").write_text("".join(f"{x:.3f} {y:.3f} {z:.3f} 1 2 3\n" for x, y, z in xyz))
+    points = s3dis.read_room(tmp_path / "Area_1" / "office_1")
+    assert points.xyz.dtype == np.float32 and np.abs(points.xyz).max() < 2  # moved by the whole metres of its minimum
+    np.testing.assert_allclose(points.xyz - points.xyz[0], xyz - xyz[0], atol=1e-5)
+    assert f"{annotations}: coordinates reach 2e+06 m from the origin; shifted by [1000000.0, 2000000.0, 10.0] m" in caplog.text
+
+
+def test_a_room_near_the_origin_stays_where_it_is(root):
+    chair = np.loadtxt(root / "Area_1" / "office_1" / "Annotations" / "chair_1.txt")
+    np.testing.assert_array_equal(s3dis.read_room(root / "Area_1" / "office_1").xyz[:3], chair[:, :3].astype(np.float32))

@@ -93,9 +93,57 @@ def test_labels_file_with_other_vertex_count_is_an_error(root):
         scannet.read_scan(root / SCENE)
 
 
-def test_missing_labels_file_leaves_points_unlabelled(root):
+def test_missing_labels_file_leaves_points_unlabelled(root, caplog):
     (root / SCENE / f"{SCENE}_vh_clean_2.labels.ply").unlink()
-    assert (scannet.read_scan(root / SCENE).label == -1).all()
+    points, unlabelled = scannet.read_scan_counting(root / SCENE)
+    assert (points.label == -1).all() and unlabelled == {"scans_without_labels": 1}
+    assert f"no labels file {root / SCENE}" in caplog.text
+
+
+def rewrite_vertices(path: Path, change) -> None:
+    """Rewrite the PLY's vertex element as `change(vertices)` returns it (a structured array)."""
+    from plyfile import PlyData, PlyElement
+
+    vertices = PlyData.read(str(path), mmap=False)["vertex"].data
+    PlyData([PlyElement.describe(change(vertices), "vertex")]).write(str(path))
+
+
+def test_labels_ply_ids_outside_nyu40_are_counted_and_logged(root, caplog):
+    labels_path = root / SCENE / f"{SCENE}_vh_clean_2.labels.ply"
+    rewrite_vertices(labels_path, lambda vertices: _with_label(vertices, 50, 25))
+    points, unlabelled = scannet.read_scan_counting(root / SCENE)
+    assert unlabelled == {"unknown_nyu40_id_points": 25}  # ScanNet/ScanNet#86: three scenes carry id 50
+    assert (points.label[:25] == -1).all()
+    assert f"{labels_path}: 25 vertices carry ids outside NYU40's 0..40 ([50])" in caplog.text
+
+
+def _with_label(vertices: np.ndarray, label: int, count: int) -> np.ndarray:
+    changed = vertices.copy()
+    changed["label"][:count] = label
+    return changed
+
+
+def test_a_scan_without_vertices_is_an_error_naming_it(root):
+    scan = root / SCENE / f"{SCENE}_vh_clean_2.ply"
+    rewrite_vertices(scan, lambda v: v[:0])
+    with pytest.raises(scannet.SceneReadError, match=rf"{scan}: the point cloud is empty \(0 points\)"):
+        scannet.read_scan(root / SCENE)
+
+
+def test_a_scan_far_from_the_origin_is_an_error_naming_it(root):
+    """Its frame is the camera poses' too, so the reader cannot move it; float32 would merge its points."""
+    scan = root / SCENE / f"{SCENE}_vh_clean_2.ply"
+
+    def far(vertices):
+        moved = vertices.astype([(name, "<f8" if name in ("x", "y", "z") else vertices.dtype[name])
+                                 for name in vertices.dtype.names])
+        moved["x"] += 1e6  # metres, in float64: the file itself keeps the millimetres
+        return moved
+
+    rewrite_vertices(scan, far)
+    with pytest.raises(scannet.SceneReadError, match=rf"{scan}: coordinates reach 1e\+06 m from the origin, where "
+                                                     r"the scenes artefact's float32 resolves only 0.0625 m"):
+        scannet.read_scan(root / SCENE)
 
 
 def test_bad_intrinsics_are_errors_naming_the_file(root):

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from plyfile import PlyData, PlyElement
 
+from pix2point.evaluation.detection_metrics import Detections, detection_scores
 from pix2point.io.scannet import SceneReadError
 from pix2point.io.scannet import read_axis_alignment
-from pix2point.io.scannet_boxes import SCANNET18_CLASS_NAMES, annotation_paths, read_scene_boxes
+from pix2point.io.scannet_boxes import SCANNET18_CLASS_NAMES, annotation_paths, instance_boxes, read_scene_boxes
 from pix2point.synthetic.boxes import rotate_about_z
 from pix2point.synthetic.layout import generate_layout
 from pix2point.synthetic.scene import SyntheticSceneConfig, write_synthetic_scene
@@ -54,6 +55,7 @@ def test_boxes_of_a_hand_written_scene(tmp_path):
     np.testing.assert_allclose(result.boxes, [[1, 1, 0, 1.5, 1.6, 0.9], [3, 2, 0, 4, 3, 0.75]])
     np.testing.assert_allclose(result.centres, [[1.25, 1.3, 0.45], [3.5, 2.5, 0.375]])
     assert result.instance.tolist() == [-1, -1, -1, 0, 0, 0, 1, 1, 1, -1]
+    assert result.dropped == {}
 
 
 def test_scene_without_annotation_files_has_no_boxes_and_says_so(tmp_path, caplog):
@@ -116,3 +118,36 @@ def test_synthetic_rooms_annotate_each_piece_of_furniture_with_its_exact_box(tmp
     np.testing.assert_allclose(result.boxes, exact, atol=0.06)
     assert set(result.classes.tolist()) <= {SCANNET18_CLASS_NAMES.index(n) for n in
                                             ("cabinet", "bed", "chair", "sofa", "table", "bookshelf", "desk")}
+
+
+def listed_twice(groups: list[dict]) -> list[dict]:
+    """ScanNet's scene0217_00 (ScanNet/ScanNet#51): every object again under a new objectId, same segments."""
+    return groups + [{**group, "id": group["id"] + len(groups), "objectId": group["objectId"] + len(groups)}
+                     for group in groups]
+
+
+def test_objects_listed_twice_keep_one_finite_box_each_and_are_counted(tmp_path, caplog):
+    result = read_scene_boxes(write_scene(tmp_path, groups=listed_twice(GROUPS)), XYZ)
+    assert [SCANNET18_CLASS_NAMES[c] for c in result.classes] == ["chair", "table"]
+    assert np.isfinite(result.boxes).all()
+    np.testing.assert_allclose(result.boxes, [[1, 1, 0, 1.5, 1.6, 0.9], [3, 2, 0, 4, 3, 0.75]])
+    assert result.instance.tolist() == [-1, -1, -1, 0, 0, 0, 1, 1, 1, -1]
+    assert result.dropped == {"no_vertices": 3}  # the first copies: wall, chair, table
+    assert f"{SCENE}.aggregation.json: 3 of its 6 objects left out (no_vertices: 3)" in caplog.text
+    # A perfect detector scores every class fully: no unmatched (+inf, -inf) box is left in the ground truth.
+    truth = Detections(result.boxes, result.classes, np.ones(len(result.classes)))
+    scores = detection_scores([truth], [truth], len(SCANNET18_CLASS_NAMES), 0.25)
+    assert scores.mean_ap == 1.0 and scores.mean_recall == 1.0
+
+
+def test_an_object_whose_labels_ply_id_is_outside_nyu40_is_counted_and_logged(tmp_path, caplog):
+    nyu40 = [1, 1, 1, 50, 50, 5, 7, 7, 7, 0]  # ScanNet/ScanNet#86: id 50 on most of the chair
+    result = read_scene_boxes(write_scene(tmp_path, nyu40=nyu40), XYZ)
+    assert [SCANNET18_CLASS_NAMES[c] for c in result.classes] == ["table"]
+    assert result.dropped == {"unknown_nyu40_id": 1}
+    assert "1 of its 3 objects left out (unknown_nyu40_id: 1)" in caplog.text
+
+
+def test_an_instance_without_points_has_no_box_but_an_error():
+    with pytest.raises(ValueError, match=r"instances \[1\] of 2 have no point"):
+        instance_boxes(XYZ, np.array([0, 0, -1, -1, -1, -1, -1, -1, -1, -1]), 2)

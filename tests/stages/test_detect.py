@@ -23,7 +23,7 @@ from pix2point.io.scannet import aligned, read_axis_alignment, read_scan
 from pix2point.io.scannet_boxes import read_scene_boxes
 from pix2point.synthetic.scene import SyntheticSceneConfig, write_synthetic_scene
 from pix2point.training.detection_data import DetectionScene, detection_batch
-from pix2point.training.detection_loss import detection_loss
+from pix2point.training.detection_loss import TERMS, detection_loss
 from pix2point.training.trials import read_record
 
 SPEC = BackboneSpec("tiny", "rgb", 0.05)
@@ -75,6 +75,12 @@ def test_detect_runs_scratch_and_pretrained_and_writes_the_contract(tiny_scenes,
         assert 0 <= run.map50 <= 1 and 0 <= run.map25 <= run.best_map25 + 1e-12 <= 1
         assert model_path(out, run.run).is_file()
     assert [(r.run, r.step) for r in read_history(out)] == [(run.run, s) for run in runs for s in (2, 3)]
+    for record in read_history(out):  # every term of the loss beside it, and the recall beside mAP
+        terms = (record.loss_vote, record.loss_objectness, record.loss_centre, record.loss_size, record.loss_class)
+        assert all(np.isfinite(term) and term >= 0 for term in terms) and 0 <= record.val_recall25 <= 1
+        vote, objectness, centre, size, semantic = terms
+        assert record.train_loss == pytest.approx(10 * (vote + 0.5 * objectness + centre + size + 0.1 * semantic))
+    assert metrics["objects_left_out"] == {} and metrics["scenes_with_objects_left_out"] == 0
     report = (out / "report.md").read_text()
     assert "mAP@0.25" in report and "scratch" in report and "pretrain" in report
     assert [cell["init"] for cell in metrics["cells"]] == ["scratch", "pretrain"]
@@ -83,8 +89,9 @@ def test_detect_runs_scratch_and_pretrained_and_writes_the_contract(tiny_scenes,
     for run in runs:  # TensorBoard curves of every run: loss and lr per step, mAP per evaluation
         events = EventAccumulator(str(out / "tensorboard" / run.run))
         events.Reload()
-        assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3]
-        assert [e.step for e in events.Scalars("val/map25")] == [2, 3]
+        for tag in ("train/loss", *(f"train/{term}" for term in TERMS)):
+            assert [e.step for e in events.Scalars(tag)] == [1, 2, 3], tag
+        assert [e.step for e in events.Scalars("val/map25")] == [e.step for e in events.Scalars("val/recall25")] == [2, 3]
         assert events.Scalars("val/map25")[-1].value == pytest.approx(run.map25)
 
 

@@ -63,3 +63,30 @@ def test_drift_repeats_rerun_the_first_run_in_normal_mode_only():
     specs = finetune.run_specs(params)
     assert [(spec.name, spec.seed, spec.repeat) for spec in specs[4:]] == [(f"{specs[0].name}-repeat1", 3, 1)]
     assert finetune.run_specs(params.model_copy(update={"deterministic": True})) == specs[:4]
+
+
+@pytest.mark.slow
+def test_steps_on_a_scannet_scene_without_labels_are_skipped_and_counted_never_nan(ray_runtime, tmp_path):
+    """ScanNet's layout with the training scene's labels.ply missing (read as all-ignored points, with a
+    warning): with one scene per batch every step has no labelled point. The history counts them and holds no
+    NaN loss; the scenes stage's manifest counts the scan."""
+    from stages import scenes
+
+    from pix2point.synthetic.scene import SyntheticSceneConfig, write_synthetic_scene
+
+    root = tmp_path / "scannet"
+    config = SyntheticSceneConfig(frames=2, color_size=(64, 48), depth_size=(64, 48), points=2000)
+    for seed, name in enumerate(("scene0000_00", "scene0001_00")):
+        write_synthetic_scene(root, name, seed=seed, config=config)
+    (root / "scene0000_00" / "scene0000_00_vh_clean_2.labels.ply").unlink()
+    metrics = scenes.run(scenes.Params(source="scannet", root=root, val_scenes=["scene0001_00"]), {}, tmp_path / "scenes")
+    assert metrics["scans_without_labels"] == 1 and metrics["unknown_nyu40_id_points"] == 0
+    pretrain_dir = tmp_path / "pretrain"
+    pretrain_dir.mkdir()
+    spec = BackboneSpec("tiny", "rgb", 0.05)
+    save_backbone(pretrain_dir, build_backbone(spec), spec)
+    params = finetune.Params(inits=["scratch"], label_fractions=[1.0], seeds=[0], steps=3, eval_every=2,
+                             scenes_per_batch=1, cpus_per_worker=2, drift_repeats=0)
+    finetune.run(params, {"scenes": tmp_path / "scenes", "pretrain": pretrain_dir}, tmp_path / "out", scratch=tmp_path / "s")
+    history = read_history(tmp_path / "out")
+    assert [(record.epoch, record.train_loss, record.skipped_steps) for record in history] == [(1, None, 2), (1, None, 1)]

@@ -93,3 +93,11 @@ def test_drop_path_rises_linearly_to_its_rate_over_the_encoders_blocks_and_drops
     assert set(per_sample.unique().tolist()) == {0.0, 2.0}  # each sample all dropped or all kept, kept x 1/(1-p)
     assert (per_sample == 0).all(1).float().mean().item() == pytest.approx(0.5, abs=0.08)
     assert torch.equal(drop.eval()(branch), branch)
+
+
+def test_a_mask_ratio_that_masks_no_token_is_refused_not_a_nan_loss():
+    """int(0.1 * 8) = 0 coarsest tokens masked: the Chamfer loss would be a mean over no token, NaN at every step."""
+    with pytest.raises(ValueError, match=r"mask_ratio 0.1 masks none of the 8 coarsest tokens"):
+        I2PMAE(SPEC, (1, 1), feature_channels=None, mask_ratio=0.1, masking="random")
+    model = I2PMAE(SPEC, (1, 1), feature_channels=None, mask_ratio=0.125, masking="random")  # masks one of 8
+    assert torch.isfinite(model(clouds(), None, None, torch.Generator().manual_seed(0)).total)

@@ -53,3 +53,39 @@ def test_label_fraction_of_points_hides_the_rest(tiny_scenes):
     labelled_full = sum((s.points.label >= 0).sum() for s in full)
     labelled_tenth = sum((s.points.label >= 0).sum() for s in tenth)
     assert 0.07 < labelled_tenth / labelled_full < 0.13
+
+
+def test_a_step_on_a_scene_without_labels_is_skipped_and_moves_no_weight(tmp_path, one_thread):
+    """A ScanNet scene without labels.ply reads as all-ignored points; with one scene per batch the mean
+    cross-entropy over no point was NaN, and SGD's momentum and weight decay still moved the weights."""
+    from pix2point.io.scannet import read_scan
+    from pix2point.synthetic.scene import SyntheticSceneConfig, write_synthetic_scene
+    from pix2point.training.augment import PointAugmentation
+    from pix2point.training.segmentation import SegmentationModel, scene_batch, train_step
+
+    scene_dir = write_synthetic_scene(tmp_path, "scene0000_00", seed=0, config=SyntheticSceneConfig(
+        frames=1, color_size=(32, 24), depth_size=(32, 24), points=2000))
+    labelled = read_scan(scene_dir)
+    (scene_dir / "scene0000_00_vh_clean_2.labels.ply").unlink()
+    unlabelled = read_scan(scene_dir)
+    spec = BackboneSpec("tiny", "rgb", 0.05)
+    torch.manual_seed(0)
+    model = SegmentationModel(build_backbone(spec), 20)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-2)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    loss_function = torch.nn.CrossEntropyLoss()
+
+    stepped, loss = train_step(model, optimizer, loss_function, *scene_batch([unlabelled], spec, None, PointAugmentation()))
+    assert (stepped, loss) == (False, None)
+    assert all(torch.equal(value, before[name]) for name, value in model.state_dict().items())
+    assert not optimizer.state  # no momentum buffer started on no evidence
+
+    stepped, loss = train_step(model, optimizer, loss_function, *scene_batch([labelled], spec, None, PointAugmentation()))
+    assert stepped and np.isfinite(loss) and loss > 0
+
+
+def test_the_window_loss_is_none_not_nan_when_every_step_was_skipped():
+    from pix2point.training.segmentation import window_loss
+
+    assert window_loss([]) is None
+    assert window_loss([1.0, 2.0, 6.0]) == 3.0

@@ -86,3 +86,40 @@ def test_rejects_mismatched_features_and_foreign_tensors():
     other = collate_sparse(samples[:1]).sparse_tensor()
     with pytest.raises(ValueError, match="not built from this batch"):
         collate_sparse(samples).feature_rows(other, torch.tensor([0]), torch.tensor([0]))
+
+
+def test_points_far_from_the_origin_are_refused_not_wrapped_into_one_voxel():
+    """Un-centred clouds (PRBonn/segcontrast#10): at 5e7 m a 2 cm voxel index passes int32, and these two points
+    16 m apart both landed in the voxel at y = -2**31; at 1e6 m float32 no longer tells 2 cm voxels apart."""
+    for y in (5e7, 1e6):
+        with pytest.raises(ValueError, match="from the origin: voxel indices of 0.02 m would reach"):
+            voxelize(torch.tensor([[0.0, y, 0.0], [0.0, y + 16, 0.0]]), 0.02)
+    near = voxelize(torch.tensor([[0.0, 300.0, 0.0], [0.0, 316.0, 0.0]]), 0.02)  # 15 000 voxels out: fine
+    assert near.coordinates[:, 1].tolist() == [15000, 15800]
+
+
+def test_an_empty_batch_is_refused_before_minkowski_engine_sees_it():
+    """An empty sparse tensor crashes MinkowskiEngine's first convolution with SIGSEGV (NVIDIA/MinkowskiEngine#591)."""
+    voxels = voxelize(torch.zeros(0, 3), VOXEL_SIZE)
+    with pytest.raises(ValueError, match="a sparse batch of 1 samples has no voxel"):
+        collate_sparse([(voxels, torch.zeros(0, 3))]).sparse_tensor()
+
+
+EMBED_EMPTY_CLOUD = """
+import numpy as np
+from pix2point.models.backbone import BackboneSpec, build_backbone, embed_points
+spec = BackboneSpec("tiny", "rgb", 0.05)
+embed_points(build_backbone(spec), spec, np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8))
+"""
+
+
+def test_embedding_an_empty_cloud_is_an_error_not_a_crash():
+    """In a child process: without the check, MinkowskiEngine kills its process with SIGSEGV (exit -11)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}  # the package as this process imports it
+    child = subprocess.run([sys.executable, "-c", EMBED_EMPTY_CLOUD], capture_output=True, text=True, env=env)
+    assert child.returncode == 1, (child.returncode, child.stderr[-2000:])
+    assert "ValueError: a sparse batch of 1 samples has no voxel" in child.stderr

@@ -33,8 +33,17 @@ class DetectionScores:
     @property
     def mean_ap(self) -> float:
         """mAP over the classes that have ground truth."""
-        present = ~np.isnan(self.average_precision)
-        return float(self.average_precision[present].mean()) if present.any() else float("nan")
+        return _mean_over_present(self.average_precision)
+
+    @property
+    def mean_recall(self) -> float:
+        """Recall at the last detection, averaged over the classes that have ground truth (VoteNet's AR)."""
+        return _mean_over_present(self.recall)
+
+
+def _mean_over_present(per_class: np.ndarray) -> float:
+    present = ~np.isnan(per_class)
+    return float(per_class[present].mean()) if present.any() else float("nan")
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

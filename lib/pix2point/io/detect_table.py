@@ -5,7 +5,12 @@
                                  one per class, NaN where the validation scenes have no box of the class),
                                  repeat (> 0: a same-seed rerun of the first run, measuring drift)
     <artefact>/trials.parquet    one row per run: when it started and finished, the step it resumed from
-    <artefact>/history.parquet   one row per run and evaluation: run, step, train_loss, val_map25, val_map50, seconds
+    <artefact>/history.parquet   one row per run and evaluation: run, step, train_loss, val_map25, val_map50, seconds,
+                                 loss_vote, loss_objectness, loss_centre, loss_size, loss_class (the loss's
+                                 terms, training/detection_loss.py; like train_loss, means over the steps since
+                                 the previous evaluation and over workers), val_recall25 (recall at IoU 0.25
+                                 after the last detection, mean over the classes with ground truth); the
+                                 per-step values of every term are in the run's TensorBoard curves (train/<term>)
     <artefact>/runs/<run>/model.pt   backbone + head state dict after the last step
     <artefact>/report.md         scratch vs pretrained mAP per label fraction, mean ± std over seeds
 
@@ -35,7 +40,9 @@ RUNS_SCHEMA = pa.schema([
 ])
 HISTORY_SCHEMA = pa.schema([
     ("run", pa.string()), ("step", pa.int32()), ("train_loss", pa.float64()), ("val_map25", pa.float64()),
-    ("val_map50", pa.float64()), ("seconds", pa.float64()),
+    ("val_map50", pa.float64()), ("seconds", pa.float64()), ("loss_vote", pa.float64()),
+    ("loss_objectness", pa.float64()), ("loss_centre", pa.float64()), ("loss_size", pa.float64()),
+    ("loss_class", pa.float64()), ("val_recall25", pa.float64()),
 ])
 
 
@@ -63,6 +70,13 @@ class DetectEvaluation:
     val_map25: float
     val_map50: float
     seconds: float
+    # None only in a history written before these columns existed
+    loss_vote: float | None = None
+    loss_objectness: float | None = None
+    loss_centre: float | None = None
+    loss_size: float | None = None
+    loss_class: float | None = None
+    val_recall25: float | None = None
 
 
 def write_runs(out: Path, results: list[DetectRunResult], class_names: list[str]) -> None:

@@ -4,7 +4,10 @@
                                  best_val_miou, repeat (0, or k for the k-th same-seed repeat of a run, which
                                  only measures drift), confusion (fixed_shape_tensor int64 [K, K], rows = true class,
                                  columns = predicted, on the validation scenes after the last epoch)
-    <artefact>/history.parquet   one row per run and epoch: run, epoch, train_loss, val_miou, val_macc, seconds
+    <artefact>/history.parquet   one row per run and epoch: run, epoch, train_loss (null when every step since
+                                 the previous epoch was skipped), val_miou, val_macc, seconds, skipped_steps
+                                 (steps since the previous epoch without a labelled point on any worker: no
+                                 optimiser step, training/segmentation.py)
     <artefact>/runs/<run>/model.pt   backbone + head state dict of the last epoch
 
 Schema metadata of runs.parquet: class_names (JSON list, K entries), label_unit ("scenes" or "points": what
@@ -45,10 +48,11 @@ class RunResult:
 class EpochRecord:
     run: str
     epoch: int
-    train_loss: float
+    train_loss: float | None  # None: every step since the previous epoch was skipped
     val_miou: float
     val_macc: float
     seconds: float
+    skipped_steps: int = 0  # 0 also in a history written before the column existed
 
 
 def run_name(init: str, label_fraction: float, seed: int) -> str:
@@ -76,6 +80,7 @@ def write_history(out: Path, records: list[EpochRecord]) -> None:
     table = pa.Table.from_pylist([record.__dict__ for record in records], schema=pa.schema([
         ("run", pa.string()), ("epoch", pa.int32()), ("train_loss", pa.float64()),
         ("val_miou", pa.float64()), ("val_macc", pa.float64()), ("seconds", pa.float64()),
+        ("skipped_steps", pa.int32()),
     ]))
     write_table(table, out / HISTORY_FILE)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pix2point.io.coordinates import near_origin_float32
 from pix2point.io.scannet import SceneReadError
 from pix2point.io.scenes_table import IGNORE_LABEL, SCANNET20_CLASS_NAMES, ScenePoints
 
@@ -35,10 +36,14 @@ def list_scenes(root: Path) -> dict[str, str]:
 
 
 def read_scene(scene_dir: Path) -> ScenePoints:
-    """xyz float32 [N, 3], rgb uint8 [N, 3], label int16 [N] (IGNORE_LABEL where unlabelled)."""
+    """xyz float32 [N, 3], rgb uint8 [N, 3], label int16 [N] (IGNORE_LABEL where unlabelled).
+
+    An empty coord.npy, or one too far from the origin for its dtype to resolve a millimetre, is a
+    SceneReadError naming it; a float64 one far out is moved near the origin (io/coordinates.py)."""
     coord, color, segment = (_load(scene_dir / name) for name in FILES)
     if coord.ndim != 2 or coord.shape[1] != 3 or not np.all(np.isfinite(coord)):
         raise SceneReadError(f"{scene_dir / 'coord.npy'}: expected finite [N, 3] coordinates, found {coord.dtype} {coord.shape}")
+    xyz = near_origin_float32(coord, scene_dir / "coord.npy", SceneReadError)
     if color.shape != coord.shape or color.min(initial=0) < 0 or color.max(initial=0) > 255:
         raise SceneReadError(f"{scene_dir / 'color.npy'}: expected [{len(coord)}, 3] colours in 0..255, found {color.shape}")
     segment = segment.reshape(-1) if segment.ndim == 2 and segment.shape[1] == 1 else segment
@@ -47,7 +52,7 @@ def read_scene(scene_dir: Path) -> ScenePoints:
     if segment.max(initial=-1) >= len(SCANNET20_CLASS_NAMES):
         raise SceneReadError(f"{scene_dir / 'segment20.npy'}: labels above {len(SCANNET20_CLASS_NAMES) - 1}")
     label = np.where(segment < 0, IGNORE_LABEL, segment).astype(np.int16)
-    return ScenePoints(xyz=coord.astype(np.float32), rgb=np.rint(color).astype(np.uint8), label=label)
+    return ScenePoints(xyz=xyz, rgb=np.rint(color).astype(np.uint8), label=label)
 
 
 def _load(path: Path) -> np.ndarray:

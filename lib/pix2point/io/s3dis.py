@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from pix2point.io.coordinates import near_origin_float32
 from pix2point.io.scenes_table import ScenePoints
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,10 @@ def area_of(room_name: str) -> int:
 
 
 def read_room(room_dir: Path) -> ScenePoints:
-    """All objects of one room: xyz float32 [N, 3] metres, rgb uint8 [N, 3], label int16 [N] (S3DIS13 order)."""
+    """All objects of one room: xyz float32 [N, 3] metres, rgb uint8 [N, 3], label int16 [N] (S3DIS13 order).
+
+    Rows are parsed as float64 and the room is moved near the origin when float32 could not keep its points
+    apart where it lies (io/coordinates.py: near_origin_float32, which names the room's Annotations folder)."""
     files = sorted((room_dir / "Annotations").glob("*.txt"))
     if not files:
         raise S3DISReadError(f"{room_dir / 'Annotations'}: no object files (<class>_<i>.txt)")
@@ -74,23 +78,25 @@ def read_room(room_dir: Path) -> ScenePoints:
         rows.append(object_rows)
         labels.append(np.full(len(object_rows), label_of.get(name, CLUTTER), np.int16))
     rows = np.concatenate(rows)
-    return ScenePoints(xyz=rows[:, :3].copy(), rgb=rows[:, 3:].astype(np.uint8), label=np.concatenate(labels))
+    xyz = near_origin_float32(rows[:, :3], room_dir / "Annotations", S3DISReadError)
+    return ScenePoints(xyz=xyz, rgb=rows[:, 3:].astype(np.uint8), label=np.concatenate(labels))
 
 
 def read_object_rows(path: Path) -> np.ndarray:
-    """[N, 6] float32 rows of one object file; a malformed row or colour is an error naming the file."""
+    """[N, 6] float64 rows of one object file (float64: a georeferenced room keeps its centimetres until it is
+    moved near the origin); a malformed row or colour is an error naming the file."""
     try:
         table = pa_csv.read_csv(
             path,
             read_options=pa_csv.ReadOptions(column_names=list(COLUMNS)),
             parse_options=pa_csv.ParseOptions(delimiter=" ", ignore_empty_lines=True),
-            convert_options=pa_csv.ConvertOptions(column_types={name: pa.float32() for name in COLUMNS}),
+            convert_options=pa_csv.ConvertOptions(column_types={name: pa.float64() for name in COLUMNS}),
         )
     except FileNotFoundError as error:
         raise S3DISReadError(f"missing file: {path}") from error
     except (pa.ArrowInvalid, OSError) as error:
         raise S3DISReadError(f"{path}: not rows of 6 space-separated numbers x y z r g b ({error})") from error
-    rows = np.stack([table[name].to_numpy() for name in COLUMNS], axis=1) if table.num_rows else np.zeros((0, 6), np.float32)
+    rows = np.stack([table[name].to_numpy() for name in COLUMNS], axis=1) if table.num_rows else np.zeros((0, 6), np.float64)
     if not len(rows):
         raise S3DISReadError(f"{path}: holds no points")
     if not np.all(np.isfinite(rows)):

@@ -21,9 +21,12 @@ import cv2
 import numpy as np
 from plyfile import PlyData
 
+from pix2point.io.coordinates import fixed_frame_float32
 from pix2point.io.scenes_table import IGNORE_LABEL, SCANNET20_NYU40_IDS, Frame, ScenePoints
 
 log = logging.getLogger(__name__)
+
+NYU40_MAX_ID = 40  # labels.ply holds NYU40 class ids 1..40, 0 where a vertex is unannotated
 
 
 class SceneReadError(ValueError):
@@ -67,22 +70,41 @@ def read_intrinsics(path: Path) -> np.ndarray:
 
 def read_scan(scene_dir: Path) -> ScenePoints:
     """The scan's vertices with ScanNet-20 labels (IGNORE_LABEL for other classes or no labels file)."""
+    return read_scan_counting(scene_dir)[0]
+
+
+def read_scan_counting(scene_dir: Path) -> tuple[ScenePoints, Counter]:
+    """(read_scan's points, what was left unlabelled: Counter with "unknown_nyu40_id_points", vertices whose
+    labels.ply id is no NYU40 id, 0..40 (ScanNet/ScanNet#86: three scenes carry id 50), and "scans_without_labels"
+    (1 when labels.ply is absent)); each logged with the scene's name.
+
+    A scan without vertices, or too far from the origin for float32 to keep a millimetre (the poses share its
+    frame, so it is not moved: io/coordinates.py), is a SceneReadError naming its PLY.
+    """
     scan_path = scene_dir / f"{scene_dir.name}_vh_clean_2.ply"
     vertices = _read_ply_vertices(scan_path, ("x", "y", "z", "red", "green", "blue"))
-    xyz = np.stack([vertices["x"], vertices["y"], vertices["z"]], axis=1).astype(np.float32)
+    xyz = np.stack([vertices["x"], vertices["y"], vertices["z"]], axis=1)
+    if not np.all(np.isfinite(xyz)):
+        raise SceneReadError(f"{scan_path}: vertex coordinates contain NaN or inf")
+    xyz = fixed_frame_float32(xyz, scan_path, SceneReadError)
     rgb = np.stack([vertices["red"], vertices["green"], vertices["blue"]], axis=1).astype(np.uint8)
     labels_path = scene_dir / f"{scene_dir.name}_vh_clean_2.labels.ply"
+    skipped = Counter()
     if labels_path.is_file():
-        nyu40 = _read_ply_vertices(labels_path, ("label",))["label"]
+        nyu40 = np.asarray(_read_ply_vertices(labels_path, ("label",))["label"], np.int64)
         if len(nyu40) != len(xyz):
             raise SceneReadError(f"{labels_path}: {len(nyu40)} labelled vertices but the scan has {len(xyz)}")
+        unknown = (nyu40 < 0) | (nyu40 > NYU40_MAX_ID)
+        if unknown.any():
+            log.warning("%s: %d vertices carry ids outside NYU40's 0..%d (%s) and stay unlabelled", labels_path,
+                        unknown.sum(), NYU40_MAX_ID, np.unique(nyu40[unknown])[:5].tolist())
+            skipped["unknown_nyu40_id_points"] = int(unknown.sum())
         label = nyu40_to_scannet20(nyu40)
     else:
         log.warning("no labels file %s: all points of %s are unlabelled", labels_path, scene_dir.name)
+        skipped["scans_without_labels"] = 1
         label = np.full(len(xyz), IGNORE_LABEL, np.int16)
-    if not np.all(np.isfinite(xyz)):
-        raise SceneReadError(f"{scan_path}: vertex coordinates contain NaN or inf")
-    return ScenePoints(xyz=xyz, rgb=rgb, label=label)
+    return ScenePoints(xyz=xyz, rgb=rgb, label=label), skipped
 
 
 def read_axis_alignment(scene_dir: Path) -> np.ndarray:

@@ -8,20 +8,25 @@ An instance is the vertices of one segGroup's segments; its box is their min/max
 the most common NYU40 label among them (VoteNet's scannet/load_scannet_data.py takes the segGroup's raw
 label through scannetv2-labels.combined.tsv, which a user's export may not have; labels.ply was written
 through that same mapping). Only instances of VoteNet's 18 detection classes (scannet/model_util_scannet.py)
-are kept. Boxes are in the frame of the `xyz` given: the `scenes` stage's points, which it moves by ScanNet's
-axisAlignment (<scene>.txt) unless `axis_align` is off, as VoteNet does before taking boxes.
+are kept. A vertex listed by several segGroups belongs to the last one (in objectId order), and a segGroup
+left without vertices has no instance, as in load_scannet_data.py: scene0217_00, of ScanNet's val split,
+lists every object twice under new objectIds (ScanNet/ScanNet#51), and the first copies are left out.
+Objects left out for a fault of the data are counted per reason (SceneBoxes.dropped, DROP_REASONS) and
+logged with the file. Boxes are in the frame of the `xyz` given: the `scenes` stage's points, which it moves
+by ScanNet's axisAlignment (<scene>.txt) unless `axis_align` is off, as VoteNet does before taking boxes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from pix2point.io.scannet import SceneReadError, _read_ply_vertices
+from pix2point.io.scannet import NYU40_MAX_ID, SceneReadError, _read_ply_vertices
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +37,10 @@ SCANNET18_CLASS_NAMES = (
     "curtain", "refrigerator", "showercurtain", "toilet", "sink", "bathtub", "garbagebin",
 )
 NO_INSTANCE = -1
+# Why an object of aggregation.json has no box: its vertices all belong to a later segGroup (or it lists none),
+# or its majority label is no NYU40 id (ScanNet/ScanNet#86: id 50). Objects of other NYU40 classes than the
+# 18 are not counted: leaving them out is the benchmark's definition, not a fault of the data.
+DROP_REASONS = ("no_vertices", "unknown_nyu40_id")
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,7 @@ class SceneBoxes:
     boxes: np.ndarray  # [K, 6] float32 metres: (xmin, ymin, zmin, xmax, ymax, zmax)
     classes: np.ndarray  # [K] int64: index into SCANNET18_CLASS_NAMES
     annotated: bool  # False: the scene has no annotation files (then K == 0)
+    dropped: Counter = field(default_factory=Counter)  # reason (DROP_REASONS) -> objects left out
 
     @property
     def centres(self) -> np.ndarray:
@@ -122,30 +132,54 @@ def _read_groups(path: Path) -> list[_Group]:
 def _boxes_from_groups(xyz: np.ndarray, segments: np.ndarray, groups: list[_Group], nyu40: np.ndarray,
                        aggregation_path: Path) -> SceneBoxes:
     lookup = dict(zip(SCANNET18_NYU40_IDS, range(len(SCANNET18_NYU40_IDS))))
-    known_segments = set(np.unique(segments).tolist())
+    groups = sorted(groups, key=lambda g: g.object_id)
+    owner = _vertex_owners(segments, groups, aggregation_path)
     instance = np.full(len(segments), NO_INSTANCE, np.int32)
-    classes = []
-    for group in sorted(groups, key=lambda g: g.object_id):
-        unknown = sorted(set(group.segments) - known_segments)
-        if unknown:
-            raise SceneReadError(f"{aggregation_path}: object {group.object_id} names segments {unknown[:5]} "
-                                 f"that the segs file does not have")
-        members = np.flatnonzero(np.isin(segments, group.segments))
-        if len(members) == 0:  # as VoteNet: an object without vertices has no box
+    classes, dropped = [], Counter()
+    for index in range(len(groups)):
+        members = np.flatnonzero(owner == index)
+        if len(members) == 0:
+            dropped["no_vertices"] += 1
             continue
         label = int(np.bincount(np.clip(nyu40[members], 0, None)).argmax())
+        if label > NYU40_MAX_ID:
+            dropped["unknown_nyu40_id"] += 1
+            continue
         if label not in lookup:
             continue
         instance[members] = len(classes)
         classes.append(lookup[label])
+    if dropped:
+        log.warning("%s: %d of its %d objects left out (%s)", aggregation_path, sum(dropped.values()), len(groups),
+                    ", ".join(f"{reason}: {count}" for reason, count in sorted(dropped.items())))
     return SceneBoxes(instance, instance_boxes(xyz, instance, len(classes)), np.asarray(classes, np.int64),
-                      annotated=True)
+                      annotated=True, dropped=dropped)
+
+
+def _vertex_owners(segments: np.ndarray, groups: list[_Group], aggregation_path: Path) -> np.ndarray:
+    """[N] int64: index in `groups` of the last group listing each vertex's segment, -1 for none."""
+    known_segments = set(np.unique(segments).tolist())
+    owner = np.full(len(segments), -1, np.int64)
+    for index, group in enumerate(groups):
+        unknown = sorted(set(group.segments) - known_segments)
+        if unknown:
+            raise SceneReadError(f"{aggregation_path}: object {group.object_id} names segments {unknown[:5]} "
+                                 f"that the segs file does not have")
+        owner[np.isin(segments, group.segments)] = index
+    return owner
 
 
 def instance_boxes(xyz: np.ndarray, instance: np.ndarray, count: int) -> np.ndarray:
-    """[count, 6] (min, max) of the points [N, 3] of each instance 0..count-1 (`instance` [N], -1: none)."""
-    low, high = np.full((count, 3), np.inf, np.float32), np.full((count, 3), -np.inf, np.float32)
+    """[count, 6] float32 (min, max) of the points [N, 3] of each instance 0..count-1 (`instance` [N], -1: none).
+
+    ValueError when an instance has no point: its box would be (+inf, -inf), which no detection can match
+    and whose centre is NaN in the loss."""
     member = instance >= 0
+    points_per_instance = np.bincount(instance[member], minlength=count)[:count]
+    if (points_per_instance == 0).any():
+        raise ValueError(f"instances {np.flatnonzero(points_per_instance == 0)[:5].tolist()} of {count} have no "
+                         f"point: they have no box")
+    low, high = np.full((count, 3), np.inf, np.float32), np.full((count, 3), -np.inf, np.float32)
     np.minimum.at(low, instance[member], xyz[member])
     np.maximum.at(high, instance[member], xyz[member])
     return np.concatenate([low, high], axis=1)

@@ -30,11 +30,12 @@ def scene_detections(boxes: torch.Tensor, objectness: torch.Tensor, class_logits
     """One scene's proposals ([P, 6] boxes, [P, 2] objectness and [P, K] class logits) -> detections.
 
     Each proposal surviving NMS among its predicted class is reported once per class, scored
-    objectness x class probability (VoteNet's per_class_proposal).
+    objectness x class probability (VoteNet's per_class_proposal). The tensors may be on any device; the
+    detections are NumPy arrays.
     """
-    object_prob = torch.softmax(objectness, 1)[:, 1].numpy()
-    class_prob = torch.softmax(class_logits, 1).numpy()
-    boxes = boxes.numpy()
+    object_prob = torch.softmax(objectness, 1)[:, 1].cpu().numpy()
+    class_prob = torch.softmax(class_logits, 1).cpu().numpy()
+    boxes = boxes.cpu().numpy()
     kept = nms_same_class(boxes, object_prob, class_prob.argmax(1), NMS_IOU)
     kept = kept[object_prob[kept] > CONFIDENCE_THRESHOLD]
     num_classes = class_prob.shape[1]

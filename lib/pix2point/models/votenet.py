@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pix2point.training.voxelize import SparseBatch
+from pix2point.training.voxelize import SparseBatch, tensors_to
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,9 @@ class Seeds:
     sample: torch.Tensor  # [S] int64 scene of each seed in the batch
     point: torch.Tensor  # [S] int64 point index within its scene
     xyz: torch.Tensor  # [S, 3] float32 metres
+
+    def to(self, device: torch.device) -> Seeds:
+        return tensors_to(self, device)
 
 
 @dataclass(frozen=True)
@@ -69,12 +72,15 @@ def mlp(widths: list[int], last_plain: bool = True) -> nn.Sequential:
 
 
 def farthest_point_sampling(xyz: torch.Tensor, count: int) -> torch.Tensor:
-    """[N, 3] -> [min(count, N)] indices, greedy farthest points starting at index 0 (as pointnet2's FPS)."""
+    """[N, 3] -> [min(count, N)] int64 indices on xyz's device, greedy farthest points starting at index 0 (as
+    pointnet2's FPS)."""
     count = min(count, len(xyz))
-    chosen = torch.zeros(count, dtype=torch.long)
-    distance = torch.full((len(xyz),), float("inf"))
+    chosen = torch.zeros(count, dtype=torch.long, device=xyz.device)
+    distance = torch.full((len(xyz),), float("inf"), dtype=xyz.dtype, device=xyz.device)
     for index in range(1, count):
-        distance = torch.minimum(distance, ((xyz - xyz[chosen[index - 1]]) ** 2).sum(1))
+        # A one-element slice, not chosen[index - 1]: indexing by a 0-d tensor reads it on the host, a sync per point.
+        last = xyz.index_select(0, chosen[index - 1 : index])
+        distance = torch.minimum(distance, ((xyz - last) ** 2).sum(1))
         chosen[index] = distance.argmax()
     return chosen
 

@@ -34,7 +34,8 @@ class DetectionScene:
 
 
 def load_detection_scenes(scenes_dir: Path, names: list[str]) -> list[DetectionScene]:
-    """The named scenes with their boxes; scenes without annotation files are left out (logged)."""
+    """The named scenes with their boxes; scenes without annotation files are left out (logged). Objects the
+    box reader left out are in each scene's `boxes.dropped` (see `left_out_objects`)."""
     root = data_root(scenes_dir)
     scenes = []
     for name in names:
@@ -45,6 +46,12 @@ def load_detection_scenes(scenes_dir: Path, names: list[str]) -> list[DetectionS
     if len(scenes) < len(names):
         log.warning("%d of %d scenes have no box annotations and are left out", len(names) - len(scenes), len(names))
     return scenes
+
+
+def left_out_objects(scenes: list[DetectionScene]) -> dict[str, dict[str, int]]:
+    """Scene -> {reason: objects of its aggregation.json without a box} (io/scannet_boxes.py DROP_REASONS), for
+    the scenes that left any out."""
+    return {scene.name: dict(scene.boxes.dropped) for scene in scenes if scene.boxes.dropped}
 
 
 def augment_scene(scene: DetectionScene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -76,3 +83,9 @@ def detection_batch(scenes: list[DetectionScene], spec: BackboneSpec, num_seeds:
     seeds = Seeds(torch.from_numpy(np.concatenate(sample)).long(), torch.from_numpy(np.concatenate(point)).long(),
                   torch.from_numpy(np.concatenate(xyz_seeds).astype(np.float32)))
     return collate_sparse(samples), seeds, targets
+
+
+def batch_to(device: torch.device, batch: SparseBatch, seeds: Seeds, targets: list[SceneTargets]
+             ) -> tuple[SparseBatch, Seeds, list[SceneTargets]]:
+    """`detection_batch`'s output with every tensor on `device`: a step moves its batch once, to its model's."""
+    return batch.to(device), seeds.to(device), [target.to(device) for target in targets]

@@ -35,7 +35,7 @@ from pix2point.training.i2p_mae_data import MAEBatch, check_views_match, streame
 from pix2point.training.object_samples import ObjectSource
 from pix2point.training.sample_stream import Samples, SampleStream
 from pix2point.training.loop import StepTraining, run_steps
-from pix2point.training.masking import guided_visible, propagate_visible, random_visible
+from pix2point.training.masking import guided_visible, keep_count, propagate_visible, random_visible
 from pix2point.training.params import Masking, SaliencyDistribution
 from pix2point.training.schedules import warmup_cosine
 from pix2point.training.weight_decay import weight_decay_groups
@@ -92,6 +92,10 @@ class I2PMAE(nn.Module):
         self.encoder = HierarchicalEncoder(spec, drop_path_rate)
         self.decoder = HierarchicalDecoder(spec.encoder_dims, decoder_depths, spec.num_heads,
                                            drop_path_rate=drop_path_rate)
+        if keep_count(spec.num_groups[-1], mask_ratio) == spec.num_groups[-1]:
+            raise ValueError(f"mask_ratio {mask_ratio} masks none of the {spec.num_groups[-1]} coarsest tokens "
+                             f"(int(mask_ratio * tokens) = 0): no token would be reconstructed and every step's "
+                             f"Chamfer loss would be the mean over nothing, NaN; raise mask_ratio or num_groups")
         self.output_scale = spec.scales - len(decoder_depths)
         members, width = spec.group_sizes[self.output_scale], self.decoder.dims[-1]
         self.point_head = nn.Linear(width, 3 * members)

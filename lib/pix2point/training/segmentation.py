@@ -3,7 +3,8 @@
 A trainer trains its runs (init x label fraction x seed) one after another (training/trials.py); its
 checkpoints hold the run in progress, and each finished run's result and history. The run's training scenes stream to the workers
 (training/sample_stream.py, segmentation_data.SceneSource), distinct scenes in each step's batch.
-Validation runs on rank 0 only, reading one validation scene at a time.
+Validation runs on rank 0 only, reading one validation scene at a time. A step whose batches hold no
+labelled point on any worker is skipped, counted in the history (`skipped_steps`) and reported on the console.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pix2point.models.heads import SegmentationHead
 from pix2point.training import distributed
 from pix2point.training.determinism import step_streams
 from pix2point.training.augment import PointAugmentation, augment_points
-from pix2point.training.progress import Progress
+from pix2point.training.progress import Progress, send
 from pix2point.training.run_grid import RunSpec
 from pix2point.training.tracking import Scalars
 from pix2point.training.sample_stream import SampleStream
@@ -92,6 +93,33 @@ def scene_batch(scenes: list[ScenePoints], spec: BackboneSpec, rng: np.random.Ge
     return collate_sparse(samples), to_tensor(sample_index), to_tensor(point_index), to_tensor(labels)
 
 
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_function: nn.Module, batch: SparseBatch,
+               sample: torch.Tensor, point: torch.Tensor, label: torch.Tensor) -> tuple[bool, float | None]:
+    """One optimiser step on the labelled points (`scene_batch`'s output) -> (whether the weights moved, this
+    worker's mean cross-entropy, None when its batch has no labelled point).
+
+    No worker's batch with a labelled point (a scene without labels.ply, a small label budget): no step at
+    all, so neither momentum nor weight decay moves the weights on no evidence (the mean over no point
+    would be NaN, pytorch/pytorch#70348). A worker without one while others have some still joins their
+    gradient all-reduce, with a zero loss.
+    """
+    if distributed.mean_over_workers(float(len(label))) == 0:
+        return False, None
+    logits = model(batch, sample, point)
+    loss = loss_function(logits, label) if len(label) else logits.sum() * 0
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return True, loss.item() if len(label) else None
+
+
+def window_loss(losses: list[float]) -> float | None:
+    """Mean of the losses every worker had since the last evaluation; None when none had any (every step of
+    the window skipped), never NaN."""
+    count = distributed.mean_over_workers(float(len(losses)))
+    return distributed.mean_over_workers(float(sum(losses))) / count if count > 0 else None
+
+
 def confusion_matrix(model: nn.Module, scenes_dir: Path, scenes: list[str], spec: BackboneSpec,
                      num_classes: int) -> np.ndarray:
     """[K, K] counts of (true, predicted) class over the labelled points of `scenes`, read one at a time."""
@@ -129,10 +157,10 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
-    start_step, best, running_loss = 0, 0.0, []
+    start_step, best, running_loss, skipped = 0, 0.0, [], 0
     if (current := distributed.resumed_run(state, run.name)) is not None:
         start_step = distributed.restore_run(current, model, optimizer, schedule)
-        best, running_loss = current["best"], current["running_loss"]
+        best, running_loss, skipped = current["best"], current["running_loss"], current.get("skipped", 0)
     ddp_model = ray.train.torch.prepare_model(model)
     loss_function = nn.CrossEntropyLoss()
     started = time.perf_counter()
@@ -143,26 +171,29 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
         scenes = [ScenePoints(arrays["xyz"], arrays["rgb"], arrays["label"]) for arrays in
                   stream.next(step, run.name, config.sources[run.name].per_rank).samples]
         batch, sample, point, label = scene_batch(scenes, config.backbone, rng, config.augmentation)
-        loss = loss_function(ddp_model(batch, sample, point), label)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scalars.add(step + 1, {"train/loss": loss.item(), "train/lr": optimizer.param_groups[0]["lr"]})
-        schedule.step()
-        running_loss.append(loss.item())
+        stepped, loss = train_step(ddp_model, optimizer, loss_function, batch, sample, point, label)
+        if not stepped:
+            skipped += 1
+            if rank == 0:
+                send(f"run {run.name}: step {step + 1} skipped: no worker's batch has a labelled point")
+        running_loss += [] if loss is None else [loss]
+        lr = optimizer.param_groups[0]["lr"]
+        scalars.add(step + 1, {**({} if loss is None else {"train/loss": loss}), "train/lr": lr})
+        schedule.step()  # also after a skipped step: the rate follows the step number
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
             confusion = distributed.on_rank_zero(
                 lambda: confusion_matrix(model, config.scenes_dir, validation, config.backbone, len(config.class_names)))
             scores = segmentation_scores(confusion)
             best = max(best, scores.miou)
-            state["history"].append(EpochRecord(run.name, (step + 1) // config.eval_every, distributed.mean_over_workers(
-                float(np.mean(running_loss))), scores.miou, scores.mean_class_accuracy, time.perf_counter() - started))
-            running_loss = []
-            console.report(step + 1, loss=state["history"][-1].train_loss, val_miou=scores.miou)
+            train_loss = window_loss(running_loss)
+            state["history"].append(EpochRecord(run.name, (step + 1) // config.eval_every, train_loss, scores.miou,
+                                                scores.mean_class_accuracy, time.perf_counter() - started, skipped))
+            running_loss, skipped = [], 0
+            console.report(step + 1, **({} if train_loss is None else {"loss": train_loss}), val_miou=scores.miou)
             scalars.add(step + 1, {"val/miou": scores.miou, "val/macc": scores.mean_class_accuracy})
         if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
-            distributed.checkpoint_run(state, distributed.run_snapshot(run.name, step + 1, model, optimizer,
-                                                                       schedule, best=best, running_loss=running_loss))
+            distributed.checkpoint_run(state, distributed.run_snapshot(
+                run.name, step + 1, model, optimizer, schedule, best=best, running_loss=running_loss, skipped=skipped))
     scalars.close()
     if rank == 0:
         path = model_path(config.out, run.name)

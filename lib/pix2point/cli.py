@@ -75,7 +75,7 @@ def _run(args: argparse.Namespace, pipeline_path: Path, stage_names: list[str]) 
         _print_error(console, error)
         return 2
     log_path = new_log_path(_local_root(store))
-    started = []  # one entry once a stage starts computing
+    started = []  # an entry once a stage starts computing
 
     with quiet_console(log_path, args.verbose) as stream:  # what importing the stage modules prints goes there too
         shown = console_for(stream)

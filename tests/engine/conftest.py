@@ -47,7 +47,7 @@ def run(params: Params, inputs: dict, out: Path) -> dict:
 '''
 
 TOTAL_STAGE = '''
-"""Sums the numbers artefact, times a scale."""
+"""Sums the numbers artefact, times a scale; optionally fails."""
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -59,9 +59,12 @@ from {package} import helper
 class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
     scale: int = 1
+    fail: bool = False
 
 
 def run(params: Params, inputs: dict, out: Path) -> dict:
+    if params.fail:
+        raise RuntimeError("total stage failed on purpose")
     numbers = pq.read_table(inputs["numbers"] / "numbers.parquet")["n"].to_pylist()
     total = helper.scaled_sum(numbers, params.scale)
     (out / "total.txt").write_text(str(total))

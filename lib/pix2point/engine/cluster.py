@@ -90,12 +90,11 @@ def release_ray() -> None:
         ours = [process for process in psutil.Process().children(recursive=True) if _created_since(process, _started_at)]
         ray.shutdown(wait_for_processes=True)
         _started_here = False
-        _, left = psutil.wait_procs(ours, timeout=_EXIT_GRACE_SECONDS)
-        for process in left:
+        for process in _still_running(ours, _EXIT_GRACE_SECONDS):
             log.info("killing pid %d, left by the stopped Ray", process.pid)
             with suppress(psutil.NoSuchProcess):
                 process.kill()
-        psutil.wait_procs(left, timeout=_EXIT_GRACE_SECONDS)
+        _still_running(ours, _EXIT_GRACE_SECONDS)
 
 
 def _created_since(process, moment: float) -> bool:
@@ -106,6 +105,23 @@ def _created_since(process, moment: float) -> bool:
         return process.create_time() >= moment - 1  # create_time has a clock tick's resolution
     except psutil.NoSuchProcess:
         return False
+
+
+def _still_running(processes: list, seconds: float) -> list:
+    """The psutil.Processes still running after up to `seconds` (an exited one its parent has not reaped yet, a
+    zombie, counts as gone: it holds nothing)."""
+    import psutil
+
+    def running(process) -> bool:
+        try:
+            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.monotonic() + seconds
+    while (alive := [process for process in processes if running(process)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive
 
 
 def _free_port(host: str) -> int:

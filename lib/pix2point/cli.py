@@ -17,7 +17,7 @@ from rich.table import Table
 
 import pix2point
 from pix2point.cli_help import console_for, pipeline_summary, print_params, print_table, require_pipeline_file
-from pix2point.engine.cluster import connect_ray, forbid_implicit_ray, release_ray
+from pix2point.engine.cluster import connect_ray, no_implicit_ray, release_ray
 from pix2point.engine.errors import PipelineError
 from pix2point.engine.failures import StageFailed, describe, root_cause
 from pix2point.engine.pipeline import load_pipeline
@@ -68,7 +68,6 @@ def _run(args: argparse.Namespace, pipeline_path: Path, stage_names: list[str]) 
     once a stage starts computing (its path is printed then, and at the end); the console gets the stages,
     training progress, each warning once, and on failure the root cause. A command that starts no stage (a
     mistyped one, or one that finds everything cached) leaves no log file."""
-    forbid_implicit_ray()
     try:
         store = open_store(args.artefacts, args.cache)
     except PipelineError as error:
@@ -77,7 +76,8 @@ def _run(args: argparse.Namespace, pipeline_path: Path, stage_names: list[str]) 
     log_path = new_log_path(_local_root(store))
     started = []  # an entry once a stage starts computing
 
-    with quiet_console(log_path, args.verbose) as stream:  # what importing the stage modules prints goes there too
+    # What importing the stage modules prints goes to the log too; ray is first imported in there.
+    with no_implicit_ray(), quiet_console(log_path, args.verbose) as stream:
         shown = console_for(stream)
 
         def before_first_run() -> None:

@@ -7,7 +7,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -18,12 +18,13 @@ _started_at = 0.0  # when it started it (time.time()): the processes created sin
 _EXIT_GRACE_SECONDS = 5.0
 
 
-def forbid_implicit_ray() -> None:
-    """Make a Ray API called while no Ray is connected raise instead of starting a local Ray of its own
-    (ray/_private/auto_init_hook.py, RAY_ENABLE_AUTO_CONNECT). After Ctrl-C has stopped the run's Ray, a
-    stage's thread that goes on calling Ray would otherwise start a second one and train on in it. Ray reads
-    the variable when it is first imported: call this before anything imports ray."""
-    os.environ["RAY_ENABLE_AUTO_CONNECT"] = "0"
+def no_implicit_ray() -> AbstractContextManager[None]:
+    """While the block runs, RAY_ENABLE_AUTO_CONNECT=0: a Ray API called while no Ray is connected raises
+    instead of starting a local Ray of its own (ray/_private/auto_init_hook.py). After Ctrl-C has stopped the
+    run's Ray, a stage's thread that goes on calling Ray would otherwise start a second one and train on in it.
+    Ray reads the variable when it is first imported, so the block must be where ray is first imported; the
+    process keeps the setting after it, the environment of processes started later does not."""
+    return _environment(RAY_ENABLE_AUTO_CONNECT="0")
 
 
 def start_local_ray(**init_options: Any) -> None:
@@ -57,18 +58,23 @@ def connect_ray(address: str | None) -> None:
                             dashboard_host=own, dashboard_port=_free_port(own))
 
 
-@contextmanager
-def _own_address() -> Iterator[str]:
+def _own_address() -> AbstractContextManager[str]:
     """While an embedded Ray starts: its GCS port chosen here, and RAY_ADDRESS naming it in the environment its
     processes inherit. Ray's state API, which Ray Train's placement-group cleaner calls inside the cluster,
-    otherwise looks for "the" local Ray and fails when another run's embedded Ray is up on the same host."""
+    otherwise looks for "the" local Ray and fails when another run's embedded Ray is up on the same host.
+    Yields the host to bind."""
     host = "127.0.0.1"
     port = _free_port(host)
-    chosen = {"RAY_GCS_SERVER_PORT": str(port), "RAY_ADDRESS": f"{host}:{port}"}
-    before = {name: os.environ.get(name) for name in chosen}
-    os.environ.update(chosen)
+    return _environment(RAY_GCS_SERVER_PORT=str(port), RAY_ADDRESS=f"{host}:{port}", yielding=host)
+
+
+@contextmanager
+def _environment(yielding: Any = None, **values: str) -> Iterator[Any]:
+    """os.environ with `values` set while the block runs, as it was after; yields `yielding`."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
-        yield host
+        yield yielding
     finally:
         for name, value in before.items():
             if value is None:

@@ -96,11 +96,13 @@ def release_ray() -> None:
         ours = [process for process in psutil.Process().children(recursive=True) if _created_since(process, _started_at)]
         ray.shutdown(wait_for_processes=True)
         _started_here = False
-        for process in _still_running(ours, _EXIT_GRACE_SECONDS):
-            log.info("killing pid %d, left by the stopped Ray", process.pid)
+        left = _still_running(ours, _EXIT_GRACE_SECONDS)
+        if left:  # not a console line: nothing the user has to act on
+            log.debug("killing the processes the stopped Ray left: pids %s", [process.pid for process in left])
+        for process in left:
             with suppress(psutil.NoSuchProcess):
                 process.kill()
-        _still_running(ours, _EXIT_GRACE_SECONDS)
+        _still_running(left, _EXIT_GRACE_SECONDS)
 
 
 def _created_since(process, moment: float) -> bool:

@@ -58,7 +58,7 @@ class Params(RunGridParams, ReportNoteParams):
 
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
-    from pix2point.evaluation.detection_report import detect_drift, summarise, write_report
+    from pix2point.evaluation.detection_report import detect_drift, summarise, verdicts_metrics, write_report
     from pix2point.evaluation.drift import drift_document
     from pix2point.models.votenet import VoteHeadSpec
     from pix2point.training.detection import DetectConfig, train_loop
@@ -91,5 +91,6 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
         "seconds": round(time.perf_counter() - started, 1),
         "resumed_runs": sum(record.resumed_from_step > 0 for record in records),
         "cells": [cell.as_metrics() for cell in cells],
+        "verdicts": verdicts_metrics(cells),
         "drift": drift_document(detect_drift(results), params.deterministic),
     }

@@ -65,11 +65,11 @@ def test_fip_io_trains_only_the_new_layers(classified):
 def test_report_and_metrics_are_written(classified):
     _, out, metrics = classified
     document = json.loads((out / "metrics.json").read_text())
-    assert len(document["cells"]) == 4 and len(document["against_scratch"]) == 2
+    assert len(document["cells"]) == 4 and len(document["comparisons"]) == 2
     assert set(metrics["accuracy"]) == {"scratch/all/shots1", "inflated/io/shots1", "scratch/all/shotsall",
                                         "inflated/io/shotsall"}
     report = (out / "report.md").read_text()
-    assert "| inflated | io | 1 |" in report and "## Against training from scratch" in report
+    assert "| inflated | io | 1 |" in report and "## Verdicts: final test accuracy" in report
 
 
 def test_params_reject_repeats_and_bad_shots():

@@ -93,8 +93,10 @@ def test_inflated_io_is_compared_with_scratch_io_the_random_frozen_trunk_and_a_c
     assert math.isclose(control.accuracy_gain, 0.4) and control.verdict.outcome == "ahead"
     against_scratch = {c.variant: c.verdict.outcome for c in compare_with_baseline(cells)}
     assert against_scratch == {("scratch", "io"): "behind", ("inflated", "io"): "ahead"}
-    write_report(tmp_path, runs, history, target=0.6, network="efficientnet_lite0")
+    write_report(tmp_path, runs, history, target=0.6, network="efficientnet_lite0",
+                 learning_rates={"all": 0.1, "io": 0.01})
     report = (tmp_path / "report.md").read_text()
+    assert "Peak learning rate (cosine-annealed to 0): FIP all 0.1, FIP io 0.01." in report
     assert "| 1 | inflated/io | scratch/io |" in report and "**ahead** |" in report and "**behind** |" in report
 
 

@@ -129,7 +129,7 @@ def _comparison(cell: ClassifyCell, other: ClassifyCell) -> Comparison:
 
 
 def write_report(out: Path, runs: list[ClassifyRun], history: list[ClassifyEpoch], target: float,
-                 network: str, deterministic: bool = False) -> dict:
+                 network: str, deterministic: bool = False, learning_rates: dict[str, float] | None = None) -> dict:
     """report.md, metrics.json and accuracy.png in `out`; returns the manifest's small metrics. Drift repeats
     (runs with `repeat` > 0) only feed the drift paragraph, never the cells."""
     grid = [run for run in runs if run.repeat == 0]
@@ -138,7 +138,8 @@ def write_report(out: Path, runs: list[ClassifyRun], history: list[ClassifyEpoch
     cells = summarise(grid, grid_history, target)
     comparisons = compare_with_baseline(cells) + compare_with_random_weights(cells)
     plot_accuracy_curves(grid_history, grid, out / CURVES_FILE)
-    (out / REPORT_FILE).write_text(report_markdown(cells, comparisons, target, network, drift, deterministic))
+    (out / REPORT_FILE).write_text(report_markdown(cells, comparisons, target, network, drift, deterministic,
+                                                   learning_rates))
     document = {**metrics_document(cells, comparisons, target), "drift": drift_document(drift, deterministic)}
     (out / METRICS_FILE).write_text(json.dumps(document, indent=2, allow_nan=False))
     return {"runs": len(runs), "accuracy": {_cell_key(cell): json_number(cell.accuracy_mean) for cell in cells},
@@ -152,7 +153,9 @@ def run_drift(runs: list[ClassifyRun]) -> Drift | None:
 
 
 def report_markdown(cells: list[ClassifyCell], comparisons: list[Comparison], target: float, network: str,
-                    drift: Drift | None = None, deterministic: bool = False) -> str:
+                    drift: Drift | None = None, deterministic: bool = False,
+                    learning_rates: dict[str, float] | None = None) -> str:
+    """`learning_rates`: FIP mode -> the peak learning rate its runs trained at (left out when None)."""
     header = ["init", "FIP", "shots", "test accuracy %", "best %", f"epochs to {percent(target)} %", "trainable params"]
     rows = [[cell.init, cell.fip, cell.shots_label, mean_and_spread(cell.accuracy_mean, cell.accuracy_std, len(cell.seeds)),
              percent(cell.best_accuracy_mean), _epochs_text(cell), f"{cell.trainable_parameters:,}"] for cell in cells]
@@ -160,7 +163,7 @@ def report_markdown(cells: list[ClassifyCell], comparisons: list[Comparison], ta
         f"# Image2Point object classification ({network} twin)",
         "Test accuracy after the last epoch, mean ± sample std over seeds. Every run trains the same number of "
         "steps; shots = training objects per class. Epochs to target: mean over the seeds that reached it "
-        "(reached/seeds).",
+        "(reached/seeds)." + _learning_rates_text(learning_rates),
         markdown_table(header, rows),
         drift_markdown(drift, deterministic, "test accuracy"),
         "## Verdicts: final test accuracy",
@@ -211,6 +214,13 @@ def _verdicts(comparisons: list[Comparison], target: float) -> str:
     rows = [([shots_label(c.shots), _variant_text(c.variant), _variant_text(c.baseline), _speed_text(c.speedup, target)],
              c.verdict) for c in sorted(comparisons, key=lambda c: (_shots_order(c.shots), c.baseline != BASELINE))]
     return verdict_table(["shots", "variant", "against", "epochs to target"], rows)
+
+
+def _learning_rates_text(learning_rates: dict[str, float] | None) -> str:
+    if not learning_rates:
+        return ""
+    rates = ", ".join(f"FIP {fip} {rate:g}" for fip, rate in learning_rates.items())
+    return f" Peak learning rate (cosine-annealed to 0): {rates}."
 
 
 def _variant_text(variant: tuple[str, str]) -> str:

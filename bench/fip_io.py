@@ -28,7 +28,7 @@ from stages import classify
 from pix2point.engine.artefacts import ArtefactStore
 from pix2point.engine.pipeline import load_pipeline
 from pix2point.engine.runner import run_pipeline
-from pix2point.io.objects_table import class_names, read_objects
+from pix2point.io.objects_table import read_objects
 from pix2point.models.fip import apply_fip, trainable_parameters
 from pix2point.models.object_classifier import build_classifier
 from pix2point.training.classification import ClassifyConfig, evaluate_confusion, train_step
@@ -56,21 +56,11 @@ def main() -> None:
           f"{args.steps} steps (cosine to 0), all training objects, seed {args.seed}")
     print(f"{'variant':16} {'peak lr':>8} {'final train loss':>17} {'test accuracy %':>16} {'s/step':>7}")
     with tempfile.TemporaryDirectory() as out:
-        config = bench_config(params, objects.path, Path(out))
+        config = classify.classify_config(params, objects.path, Path(out))
         for init, fip, rate in runs:
             loss, accuracy, seconds = train_and_score(replace(config, learning_rate=rate), init, fip, args.steps,
                                                       args.seed)
             print(f"{init + '/' + fip:16} {rate:8g} {loss:17.3f} {100 * accuracy:16.1f} {seconds:7.2f}", flush=True)
-
-
-def bench_config(params: classify.Params, objects_dir: Path, out: Path) -> ClassifyConfig:
-    names = tuple(class_names(objects_dir))
-    return ClassifyConfig(
-        objects_dir=objects_dir, out=out, classifier=classify.classifier_spec(params, len(names)), class_names=names,
-        runs=(), epochs=1, batch_size=params.batch_size, voxel_size=params.voxel_size,
-        voxel_rounding=params.voxel_rounding, learning_rate=params.learning_rate, momentum=params.momentum,
-        weight_decay=params.weight_decay, augmentation=params.object_augmentation(),
-        checkpoint_every=10 ** 9, save_models=False)
 
 
 def train_and_score(config: ClassifyConfig, init: str, fip: str, steps: int, seed: int) -> tuple[float, float, float]:

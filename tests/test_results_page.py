@@ -14,7 +14,6 @@ from pix2point.cli import main
 from pix2point.engine.provenance import git_commit
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-PIPELINE = REPOSITORY / "pipeline.yaml"
 
 
 def check_results(*arguments: str) -> subprocess.CompletedProcess:
@@ -25,16 +24,17 @@ def check_results(*arguments: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_report_writes_the_smoke_page_and_check_results_fails_on_one_changed_number(ray_runtime, tmp_path, capsys):
+def test_report_writes_the_smoke_page_and_check_results_fails_on_one_changed_number(ray_runtime, tmp_path, monkeypatch):
     artefacts, out = tmp_path / "artefacts", tmp_path / "results"
-    assert main(["run", str(PIPELINE), "classify", "--profile", "smoke", "--artefacts", str(artefacts)]) == 0
-    assert main(["report", str(PIPELINE), "--profile", "smoke", "--artefacts", str(artefacts), "--out", str(out)]) == 0
+    monkeypatch.chdir(REPOSITORY)  # pipeline.yaml by default, as check_results.sh runs it
+    assert main(["run", "classify", "--profile", "smoke", "--artefacts", str(artefacts)]) == 0
+    assert main(["report", "--profile", "smoke", "--artefacts", str(artefacts), "--out", str(out)]) == 0
     page = (out / "smoke.md").read_text()
     title, _, note, *_ = page.splitlines()
     assert title == "# pix2point results: smoke profile"
     assert note.startswith("> **Note:** Smoke profile") and "Its numbers mean nothing" in note
-    run, report = f"pix2point run {PIPELINE} --profile smoke", f"pix2point report {PIPELINE} --profile smoke"
-    assert f"Written by `{report}` from the current artefacts of `{run}`" in page
+    assert "Written by `pix2point report --profile smoke` from the current artefacts of `pix2point run --profile " \
+           "smoke`" in page
     assert f"- commit: `{git_commit()}` (every stage)" in page and "cores; GPU: " in page
     assert re.search(r"\| classify \| `[0-9a-f]{16}` \| [0-9.]+ (s|min) ", page)
     assert "## classify" in page and "Verdicts: final test accuracy" in page and "**unresolved**" in page

@@ -46,7 +46,7 @@ def test_report_gives_the_verdict_at_each_fraction_with_both_inits_and_leaves_ou
     assert "| pretrain | 1 | 45.0 ± 7.1 (n=2) | 15.0 ± 7.1 (n=2) |" in text
     verdicts = text.split("## Pretrained against scratch")[1].split("##")[0]
     # 45 ± 7.1 against 20 ± 14.1 over 2 seeds each: a gap, but no verdict
-    assert "| 1 | pretrain vs scratch | +10.0 | +25.0 | 7.1 / 14.1 | 2 / 2 | 0.199 | **unresolved** |" in verdicts
+    assert "| 1 | pretrain vs scratch, mAP@0.25 | +25.0 | 7.1 / 14.1 | 2 / 2 | 0.199 | **unresolved** |" in verdicts
     assert "| 0.5 |" not in verdicts  # 0.5 has no pretrained cell
     per_class = text.split("## AP@0.25 per class")[1].split("##")[0]
     assert "chair" in per_class and "table" in per_class and "sofa" not in per_class

@@ -88,8 +88,8 @@ def report_markdown(scores: list[EncoderScore], folds: int, class_names: list[st
         markdown_table(["encoder", "pretraining", "saliency distribution", "C", "test accuracy %", "test mean class accuracy %",
                         f"train {folds}-fold CV accuracy %", "pretraining steps"], rows),
         ordering,
-        "## Verdicts: test accuracy, over the encoders of each kind",
-        verdict_table(["encoders", "against"], verdicts, samples="encoders (pretraining seeds)") if verdicts
+        "## Verdicts: test accuracy, over the pretraining runs of each kind",
+        verdict_table(["encoders", "against"], verdicts, samples="pretraining runs") if verdicts
         else "Fewer than two kinds of encoder were evaluated: nothing to compare.",
     ]) + "\n"
 

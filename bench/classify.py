@@ -31,13 +31,13 @@ from pix2point.engine.artefacts import ArtefactStore  # noqa: E402
 from pix2point.engine.cluster import start_local_ray  # noqa: E402
 from pix2point.engine.pipeline import load_pipeline  # noqa: E402
 from pix2point.engine.runner import run_pipeline  # noqa: E402
-from pix2point.io.objects_table import class_names, read_objects  # noqa: E402
+from pix2point.io.objects_table import read_objects  # noqa: E402
 from pix2point.models.fip import apply_fip, trainable_parameters  # noqa: E402
 from pix2point.models.object_classifier import build_classifier  # noqa: E402
 from pix2point.training.classification import ClassifyConfig, train_step  # noqa: E402
 
 PIPELINE = Path(__file__).resolve().parents[1] / "pipeline.yaml"
-VARIANTS = (("inflated", "all"), ("inflated", "iobn"), ("inflated", "io"), ("scratch", "all"))
+VARIANTS = (("inflated", "all"), ("inflated", "iobn"), ("inflated", "io"), ("scratch", "all"), ("scratch", "io"))
 
 
 def main() -> None:
@@ -55,23 +55,13 @@ def main() -> None:
     ray.shutdown()
     params: classify.Params = pipeline.stages["classify"].params
     with tempfile.TemporaryDirectory() as out:
-        config = bench_config(params, objects.path, Path(out))
+        config = classify.classify_config(params, objects.path, Path(out))
         seconds = {variant: [] for variant in VARIANTS}
         trainable = {}
         for _ in range(args.rounds):
             for variant in VARIANTS:
                 seconds[variant].append(time_steps(config, variant, args.steps, trainable))
     print_table(params, args, seconds, trainable)
-
-
-def bench_config(params: classify.Params, objects_dir: Path, out: Path) -> ClassifyConfig:
-    names = tuple(class_names(objects_dir))
-    return ClassifyConfig(
-        objects_dir=objects_dir, out=out, classifier=classify.classifier_spec(params, len(names)), class_names=names,
-        runs=(), epochs=1, batch_size=params.batch_size, voxel_size=params.voxel_size,
-        voxel_rounding=params.voxel_rounding, learning_rate=params.learning_rate, momentum=params.momentum,
-        weight_decay=params.weight_decay, augmentation=params.object_augmentation(),
-        checkpoint_every=10 ** 9, save_models=False)
 
 
 def time_steps(config: ClassifyConfig, variant: tuple[str, str], steps: int, trainable: dict) -> float:
@@ -84,11 +74,12 @@ def time_steps(config: ClassifyConfig, variant: tuple[str, str], steps: int, tra
     optimizer = torch.optim.SGD(trainable_parameters(model), lr=config.learning_rate, momentum=config.momentum)
     train = read_objects(config.objects_dir, "train")
     rng = np.random.default_rng(0)
-    batches = [rng.choice(len(train.labels), config.batch_size, replace=False) for _ in range(steps + 1)]
-    train_step(model, optimizer, train, batches[0], config, rng)
+    batches = [[{"points": train.points[index], "label": train.labels[index]}
+                for index in rng.choice(len(train.labels), config.batch_size, replace=False)] for _ in range(steps + 1)]
+    train_step(model, optimizer, batches[0], config, rng)
     started = time.perf_counter()
     for batch in batches[1:]:
-        train_step(model, optimizer, train, batch, config, rng)
+        train_step(model, optimizer, batch, config, rng)
     return (time.perf_counter() - started) / steps
 
 

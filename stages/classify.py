@@ -35,7 +35,7 @@ from pix2point.training.params import RunGridParams, SGDParams
 from pix2point.training.run_grid import with_drift_repeats
 
 if TYPE_CHECKING:  # the training code (torch, MinkowskiEngine, Ray) is imported by run: loading the pipeline stays light
-    from pix2point.training.classification import ClassifyRunSpec
+    from pix2point.training.classification import ClassifyConfig, ClassifyRunSpec
     from pix2point.training.object_data import ObjectAugmentation
 
 
@@ -57,9 +57,16 @@ class Params(SGDParams, RunGridParams, ReportNoteParams):
     inflate_new_axis: Axis = "y"  # which 3D axis a 2D kernel is copied along (Image2Point: y, ModelNet's up)
     inflate_row_axis: Axis = "z"  # which 3D axis the kernel's rows run along (Image2Point: z; columns along x)
     inflate_scale_by_depth: bool = False  # divide the copies by k (Image2Point does not)
-    # init x FIP mode per run (models/fip.py): io trains the input/output layers, iobn also BatchNorms, all everything
+    # init x FIP mode per run (models/fip.py): io trains the input/output layers, iobn also BatchNorms, all
+    # everything. scratch + io (a random frozen trunk) is the control for inflated + io: the gap between them is
+    # what the 2D ImageNet weights add over random frozen filters (issue 22; not a run of the paper's).
     variants: list[Variant] = [Variant(init="scratch", fip="all"), Variant(init="inflated", fip="io"),
-                               Variant(init="inflated", fip="iobn"), Variant(init="inflated", fip="all")]
+                               Variant(init="scratch", fip="io"), Variant(init="inflated", fip="iobn"),
+                               Variant(init="inflated", fip="all")]
+    # FIP io runs' peak learning rate (None: `learning_rate`, as the reference, which trains every mode at 0.1
+    # for 100 epochs). Training only stem and classifier on a frozen trunk over a few hundred steps went further
+    # at a smaller rate (docs/methods.md, Image2Point: what departs).
+    io_learning_rate: float | None = Field(None, gt=0)
     shots: list[int | Literal["all"]] = [1, 5, 10, "all"]  # training objects per class
     seeds: list[int] = [0, 1, 2]  # one run per variant x shots x seed; it draws the shots, initial weights and batches
     epochs: int = Field(100, ge=1)  # passes over the run's training objects
@@ -102,21 +109,14 @@ class Params(SGDParams, RunGridParams, ReportNoteParams):
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
     from pix2point.evaluation.classification_report import REPORT_FILE, write_report
-    from pix2point.training.classification import ClassifyConfig, epoch_steps, run_source, train_loop
+    from pix2point.training.classification import epoch_steps, run_source, train_loop
     from pix2point.training.sample_stream import Segment, segments_trainer_data
     from pix2point.training.trials import copy_run_outputs, fit_runs
 
     objects_dir = inputs["objects"]
-    names = tuple(class_names(objects_dir))
     steps = epoch_steps(len(split_rows(objects_dir, "train")), params.batch_size, params.num_workers)
-    config = ClassifyConfig(
-        # Runs write their models into scratch, which outlives a killed attempt; copied into `out` at the end.
-        objects_dir=objects_dir, out=scratch / "outputs", classifier=classifier_spec(params, len(names)), class_names=names,
-        runs=run_specs(params), epochs=params.epochs, batch_size=params.batch_size, voxel_size=params.voxel_size,
-        voxel_rounding=params.voxel_rounding, learning_rate=params.learning_rate, momentum=params.momentum,
-        weight_decay=params.weight_decay, augmentation=params.object_augmentation(),
-        checkpoint_every=params.checkpoint_every, save_models=params.save_models, steps_per_epoch=steps,
-    )
+    # Runs write their models into scratch, which outlives a killed attempt; copied into `out` at the end.
+    config = classify_config(params, objects_dir, scratch / "outputs", run_specs(params), steps)
     started = time.perf_counter()
     # Each run streams its own training objects (its few-shot subset) to its trainer's workers.
     config_for = lambda slot: replace(config, runs=slot, sources={run.name: run_source(  # noqa: E731
@@ -125,14 +125,32 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
         [Segment(name, slot_config.sources[name], start, params.epochs * steps) for name, start in starts.items()])
     records = fit_runs(train_loop, config_for, config.runs, storage=scratch, **params.run_grid_scaling(),
                        data_for=data_for)
-    write_runs(out, [record.result for record in records], list(names), params.network, steps)
+    write_runs(out, [record.result for record in records], list(config.class_names), params.network, steps)
     write_history(out, [epoch for record in records for epoch in record.state["history"]])
     write_trials(out, records)
     copy_run_outputs(config.out, out)
+    learning_rates = {fip: config.learning_rate_for(fip) for fip in dict.fromkeys(v.fip for v in params.variants)}
     metrics = write_report(out, read_runs(out), read_history(out), params.target_accuracy, params.network,
-                           params.deterministic)
+                           params.deterministic, learning_rates)
     add_note(out / REPORT_FILE, params.report_note)
     return {**metrics, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def classify_config(params: Params, objects_dir: Path, out: Path, runs: tuple[ClassifyRunSpec, ...] = (),
+                    steps_per_epoch: int = 1) -> ClassifyConfig:
+    """The training settings `params` give the runs on the objects artefact `objects_dir` (the stage's, and
+    the benches' that run its step plainly); models go under `out`."""
+    from pix2point.training.classification import ClassifyConfig
+
+    names = tuple(class_names(objects_dir))
+    return ClassifyConfig(
+        objects_dir=objects_dir, out=out, classifier=classifier_spec(params, len(names)), class_names=names,
+        runs=runs, epochs=params.epochs, batch_size=params.batch_size, voxel_size=params.voxel_size,
+        voxel_rounding=params.voxel_rounding, learning_rate=params.learning_rate, momentum=params.momentum,
+        weight_decay=params.weight_decay, augmentation=params.object_augmentation(),
+        checkpoint_every=params.checkpoint_every, save_models=params.save_models, steps_per_epoch=steps_per_epoch,
+        io_learning_rate=params.io_learning_rate,
+    )
 
 
 def run_specs(params: Params) -> tuple[ClassifyRunSpec, ...]:

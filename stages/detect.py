@@ -67,7 +67,7 @@ def preflight(params: Params, inputs: dict[str, Any]) -> None:
 
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
-    from pix2point.evaluation.detection_report import detect_drift, summarise, write_report
+    from pix2point.evaluation.detection_report import detect_drift, summarise, verdicts_metrics, write_report
     from pix2point.evaluation.drift import drift_document
     from pix2point.models.votenet import VoteHeadSpec
     from pix2point.training.detection import DetectConfig, train_loop
@@ -106,5 +106,6 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
         "objects_left_out": dict(sum((Counter(reasons) for reasons in left_out.values()), Counter())),
         "scenes_with_objects_left_out": len(left_out),
         "cells": [cell.as_metrics() for cell in cells],
+        "verdicts": verdicts_metrics(cells),
         "drift": drift_document(detect_drift(results), params.deterministic),
     }

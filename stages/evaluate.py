@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from pix2point.evaluation.report_note import ReportNoteParams, add_note
-from pix2point.evaluation.summary import CellSummary, finetune_drift, pretraining_gains, score_runs, summarise_cells
+from pix2point.evaluation.summary import CellSummary, finetune_drift, pretraining_verdicts, score_runs, summarise_cells
 from pix2point.io.finetune_table import read_history, read_runs, runs_deterministic, runs_metadata
 from pix2point.io.scenes_table import class_names, read_points, read_splits
 from pix2point.parallel import map_tasks
@@ -88,7 +88,7 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
     }
     evaluation = Evaluation(
         class_names=run_class_names, label_unit=label_unit, runs=scored, cells=cells,
-        gains=pretraining_gains(cells), pretrain_loss=summarise_loss(step, loss),
+        verdicts=pretraining_verdicts(cells), pretrain_loss=summarise_loss(step, loss),
         probes=probe_scores(sample, params.seed), probe_split=params.tsne_scenes,
         probe_scenes=[job.scene for job in jobs], figures=figures, drift=finetune_drift(every_run),
         deterministic=runs_deterministic(inputs["finetune"]),

@@ -29,7 +29,7 @@ from pix2point.engine.runner import (
 from pix2point.engine.stores import Store, open_store
 
 DEFAULT_PIPELINE = Path("pipeline.yaml")
-REPORT_PAGE = "report.md"  # the page `pix2point report` writes into its folder (engine/report.py), report.html beside it
+DEFAULT_RESULTS = Path("docs/results")
 console = console_for()
 
 
@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             from pix2point.engine.report import write_report  # markdown-it and the figures: not for status
 
-            for path in write_report(pipeline, store, _report_dir(args, store), _command(args, pipeline_path)):
+            commands = lambda profile: _page_commands(args, pipeline_path, profile)  # noqa: E731
+            for path in write_report(pipeline, store, args.out, commands, args.set):
                 console.print(f"wrote {path}", highlight=False, soft_wrap=True)
             return 0
         states = _print_status(pipeline, store, args.verify)
@@ -130,8 +131,9 @@ def _run_logged(args: argparse.Namespace, pipeline_path: Path, stage_names: list
     finally:
         release_ray()
     _print_outcomes(outcomes, shown)
-    shown.print(f"results: {_command(args, pipeline_path, command='report')}\n  writes "
-                f"{_report_dir(args, store) / REPORT_PAGE} (report.html beside it)", highlight=False, soft_wrap=True)
+    page = DEFAULT_RESULTS / f"{args.profile or 'default'}.md"  # engine/report.py's page of this profile
+    shown.print(f"results: {_command(args, pipeline_path, command='report')}\n  writes {page} (.html and "
+                f"figures beside it)", highlight=False, soft_wrap=True)
     return 0
 
 
@@ -144,11 +146,6 @@ def _print_error(console: Console, error: PipelineError) -> None:
 def _local_root(store: Store) -> Path:
     """The artefact root, or for an object-store root its local mirror."""
     return store.root if hasattr(store, "root") else store.cache.root
-
-
-def _report_dir(args: argparse.Namespace, store: Store) -> Path:
-    """Where `pix2point report` writes: --out, else <artefact root (its local mirror)>/_report/<profile>."""
-    return getattr(args, "out", None) or _local_root(store) / "_report" / (args.profile or "default")
 
 
 def _going_on_command(args: argparse.Namespace, pipeline_path: Path, stage_names: list[str],
@@ -185,6 +182,21 @@ def _command(args: argparse.Namespace, pipeline_path: Path, stages: Sequence[str
     return shlex.join(words)
 
 
+def _page_commands(args: argparse.Namespace, pipeline_path: Path, profile: str | None):
+    """A results page's commands for `profile`: the run that computes its artefacts and the report that writes
+    the page, with the params' options only (so the page reads the same whatever the artefact root), and the
+    report with every option of this one (what an error suggests)."""
+    from pix2point.engine.report import PageCommands
+
+    pipeline = [str(pipeline_path)] if pipeline_path != DEFAULT_PIPELINE else []
+    params = [*(["--profile", profile] if profile else []), *[f"--set={item}" for item in args.set]]
+    where = ["--artefacts", args.artefacts, *(["--cache", str(args.cache)] if args.cache else [])]
+    out = [] if args.out == DEFAULT_RESULTS else ["--out", str(args.out)]
+    return PageCommands(run=shlex.join(["pix2point", "run", *pipeline, *params]),
+                        report=shlex.join(["pix2point", "report", *pipeline, *params]),
+                        report_here=shlex.join(["pix2point", "report", *pipeline, *params, *where, *out]))
+
+
 def _help_pipeline(argv: list[str]) -> Path:
     """The pipeline file a `--help` lists the stages and profiles of (the first *.yaml argument, else the default)."""
     return next((Path(word) for word in argv if word.endswith((".yaml", ".yml"))), DEFAULT_PIPELINE)
@@ -211,9 +223,11 @@ def _parser(pipeline_path: Path = DEFAULT_PIPELINE) -> argparse.ArgumentParser:
     status.add_argument("--verify", action="store_true", help="also check every file's content hash (reads all of them)")
     params = commands.add_parser("params", help="a stage's params: type, default, value in the chosen profile, description")
     params.add_argument("names", nargs="+", metavar="[PIPELINE] STAGE")
-    report = commands.add_parser("report", help="one page (Markdown and HTML) of every cached result, by artefact key")
+    report = commands.add_parser("report", help="the profile's results page (Markdown and HTML) from its current artefacts")
     report.add_argument("names", nargs="*", metavar="[PIPELINE]")
-    report.add_argument("--out", type=Path, help="where report.md, report.html and images/ go (default: <artefacts>/_report/<profile>)")
+    report.add_argument("--out", type=Path, default=DEFAULT_RESULTS, metavar="DIR",
+                        help="folder of the page: writes DIR/<profile>.md, DIR/<profile>.html and the figures in "
+                             "DIR/<profile>/ (default: docs/results)")
     for command in (run, status, params, report):
         command.add_argument("--profile", help="a profile of pipeline.yaml (default: the stages' own params)")
         command.add_argument("--set", action="append", default=[], metavar="STAGE.KEY=VALUE", help="override a param (repeatable)")

@@ -153,7 +153,7 @@ def run(params: Params, inputs: dict, out: Path) -> dict:
     plot(numbers[::-1], out / "unreferenced.png")
     (out / "report.md").write_text(
         f"# {params.title}\\n\\n| what | value |\\n| --- | --- |\\n| sum | {sum(numbers)} |\\n\\n![the curve [seed 0]](curve.png)\\n")
-    return {"sum": sum(numbers), "scores": {"best": 0.75}}
+    return {"sum": sum(numbers), "scores": {"best": 0.75, "gain": -5.879490601712334e-05}}
 '''
 
 REPORT_PIPELINE = '''
@@ -164,6 +164,9 @@ stages:
   result:
     module: {package}.result
     inputs: [numbers]
+profiles:
+  small:
+    numbers: {{count: 2}}
 '''
 
 RAY_PIPELINE = '''

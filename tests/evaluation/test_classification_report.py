@@ -1,11 +1,14 @@
-"""The classify report: cells over seeds, epochs to a target, and the verdict against scratch."""
+"""The classify report: cells over seeds, epochs to a target, and the verdicts against scratch and against
+the same FIP mode on random weights."""
 
 import json
 import math
 
 import numpy as np
 
-from pix2point.evaluation.classification_report import compare_with_baseline, epochs_to_reach, summarise, write_report
+from pix2point.evaluation.classification_report import (
+    compare_with_baseline, compare_with_random_weights, epochs_to_reach, summarise, write_report,
+)
 from pix2point.io.classify_table import ClassifyEpoch, ClassifyRun, run_name
 
 
@@ -60,18 +63,41 @@ def test_comparison_gives_gain_and_speedup_against_scratch():
     assert math.isclose(all_shots.speedup, 2 / 3)
 
 
-def test_report_states_who_wins_and_metrics_are_strict_json(tmp_path):
+def test_report_gives_each_comparison_its_verdict_and_metrics_are_strict_json(tmp_path):
     runs, history = experiment()
     metrics = write_report(tmp_path, runs, history, target=0.8, network="efficientnet_lite0")
     report = (tmp_path / "report.md").read_text()
-    assert "shots 1: inflated/io wins by +15.0 points; reaches 80.0 % in 1.2x fewer epochs" in report
-    assert "shots all: inflated/io loses by -10.0 points; needs 1.5x more epochs to reach 80.0 %" in report
+    # 1 shot: 0.85 ± 0.07 vs 0.7 ± 0.14 over 2 seeds each overlaps; all shots: one seed each
+    assert ("| 1 | inflated/io | scratch/all | reaches 80.0 % in 1.2x fewer epochs | +15.0 | 7.1 / 14.1 | 2 / 2 | "
+            "0.350 | **unresolved** |") in report
+    assert ("| all | inflated/io | scratch/all | needs 1.5x more epochs to reach 80.0 % | -10.0 | – / – | 1 / 1 | – | "
+            "**unresolved** |") in report
+    assert "wins" not in report and "loses" not in report
     assert "| scratch | all | 1 | 70.0 ± 14.1 (n=2) |" in report
     document = json.loads((tmp_path / "metrics.json").read_text())
     assert document["cells"][0]["epochs_to_target"] == [None, 3]
     assert document["cells"][3]["accuracy_std"] is None
+    assert document["comparisons"][0]["verdict"] == "unresolved" and document["comparisons"][0]["candidate_seeds"] == 2
     assert math.isclose(metrics["accuracy"]["inflated/io/shots1"], 0.85)
     assert (tmp_path / "accuracy.png").stat().st_size > 10_000
+
+
+def test_inflated_io_is_compared_with_scratch_io_the_random_frozen_trunk_and_a_clear_gap_resolves(tmp_path):
+    pieces = [fake_run("scratch", "all", 1, seed, [0.5, 0.5 + 0.01 * seed]) for seed in range(3)]
+    pieces += [fake_run("scratch", "io", 1, seed, [0.3, 0.30 + 0.01 * seed]) for seed in range(3)]
+    pieces += [fake_run("inflated", "io", 1, seed, [0.6, 0.70 + 0.01 * seed]) for seed in range(3)]
+    runs, history = [run for run, _ in pieces], [record for _, h in pieces for record in h]
+    cells = summarise(runs, history, target=0.6)
+    (control,) = compare_with_random_weights(cells)
+    assert control.variant == ("inflated", "io") and control.baseline == ("scratch", "io")
+    assert math.isclose(control.accuracy_gain, 0.4) and control.verdict.outcome == "ahead"
+    against_scratch = {c.variant: c.verdict.outcome for c in compare_with_baseline(cells)}
+    assert against_scratch == {("scratch", "io"): "behind", ("inflated", "io"): "ahead"}
+    write_report(tmp_path, runs, history, target=0.6, network="efficientnet_lite0",
+                 learning_rates={"all": 0.1, "io": 0.01})
+    report = (tmp_path / "report.md").read_text()
+    assert "Peak learning rate (cosine-annealed to 0): FIP all 0.1, FIP io 0.01." in report
+    assert "| 1 | inflated/io | scratch/io |" in report and "**ahead** |" in report and "**behind** |" in report
 
 
 def test_drift_repeats_stay_out_of_the_cells_and_are_reported_against_the_seed_spread(tmp_path):

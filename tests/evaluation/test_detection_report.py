@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from pix2point.evaluation.detection_report import summarise, write_report
+from pix2point.evaluation.detection_report import summarise, verdicts_metrics, write_report
 from pix2point.io.detect_table import DetectRunResult
 
 NAN = float("nan")
@@ -38,18 +38,28 @@ def test_cells_group_runs_by_init_and_fraction_with_mean_and_sample_std():
     assert cells[2].as_metrics()["map25_std"] is not None and cells[0].as_metrics()["map25_std"] is None
 
 
-def test_report_gives_the_gain_at_each_fraction_with_both_inits_and_leaves_out_classes_without_boxes(tmp_path):
+def test_report_gives_the_verdict_at_each_fraction_with_both_inits_and_leaves_out_classes_without_boxes(tmp_path):
     path = tmp_path / "report.md"
     write_report(path, summarise(RESULTS), RESULTS, CLASSES)
     text = path.read_text()
     assert "| scratch | 1 | 20.0 ± 14.1 (n=2) | 5.0 ± 7.1 (n=2) |" in text
     assert "| pretrain | 1 | 45.0 ± 7.1 (n=2) | 15.0 ± 7.1 (n=2) |" in text
-    gains = text.split("## Gain of pretraining")[1].split("##")[0]
-    assert "| 1 | +25.0 | +10.0 |" in gains and "| 0.5 |" not in gains  # 0.5 has no pretrained cell
+    verdicts = text.split("## Pretrained against scratch")[1].split("##")[0]
+    # 45 ± 7.1 against 20 ± 14.1 over 2 seeds each: a gap, but no verdict
+    assert "| 1 | pretrain vs scratch, mAP@0.25 | +25.0 | 7.1 / 14.1 | 2 / 2 | 0.199 | **unresolved** |" in verdicts
+    assert "| 0.5 |" not in verdicts  # 0.5 has no pretrained cell
     per_class = text.split("## AP@0.25 per class")[1].split("##")[0]
     assert "chair" in per_class and "table" in per_class and "sofa" not in per_class
     assert "| pretrain @ 1 | 55.0 | 35.0 |" in per_class
     assert text.count("| scratch-1.0-0 |") == 1
+
+
+def test_a_clear_map_gap_over_three_seeds_is_ahead_and_goes_to_the_manifest():
+    results = [result(init, 1.0, seed, base + 0.01 * seed, 0.1, [base]) for seed in range(3)
+               for init, base in (("scratch", 0.10), ("pretrain", 0.30))]
+    metrics = verdicts_metrics(summarise(results))
+    assert metrics["1"]["verdict"] == "ahead" and math.isclose(metrics["1"]["gap"], 0.2)
+    assert metrics["1"]["map50_gap"] == 0.0 and metrics["1"]["candidate_seeds"] == 3
 
 
 def test_drift_repeats_stay_out_of_the_cells_and_feed_the_drift_paragraph(tmp_path):

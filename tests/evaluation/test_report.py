@@ -15,7 +15,7 @@ from pix2point.evaluation.report import (
     report_markdown,
     write_report,
 )
-from pix2point.evaluation.summary import finetune_drift, pretraining_gains, score_runs, summarise_cells
+from pix2point.evaluation.summary import finetune_drift, pretraining_verdicts, score_runs, summarise_cells
 from pix2point.io.finetune_table import RunResult
 
 # scratch: mIoU (1/3 + 1/3) / 2 = 1/3 at both seeds; pretrain: 1 at its only seed. Class 2 is never seen.
@@ -33,7 +33,7 @@ def evaluation() -> Evaluation:
     cells = summarise_cells(runs)
     return Evaluation(
         class_names=["wall", "floor", "chair"], label_unit="scenes", runs=runs, cells=cells,
-        gains=pretraining_gains(cells), pretrain_loss=LossSummary(10, 4.0, 1.5, 1.4),
+        verdicts=pretraining_verdicts(cells), pretrain_loss=LossSummary(10, 4.0, 1.5, 1.4),
         probes=[ProbeScore("pretrained", 16, 100, 2, 0.8, 0.05, 0.75, 0.04)],
         probe_split="val", probe_scenes=["scene0001_00"], figures={"Pretraining loss": "pretrain_loss.png"},
     )
@@ -52,9 +52,18 @@ def test_metrics_json_is_strict_json_with_null_for_undefined_scores(tmp_path):
     document = json.loads((tmp_path / "metrics.json").read_text())
     assert document["table"][1]["miou_std"] is None  # one seed: no spread
     assert document["table"][0]["iou_per_class_mean"] == {"wall": 1 / 3, "floor": 1 / 3, "chair": None}
-    assert document["gains"] == [{"label_fraction": 0.5, "miou_gain": 1 - 1 / 3}]
+    (gain,) = document["gains"]
+    assert gain["label_fraction"] == 0.5 and gain["miou_gain"] == 1 - 1 / 3
+    assert gain["verdict"] == "unresolved" and gain["candidate_seeds"] == 1 and gain["p_value"] is None
     assert document["runs"][2]["confusion"] == PERFECT.tolist()
     assert (tmp_path / "report.md").read_text() == report_markdown(evaluation())
+
+
+def test_pretrain_against_scratch_has_a_verdict_with_its_seed_counts_and_logged_scores_are_percent():
+    text = report_markdown(evaluation())
+    assert "| 0.5 | pretrain vs scratch | +66.7 | – / 0.0 | 1 / 2 | – | **unresolved** |" in text
+    assert "Welch's t-test over seeds" in text
+    assert "| 30.0 / 40.0 |" in text and "0.3000" not in text  # the logged mIoU, in the table's unit
 
 
 def test_report_links_figures_and_shows_the_probe():
@@ -66,7 +75,7 @@ def test_report_links_figures_and_shows_the_probe():
 def test_manifest_metrics_and_terminal_table():
     metrics = manifest_metrics(evaluation())
     assert metrics["miou"]["pretrain@0.5"] == {"mean": 1.0, "std": None, "seeds": 1}
-    assert metrics["gain"] == {"0.5": 1 - 1 / 3}
+    assert metrics["gain"] == {"0.5": 1 - 1 / 3} and metrics["verdict"] == {"0.5": "unresolved"}
     assert metrics["probe_accuracy"] == {"pretrained": 0.8}
     json.dumps(metrics, allow_nan=False)
     terminal = io.StringIO()
@@ -81,7 +90,8 @@ def test_per_class_table_leaves_out_classes_no_run_saw():
 
 
 def test_a_gain_that_rounds_to_zero_is_shown_without_a_minus_sign():
-    _, rows = miou_table_rows(replace(evaluation(), gains={0.5: -1e-17}))
+    rounded = replace(evaluation().verdicts[0.5], gap=-1e-17)
+    _, rows = miou_table_rows(replace(evaluation(), verdicts={0.5: rounded}))
     assert rows[-1][1] == "+0.0"
 
 

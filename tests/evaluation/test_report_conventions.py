@@ -81,3 +81,22 @@ def test_i2p_mae_loss_is_plotted_as_chamfer_feature_mse_and_their_sum(tmp_path, 
 ])
 def test_equal_speed_reads_as_fast(speedup, text):
     assert _speed_text(speedup, 0.6) == text
+
+
+def tick_labels(axes) -> list[str]:
+    axes.figure.canvas.draw()  # tick labels are set at draw time
+    return [label.get_text() for label in axes.get_xticklabels() if label.get_text()]
+
+
+def test_epoch_and_step_axes_have_whole_numbers_even_for_one_epoch(tmp_path, figures):
+    """Issue 26 item 8: a one-epoch run's curve was labelled 0.945-1.050 on its epoch axis."""
+    run = ClassifyRun("scratch-all-shots1-seed0", "scratch", "all", 1, 0, 8, 100, 0, 1, 0.5, 0.5, 1.0,
+                      np.eye(2, dtype=np.int64))
+    plots.plot_accuracy_curves([ClassifyEpoch(run.run, 1, 4, 1.0, 0.5, 1.0)], [run], tmp_path / "accuracy.png")
+    finetune_run = RunResult("scratch-0.1-0", "scratch", 0.1, 0, 1, 0.5, 0.5, np.eye(2, dtype=np.int64))
+    plots.plot_validation_curves([EpochRecord(finetune_run.run, 1, 1.0, 0.3, 0.2, 1.0)], [finetune_run],
+                                 tmp_path / "miou.png")
+    plots.plot_loss_terms(np.arange(1, 5), {"Chamfer L2": np.linspace(1.0, 0.5, 4)}, tmp_path / "loss.png")
+    for figure in figures:
+        labels = tick_labels(figure.axes[0])
+        assert labels and all(label.lstrip("−-").isdigit() for label in labels), labels

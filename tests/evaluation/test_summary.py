@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pix2point.evaluation.summary import pretraining_gains, score_runs, summarise_cells
+from pix2point.evaluation.summary import pretraining_verdicts, score_runs, summarise_cells
 from pix2point.io.finetune_table import RunResult, run_name
 
 # Two classes; mIoU of each matrix worked out by hand.
@@ -40,10 +40,13 @@ def test_a_single_seed_has_no_spread():
     assert single.seeds == (0,) and single.miou_mean == 1.0 and np.isnan(single.miou_std)
 
 
-def test_gain_is_pretrain_minus_scratch_where_both_ran():
-    gains = pretraining_gains(summarise_cells(score_runs(RUNS)))
-    assert gains.keys() == {0.1}
-    assert gains[0.1] == pytest.approx((7 / 12 + 1) / 2 - (1 / 3 + 1 / 4) / 2)
+def test_gain_is_pretrain_minus_scratch_where_both_ran_with_the_verdict_over_their_seeds():
+    verdicts = pretraining_verdicts(summarise_cells(score_runs(RUNS)))
+    assert verdicts.keys() == {0.1}
+    assert verdicts[0.1].gap == pytest.approx((7 / 12 + 1) / 2 - (1 / 3 + 1 / 4) / 2)
+    assert (verdicts[0.1].candidate_seeds, verdicts[0.1].baseline_seeds) == (2, 2)
+    # seed order: pretrain's mIoUs are (7/12, 1) for seeds (0, 1) whatever order the runs came in
+    assert summarise_cells(score_runs(RUNS))[2].mious == pytest.approx((7 / 12, 1.0))
 
 
 def test_two_runs_with_one_seed_in_a_cell_are_an_error():

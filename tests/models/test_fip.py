@@ -108,6 +108,21 @@ def test_model_train_keeps_frozen_batchnorms_in_eval(model, mode, trunk_batchnor
     assert model.stem.norm.bn.training and model.classifier.training
 
 
+@pytest.mark.parametrize(("mode", "trunk_in_inference_mode"), [("io", True), ("iobn", False), ("all", False)])
+def test_under_io_the_frozen_trunk_runs_fully_in_inference_mode_without_drop_connect(model, mode, trunk_in_inference_mode):
+    apply_fip(model, model.trunk, mode)
+    model.train()
+    blocks = [block for block in model.trunk if getattr(block, "drop_connect_rate", 0) > 0]
+    assert blocks and all(block.training != trunk_in_inference_mode for block in blocks)
+    assert model.stem.training and model.classifier.training  # the new layers train in every mode
+    # Drop-connect zeroes a random share of each object's residual branches in training mode: under io the
+    # trunk's features are one fixed function of the input, whatever the random state.
+    batch = sphere_objects(torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        first, second = model.features(batch), model.features(batch)
+    assert torch.equal(first, second) == trunk_in_inference_mode
+
+
 def test_io_trains_far_fewer_parameters_than_all(model):
     io, everything = apply_fip(model, model.trunk, "io"), apply_fip(model, model.trunk, "all")
     assert everything.frozen == 0 and everything.frozen_batchnorms == 0

@@ -2,6 +2,8 @@
 inflation made it, and the report is written."""
 
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -12,6 +14,7 @@ from stages import classify
 
 from pix2point.io.classify_table import model_path, read_history, read_runs, runs_metadata
 from pix2point.models.object_classifier import build_classifier
+from pix2point.training.classification import ClassifyConfig
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +23,7 @@ def classified(tiny_objects, tmp_path_factory):
     params = classify.Params(
         variants=[{"init": "scratch", "fip": "all"}, {"init": "inflated", "fip": "io"}],
         shots=[1, "all"], seeds=[0], epochs=2, batch_size=4, voxel_size=0.1, cpus_per_worker=2,
-        checkpoint_every=3, save_models=True, target_accuracy=0.3, drift_repeats=0)
+        checkpoint_every=3, save_models=True, target_accuracy=0.3, drift_repeats=0, io_learning_rate=0.02)
     metrics = classify.run(params, {"objects": tiny_objects}, out, scratch=out.parent / f"{out.name}-scratch")
     return params, out, metrics
 
@@ -65,11 +68,24 @@ def test_fip_io_trains_only_the_new_layers(classified):
 def test_report_and_metrics_are_written(classified):
     _, out, metrics = classified
     document = json.loads((out / "metrics.json").read_text())
-    assert len(document["cells"]) == 4 and len(document["against_scratch"]) == 2
+    assert len(document["cells"]) == 4 and len(document["comparisons"]) == 2
     assert set(metrics["accuracy"]) == {"scratch/all/shots1", "inflated/io/shots1", "scratch/all/shotsall",
                                         "inflated/io/shotsall"}
     report = (out / "report.md").read_text()
-    assert "| inflated | io | 1 |" in report and "## Against training from scratch" in report
+    assert "| inflated | io | 1 |" in report and "## Verdicts: final test accuracy" in report
+
+
+def test_fip_io_runs_take_their_own_learning_rate_and_scratch_io_is_a_default_variant():
+    params = classify.Params(io_learning_rate=0.01)
+    assert {"init": "scratch", "fip": "io"} in [variant.model_dump() for variant in params.variants]
+    config = ClassifyConfig(objects_dir=Path("objects"), out=Path("out"), classifier=None, class_names=(), runs=(),
+                            epochs=1, batch_size=1, voxel_size=0.1, voxel_rounding="round",
+                            learning_rate=params.learning_rate, momentum=0.9, weight_decay=0.0, augmentation=None,
+                            checkpoint_every=1, save_models=False, io_learning_rate=params.io_learning_rate)
+    assert (config.learning_rate_for("io"), config.learning_rate_for("iobn"), config.learning_rate_for("all")) == (0.01, 0.1, 0.1)
+    assert replace(config, io_learning_rate=None).learning_rate_for("io") == 0.1  # unset: the reference's one rate
+    with pytest.raises(ValueError, match="io_learning_rate"):
+        classify.Params(io_learning_rate=0)
 
 
 def test_params_reject_repeats_and_bad_shots():
@@ -89,6 +105,7 @@ def test_tensorboard_events_hold_each_runs_loss_lr_and_test_accuracy(classified)
     params, out, _ = classified
     history = read_history(out)
     runs = sorted({record.run for record in history})
+    fips = {run.run: run.fip for run in read_runs(out)}
     assert sorted(path.name for path in (out / "tensorboard").iterdir()) == runs
     for run in runs:
         events = EventAccumulator(str(out / "tensorboard" / run))
@@ -96,7 +113,8 @@ def test_tensorboard_events_hold_each_runs_loss_lr_and_test_accuracy(classified)
         epochs = [record for record in history if record.run == run]
         loss, lr = events.Scalars("train/loss"), events.Scalars("train/lr")
         assert [event.step for event in loss] == list(range(1, epochs[-1].step + 1)) == [event.step for event in lr]
-        assert lr[0].value == pytest.approx(params.learning_rate) and lr[-1].value < lr[0].value  # cosine decay
+        peak = params.io_learning_rate if fips[run] == "io" else params.learning_rate
+        assert lr[0].value == pytest.approx(peak) and lr[-1].value < lr[0].value  # cosine decay from the run's own peak
         accuracy = events.Scalars("test/accuracy")
         assert [(event.step, event.value) for event in accuracy] == [
             (record.step, pytest.approx(record.test_accuracy)) for record in epochs]

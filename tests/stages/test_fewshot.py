@@ -56,7 +56,9 @@ def test_every_network_and_episode_lands_in_the_table_and_the_report(ran, tiny_o
     assert episodes_metadata(out) == {"seed": 0, "queries": 2, "epochs": 150, "steps": 2}
     report = (out / "report.md").read_text()
     assert "| network | 2-way 1-shot | 3-way 1-shot |" in report and all(f"| {name} |" in report for name in names)
-    assert "point_m2ae-pretrain_mae − point_m2ae-scratch" in report and "image2point-inflated − image2point-scratch" in report
+    assert "| 2-way 1-shot | point_m2ae-pretrain_mae | point_m2ae-scratch |" in report
+    assert "| 3-way 1-shot | image2point-inflated | image2point-scratch |" in report
+    assert "Welch's t-test over folds" in report and "| 2 / 2 |" in report  # 2 folds a side
     cells = json.loads((out / "metrics.json").read_text())["cells"]
     assert len(cells) == 8 and all(cell["folds"] == 2 for cell in cells)
     by_cell = {(c["network"], c["ways"]): c["mean"] for c in cells}

@@ -300,3 +300,8 @@ def _field_names(model: type[pydantic.BaseModel] | None, loc: list[str]) -> list
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def profile_names(path: Path) -> list[str]:
+    """The profiles `path` defines, in file order (its base pipeline's are not its own)."""
+    return list(_read_yaml(path).get("profiles") or {})

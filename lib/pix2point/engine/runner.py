@@ -21,6 +21,7 @@ from pix2point.engine.failures import StageFailed
 from pix2point.engine.keys import code_fingerprint, stage_key
 from pix2point.engine.live import StageBoard
 from pix2point.engine.pipeline import Pipeline, Stage, load_pipeline, profile_names, unknown_stage
+from pix2point.engine.provenance import run_provenance
 from pix2point.engine.read_paths import read_path_problems
 from pix2point.engine.runlog import naming_stage
 from pix2point.engine.schedule import run_when_ready
@@ -260,6 +261,7 @@ def _run_stage(pipeline: Pipeline, stage: Stage, keys: dict[str, str], store: St
             "started_at": started_at.isoformat(timespec="seconds"),
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "pix2point_version": pix2point.__version__,
+            "provenance": run_provenance(),  # commit, machine, command: for results pages, not keys
         }
         store.commit(temporary, stage.name, key, manifest)
     store.remove_scratch(stage.name, key)

@@ -1,5 +1,8 @@
 """The classify stage's summary: accuracy per init x FIP mode x shots over seeds, epochs to a target accuracy,
-and how each inflated variant compares with training the same network from scratch.
+and a verdict (evaluation/verdict.py) for each comparison: every variant against training the same network
+from scratch end to end (Image2Point's baseline), and each inflated variant against the same FIP mode on
+random weights (e.g. inflated + io against scratch + io: what the ImageNet weights add over random frozen
+filters, issue 22).
 
 Image2Point's claims (docs/methods.md) are read off these: few-shot gains of inflated+FIP over scratch, and
 fewer training steps to reach a target accuracy.
@@ -16,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from pix2point.evaluation.drift import Drift, drift_document, drift_markdown, repeated_run_drift
-from pix2point.evaluation.markdown import json_number, markdown_table, mean_and_spread, percent, signed_points
+from pix2point.evaluation.markdown import json_number, markdown_table, mean_and_spread, percent
 from pix2point.evaluation.plots import plot_accuracy_curves
+from pix2point.evaluation.verdict import Verdict, compare, verdict_document, verdict_table
 from pix2point.io.classify_table import ClassifyEpoch, ClassifyRun
 
 BASELINE = ("scratch", "all")  # Image2Point's baseline: the twin trained from random weights, nothing frozen
@@ -36,6 +40,7 @@ class ClassifyCell:
     seeds: tuple[int, ...]
     accuracy_mean: float  # test accuracy after the last epoch
     accuracy_std: float  # sample standard deviation over seeds; NaN with one seed
+    accuracies: tuple[float, ...]  # per seed (in `seeds` order), test accuracy after the last epoch
     best_accuracy_mean: float
     epochs_to_target: tuple[int | None, ...]  # per seed: first epoch at or above the target, None if never
     trainable_parameters: int
@@ -57,13 +62,19 @@ class ClassifyCell:
 
 @dataclass(frozen=True)
 class Comparison:
-    """An inflated variant against the scratch baseline at one shot count."""
+    """A variant against another (the scratch baseline, or its FIP mode on random weights) at one shot count."""
 
     variant: tuple[str, str]
     shots: int | None
-    accuracy_gain: float  # variant minus baseline, mean final test accuracy
+    verdict: Verdict  # the variant's final test accuracy over seeds against the other's
     baseline_epochs_to_target: float
     variant_epochs_to_target: float
+    baseline: tuple[str, str] = BASELINE
+
+    @property
+    def accuracy_gain(self) -> float:
+        """Variant minus baseline, mean final test accuracy."""
+        return self.verdict.gap
 
     @property
     def speedup(self) -> float:
@@ -98,27 +109,42 @@ def summarise(runs: list[ClassifyRun], history: list[ClassifyEpoch], target: flo
 def compare_with_baseline(cells: list[ClassifyCell]) -> list[Comparison]:
     """Every non-baseline variant against the baseline at the same shots, where both ran."""
     baseline = {cell.shots: cell for cell in cells if cell.variant == BASELINE}
-    return [
-        Comparison(cell.variant, cell.shots, cell.accuracy_mean - baseline[cell.shots].accuracy_mean,
-                   baseline[cell.shots].mean_epochs_to_target, cell.mean_epochs_to_target)
-        for cell in cells if cell.variant != BASELINE and cell.shots in baseline
-    ]
+    return [_comparison(cell, baseline[cell.shots]) for cell in cells
+            if cell.variant != BASELINE and cell.shots in baseline]
+
+
+def compare_with_random_weights(cells: list[ClassifyCell]) -> list[Comparison]:
+    """Each inflated variant against the same FIP mode and shots from random weights (the control that
+    isolates the 2D weights: with `io` both train only stem and classifier on a frozen trunk), where both
+    ran and the control is not the baseline already compared with."""
+    by_key = {(cell.init, cell.fip, cell.shots): cell for cell in cells}
+    return [_comparison(cell, control) for cell in cells
+            if cell.init == "inflated" and (control := by_key.get(("scratch", cell.fip, cell.shots))) is not None
+            and control.variant != BASELINE]
+
+
+def _comparison(cell: ClassifyCell, other: ClassifyCell) -> Comparison:
+    return Comparison(cell.variant, cell.shots, compare(cell.accuracies, other.accuracies),
+                      other.mean_epochs_to_target, cell.mean_epochs_to_target, other.variant)
 
 
 def write_report(out: Path, runs: list[ClassifyRun], history: list[ClassifyEpoch], target: float,
-                 network: str, deterministic: bool = False) -> dict:
+                 network: str, deterministic: bool = False, learning_rates: dict[str, float] | None = None) -> dict:
     """report.md, metrics.json and accuracy.png in `out`; returns the manifest's small metrics. Drift repeats
     (runs with `repeat` > 0) only feed the drift paragraph, never the cells."""
     grid = [run for run in runs if run.repeat == 0]
     grid_history = [record for record in history if record.run in {run.run for run in grid}]
     drift = run_drift(runs)
     cells = summarise(grid, grid_history, target)
-    comparisons = compare_with_baseline(cells)
+    comparisons = compare_with_baseline(cells) + compare_with_random_weights(cells)
     plot_accuracy_curves(grid_history, grid, out / CURVES_FILE)
-    (out / REPORT_FILE).write_text(report_markdown(cells, comparisons, target, network, drift, deterministic))
+    (out / REPORT_FILE).write_text(report_markdown(cells, comparisons, target, network, drift, deterministic,
+                                                   learning_rates))
     document = {**metrics_document(cells, comparisons, target), "drift": drift_document(drift, deterministic)}
     (out / METRICS_FILE).write_text(json.dumps(document, indent=2, allow_nan=False))
-    return {"runs": len(runs), "accuracy": {_cell_key(cell): json_number(cell.accuracy_mean) for cell in cells}}
+    return {"runs": len(runs), "accuracy": {_cell_key(cell): json_number(cell.accuracy_mean) for cell in cells},
+            "verdict": {f"{_variant_text(c.variant)} vs {_variant_text(c.baseline)} shots {shots_label(c.shots)}":
+                        c.verdict.outcome for c in comparisons}}
 
 
 def run_drift(runs: list[ClassifyRun]) -> Drift | None:
@@ -127,7 +153,9 @@ def run_drift(runs: list[ClassifyRun]) -> Drift | None:
 
 
 def report_markdown(cells: list[ClassifyCell], comparisons: list[Comparison], target: float, network: str,
-                    drift: Drift | None = None, deterministic: bool = False) -> str:
+                    drift: Drift | None = None, deterministic: bool = False,
+                    learning_rates: dict[str, float] | None = None) -> str:
+    """`learning_rates`: FIP mode -> the peak learning rate its runs trained at (left out when None)."""
     header = ["init", "FIP", "shots", "test accuracy %", "best %", f"epochs to {percent(target)} %", "trainable params"]
     rows = [[cell.init, cell.fip, cell.shots_label, mean_and_spread(cell.accuracy_mean, cell.accuracy_std, len(cell.seeds)),
              percent(cell.best_accuracy_mean), _epochs_text(cell), f"{cell.trainable_parameters:,}"] for cell in cells]
@@ -135,11 +163,14 @@ def report_markdown(cells: list[ClassifyCell], comparisons: list[Comparison], ta
         f"# Image2Point object classification ({network} twin)",
         "Test accuracy after the last epoch, mean ± sample std over seeds. Every run trains the same number of "
         "steps; shots = training objects per class. Epochs to target: mean over the seeds that reached it "
-        "(reached/seeds).",
+        "(reached/seeds)." + _learning_rates_text(learning_rates),
         markdown_table(header, rows),
         drift_markdown(drift, deterministic, "test accuracy"),
-        "## Against training from scratch",
-        *_verdicts(comparisons, target),
+        "## Verdicts: final test accuracy",
+        "Each variant against the scratch baseline (random weights, everything trains), and each inflated "
+        "variant against the same FIP mode on random weights, which shows what the 2D ImageNet weights add "
+        "over random frozen filters.",
+        _verdicts(comparisons, target),
         f"![test accuracy per epoch]({CURVES_FILE})",
     ]
     return "\n\n".join(parts) + "\n"
@@ -154,10 +185,11 @@ def metrics_document(cells: list[ClassifyCell], comparisons: list[Comparison], t
             "best_accuracy_mean": json_number(cell.best_accuracy_mean),
             "epochs_to_target": list(cell.epochs_to_target), "trainable_parameters": cell.trainable_parameters,
         } for cell in cells],
-        "against_scratch": [{
+        "comparisons": [{
             "init": comparison.variant[0], "fip": comparison.variant[1], "shots": comparison.shots,
+            "against": {"init": comparison.baseline[0], "fip": comparison.baseline[1]},
             "accuracy_gain": json_number(comparison.accuracy_gain),
-            "epochs_to_target_speedup": json_number(comparison.speedup),
+            "epochs_to_target_speedup": json_number(comparison.speedup), **verdict_document(comparison.verdict),
         } for comparison in comparisons],
     }
 
@@ -169,23 +201,30 @@ def _cell(init: str, fip: str, shots: int | None, runs: list[ClassifyRun], recor
         init=init, fip=fip, shots=shots, seeds=tuple(run.seed for run in runs),
         accuracy_mean=float(accuracy.mean()),
         accuracy_std=float(accuracy.std(ddof=1)) if len(runs) > 1 else math.nan,
+        accuracies=tuple(float(value) for value in accuracy),
         best_accuracy_mean=float(np.mean([run.best_accuracy for run in runs])),
         epochs_to_target=tuple(epochs_to_reach(records[run.run], target) for run in runs),
         trainable_parameters=runs[0].trainable_parameters,
     )
 
 
-def _verdicts(comparisons: list[Comparison], target: float) -> list[str]:
+def _verdicts(comparisons: list[Comparison], target: float) -> str:
     if not comparisons:
-        return ["No inflated variant ran beside the scratch baseline at the same shots: nothing to compare."]
-    lines = []
-    for comparison in comparisons:
-        init, fip = comparison.variant
-        winner = "wins" if comparison.accuracy_gain > 0 else "loses" if comparison.accuracy_gain < 0 else "ties"
-        speed = _speed_text(comparison.speedup, target)
-        lines.append(f"- shots {shots_label(comparison.shots)}: {init}/{fip} {winner} by "
-                     f"{signed_points(comparison.accuracy_gain)} points; {speed}.")
-    return ["\n".join(lines)]
+        return "No variant ran beside the scratch baseline or its random-weights control at the same shots."
+    rows = [([shots_label(c.shots), _variant_text(c.variant), _variant_text(c.baseline), _speed_text(c.speedup, target)],
+             c.verdict) for c in sorted(comparisons, key=lambda c: (_shots_order(c.shots), c.baseline != BASELINE))]
+    return verdict_table(["shots", "variant", "against", "epochs to target"], rows)
+
+
+def _learning_rates_text(learning_rates: dict[str, float] | None) -> str:
+    if not learning_rates:
+        return ""
+    rates = ", ".join(f"FIP {fip} {rate:g}" for fip, rate in learning_rates.items())
+    return f" Peak learning rate (cosine-annealed to 0): {rates}."
+
+
+def _variant_text(variant: tuple[str, str]) -> str:
+    return "/".join(variant)
 
 
 def _speed_text(speedup: float, target: float) -> str:

@@ -1,4 +1,5 @@
-"""The detect stage's report: mAP@0.25 and mAP@0.5 per (init, label fraction), mean ± std over seeds."""
+"""The detect stage's report: mAP@0.25 and mAP@0.5 per (init, label fraction), mean ± std over seeds, and the
+verdict (evaluation/verdict.py) of pretrained against scratch on mAP@0.25, PPKT's headline metric."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from pix2point.evaluation.drift import Drift, drift_markdown, repeated_run_drift
-from pix2point.evaluation.markdown import json_number, markdown_table, mean_and_spread, percent, signed_points
+from pix2point.evaluation.markdown import json_number, markdown_table, mean_and_spread, percent
+from pix2point.evaluation.verdict import Verdict, compare, verdict_document, verdict_table
 from pix2point.evaluation.summary import BASELINE_INIT, PRETRAINED_INIT, init_order
 from pix2point.io.detect_table import DetectRunResult, ap_array
 
@@ -52,15 +54,32 @@ def summarise(results: list[DetectRunResult]) -> list[DetectCell]:
     return cells
 
 
-def _gains(cells: list[DetectCell]) -> list[list[str]]:
+def pretraining_verdicts(cells: list[DetectCell]) -> dict[float, tuple[Verdict, float]]:
+    """Label fraction -> (pretrained against scratch on final mAP@0.25 over seeds, the mAP@0.5 gap), where
+    both inits ran."""
     by_cell = {(cell.init, cell.label_fraction): cell for cell in cells}
-    rows = []
+    verdicts = {}
     for fraction in sorted({cell.label_fraction for cell in cells}):
         scratch, pretrained = by_cell.get((BASELINE_INIT, fraction)), by_cell.get((PRETRAINED_INIT, fraction))
         if scratch and pretrained:
-            rows.append([f"{fraction:g}", signed_points(pretrained.map25.mean() - scratch.map25.mean()),
-                         signed_points(pretrained.map50.mean() - scratch.map50.mean())])
-    return rows
+            verdicts[fraction] = (compare(pretrained.map25, scratch.map25),
+                                  float(pretrained.map50.mean() - scratch.map50.mean()))
+    return verdicts
+
+
+def verdicts_metrics(cells: list[DetectCell]) -> dict:
+    """The manifest's entry: label fraction -> the mAP@0.25 verdict's document and the mAP@0.5 gap."""
+    return {f"{fraction:g}": {**verdict_document(verdict), "map50_gap": json_number(map50_gap)}
+            for fraction, (verdict, map50_gap) in pretraining_verdicts(cells).items()}
+
+
+def _verdicts(cells: list[DetectCell]) -> str:
+    """The mAP@0.25 verdicts (mAP@0.5's means are in the summary table and its gap in the manifest)."""
+    rows = [([f"{fraction:g}", f"{PRETRAINED_INIT} vs {BASELINE_INIT}, mAP@0.25"], verdict)
+            for fraction, (verdict, _) in pretraining_verdicts(cells).items()]
+    if not rows:
+        return "No label fraction has both inits."
+    return verdict_table(["label fraction", "comparison"], rows)
 
 
 def detect_drift(results: list[DetectRunResult]) -> Drift | None:
@@ -90,8 +109,8 @@ def write_report(path: Path, cells: list[DetectCell], results: list[DetectRunRes
         "last step; mean ± sample std over seeds.",
         summary,
         drift_markdown(detect_drift(results), deterministic, "validation mAP@0.25"),
-        "## Gain of pretraining (percentage points)",
-        markdown_table(["label fraction", "mAP@0.25", "mAP@0.5"], _gains(cells)),
+        "## Pretrained against scratch: verdict on mAP@0.25",
+        _verdicts(cells),
         "## AP@0.25 per class (%, mean over seeds; classes with validation boxes)",
         per_class,
         "## Runs",

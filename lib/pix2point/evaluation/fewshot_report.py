@@ -1,5 +1,6 @@
 """The fewshot summary: accuracy on the query objects, mean ± std over folds, per network x N-way x K-shot (the
-table Point-BERT and Point-MAE report for ModelNet40), and each network's gain over its scratch baseline."""
+table Point-BERT and Point-MAE report for ModelNet40), and each network against its scratch baseline per
+setting, with a verdict over the folds (evaluation/verdict.py: the folds are the independent episodes)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2point.evaluation.markdown import json_number, markdown_table, mean_and_spread, signed_points
+from pix2point.evaluation.markdown import json_number, markdown_table, mean_and_spread
+from pix2point.evaluation.verdict import Verdict, compare, verdict_document, verdict_table
 from pix2point.io.fewshot_table import EpisodeRecord
 
 REPORT_FILE = "report.md"
@@ -24,6 +26,7 @@ class Cell:
     mean: float  # accuracy over folds, a fraction
     std: float  # sample standard deviation over folds (ddof 1); NaN for one fold
     folds: int
+    accuracies: tuple[float, ...] = ()  # per fold, in the order of the records
 
     @property
     def setting(self) -> str:
@@ -36,8 +39,16 @@ def summarize(records: list[EpisodeRecord]) -> list[Cell]:
     for record in records:
         groups.setdefault((record.network, record.ways, record.shots), []).append(record.accuracy)
     return [Cell(network, ways, shots, float(np.mean(values)),
-                 float(np.std(values, ddof=1)) if len(values) > 1 else float("nan"), len(values))
+                 float(np.std(values, ddof=1)) if len(values) > 1 else float("nan"), len(values), tuple(values))
             for (network, ways, shots), values in groups.items()]
+
+
+def baseline_verdicts(cells: list[Cell], baselines: dict[str, str]) -> list[tuple[Cell, Cell, Verdict]]:
+    """(cell, its baseline's cell in the same setting, the verdict over folds) wherever both ran."""
+    by_key = {(cell.network, cell.ways, cell.shots): cell for cell in cells}
+    pairs = [(cell, by_key.get((baselines[cell.network], cell.ways, cell.shots))) for cell in cells
+             if cell.network in baselines]
+    return [(cell, baseline, compare(cell.accuracies, baseline.accuracies)) for cell, baseline in pairs if baseline]
 
 
 def write_report(out: Path, records: list[EpisodeRecord], baselines: dict[str, str], queries: int,
@@ -50,9 +61,7 @@ def write_report(out: Path, records: list[EpisodeRecord], baselines: dict[str, s
     by_key = {(cell.network, cell.ways, cell.shots): cell for cell in cells}
     header = ["network", *(f"{ways}-way {shots}-shot" for ways, shots in settings)]
     rows = [[network, *(_cell_text(by_key.get((network, *setting))) for setting in settings)] for network in networks]
-    gains = [[f"{network} − {baselines[network]}",
-              *(_gain(by_key.get((network, *setting)), by_key.get((baselines[network], *setting))) for setting in settings)]
-             for network in networks if baselines.get(network) in networks]
+    verdicts = baseline_verdicts(cells, baselines)
     lines = [
         "# Few-shot classification (N-way K-shot)",
         f"Per episode a fresh network for N classes is fine-tuned end to end for {training} on the N x K support "
@@ -60,19 +69,21 @@ def write_report(out: Path, records: list[EpisodeRecord], baselines: dict[str, s
         "mean ± std over folds (n = folds).",
         markdown_table(header, rows),
     ]
-    if gains:
-        lines += ["Gain over the scratch baseline, in percentage points of mean accuracy:",
-                  markdown_table(["network − baseline", *header[1:]], gains)]
+    if verdicts:
+        rows = [([cell.setting, cell.network, baseline.network], verdict) for cell, baseline, verdict in verdicts]
+        lines += ["## Against the scratch baseline: query accuracy",
+                  verdict_table(["setting", "network", "against"], rows, samples="folds")]
     (out / REPORT_FILE).write_text("\n\n".join(lines) + "\n")
     (out / METRICS_FILE).write_text(json.dumps({"cells": [
         {"network": cell.network, "ways": cell.ways, "shots": cell.shots, "mean": json_number(cell.mean),
-         "std": json_number(cell.std), "folds": cell.folds} for cell in cells]}, indent=2))
-    return {f"accuracy_{cell.network}_{cell.ways}way_{cell.shots}shot": round(cell.mean, 4) for cell in cells}
+         "std": json_number(cell.std), "folds": cell.folds} for cell in cells],
+        "comparisons": [{"network": cell.network, "against": baseline.network, "ways": cell.ways, "shots": cell.shots,
+                         **verdict_document(verdict)} for cell, baseline, verdict in verdicts]}, indent=2))
+    return {**{f"accuracy_{cell.network}_{cell.ways}way_{cell.shots}shot": round(cell.mean, 4) for cell in cells},
+            **{f"verdict_{cell.network}_{cell.ways}way_{cell.shots}shot": verdict.outcome
+               for cell, _, verdict in verdicts}}
 
 
 def _cell_text(cell: Cell | None) -> str:
     return "–" if cell is None else mean_and_spread(cell.mean, cell.std, cell.folds)
 
-
-def _gain(cell: Cell | None, baseline: Cell | None) -> str:
-    return "–" if cell is None or baseline is None else signed_points(cell.mean - baseline.mean)

@@ -1,5 +1,7 @@
 """The finetune_objects stage's summary: test accuracy per init (scratch, plain MAE, I2P-MAE pretraining),
-mean ± sample std over seeds, without and with voting, and each pretrained init against scratch.
+mean ± sample std over seeds, without and with voting, and a verdict (evaluation/verdict.py) on the final test
+accuracy for each comparison I2P-MAE makes: each pretrained init against scratch, and I2P-MAE against plain
+masked autoencoding.
 
 I2P-MAE reports 90.11 % on ScanObjectNN PB-T50-RS and 93.67 % (94.06 % with voting) on ModelNet40
 (ZrrSkywalker/I2P-MAE README), each the best epoch of one run scored on the test split.
@@ -17,6 +19,7 @@ import numpy as np
 from pix2point.evaluation.drift import Drift, drift_document, drift_markdown, repeated_run_drift
 from pix2point.evaluation.markdown import json_number, markdown_table, mean_and_spread, percent, signed_points
 from pix2point.evaluation.plots import plot_accuracy_panels
+from pix2point.evaluation.verdict import Verdict, compare, verdict_document, verdict_table
 from pix2point.io.classify_table import ClassifyEpoch
 from pix2point.io.finetune_objects_table import FinetuneObjectsRun
 
@@ -63,6 +66,15 @@ def summarise(runs: list[FinetuneObjectsRun]) -> list[InitCell]:
     return cells
 
 
+def init_comparisons(cells: list[InitCell]) -> list[tuple[str, str, Verdict]]:
+    """(init, the init it is compared with, the verdict on final test accuracy) for every later init of
+    INIT_ORDER against every earlier one that ran: pretrained against scratch, I2P-MAE against plain MAE."""
+    by_init = {cell.init: cell for cell in cells}
+    ran = [init for init in INIT_ORDER if init in by_init]
+    return [(init, other, compare(by_init[init].accuracy, by_init[other].accuracy))
+            for index, init in enumerate(ran) for other in ran[:index]]
+
+
 def run_drift(runs: list[FinetuneObjectsRun]) -> Drift | None:
     """The repeated run's final test accuracy and its repeats', against its init's spread over seeds."""
     return repeated_run_drift(runs, lambda run: run.init, lambda run: run.final_accuracy)
@@ -77,11 +89,15 @@ def write_report(out: Path, runs: list[FinetuneObjectsRun], history: list[Classi
                          {name: ("test accuracy per epoch", INIT_NAMES.get(run.init, run.init)) for name, run in grid.items()},
                          out / CURVES_FILE)
     (out / REPORT_FILE).write_text(report_markdown(cells, epochs, votes, drift, deterministic))
+    comparisons = init_comparisons(cells)
     document = {"epochs": epochs, "votes": votes, "inits": [_cell_document(cell) for cell in cells],
+                "comparisons": [{"init": init, "against": other, **verdict_document(verdict)}
+                                for init, other, verdict in comparisons],
                 "drift": drift_document(drift, deterministic)}
     (out / METRICS_FILE).write_text(json.dumps(document, indent=2, allow_nan=False))
     return {"runs": len(runs), "accuracy": {cell.init: json_number(cell.mean) for cell in cells},
-            "vote_accuracy": {cell.init: json_number(cell.vote_mean) for cell in cells}}
+            "vote_accuracy": {cell.init: json_number(cell.vote_mean) for cell in cells},
+            "verdict": {f"{init} vs {other}": verdict.outcome for init, other, verdict in comparisons}}
 
 
 def report_markdown(cells: list[InitCell], epochs: int, votes: int, drift: Drift | None, deterministic: bool) -> str:
@@ -99,10 +115,18 @@ def report_markdown(cells: list[InitCell], epochs: int, votes: int, drift: Drift
         "the test split, as the paper's reported numbers do (ScanObjectNN PB-T50-RS 90.11 %, ModelNet40 93.67 % "
         "and 94.06 % with voting): it is not a held-out estimate.",
         markdown_table(header, rows),
+        "## Verdicts: final test accuracy (without voting)",
+        _verdicts(cells),
         drift_markdown(drift, deterministic, "test accuracy"),
         f"![test accuracy per epoch]({CURVES_FILE})",
     ]
     return "\n\n".join(parts) + "\n"
+
+
+def _verdicts(cells: list[InitCell]) -> str:
+    rows = [([INIT_NAMES.get(init, init), INIT_NAMES.get(other, other)], verdict)
+            for init, other, verdict in init_comparisons(cells)]
+    return verdict_table(["init", "against"], rows) if rows else "Only one init ran: nothing to compare."
 
 
 def _gain(cell: InitCell, baseline: InitCell | None) -> str:

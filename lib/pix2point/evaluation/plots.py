@@ -32,6 +32,7 @@ def plot_loss_terms(step: np.ndarray, terms: dict[str, np.ndarray], path: Path, 
     for name, values in terms.items():
         axes.plot(step, values, linewidth=1, label=name)
     axes.set(xlabel="step", ylabel="loss" if len(terms) > 1 else next(iter(terms)), title=title)
+    _whole_numbers(axes.xaxis)
     if len(terms) > 1:
         axes.legend(fontsize="small")
     axes.grid(alpha=0.3)
@@ -57,7 +58,7 @@ def plot_validation_curves(history: list[EpochRecord], runs: list[RunResult], pa
     handles += [Line2D([], [], color="grey", linestyle=s, label=f"labels {f:g}") for f, s in style.items()]
     axes.legend(handles=handles, fontsize="small")
     axes.set(xlabel="epoch", ylabel="validation mIoU %", title="Finetuning: validation mIoU per epoch")
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _whole_numbers(axes.xaxis)
     axes.grid(alpha=0.3)
     return _save(figure, path)
 
@@ -120,12 +121,18 @@ def plot_accuracy_panels(history: list[ClassifyEpoch], labels: dict[str, tuple[s
                 x = sorted(epochs)
                 axes.plot(x, [100 * np.mean(epochs[epoch]) for epoch in x], color=c, marker=".", linewidth=1.2)
         axes.set(title=panel, xlabel="epoch")
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _whole_numbers(axes.xaxis)
         axes.grid(alpha=0.3)
     panels[0].set_ylabel("test accuracy %")
     panels[-1].legend(handles=[Line2D([], [], color=c, label=v) for v, c in colour.items()], fontsize="small")
     figure.tight_layout()
     return _save(figure, path)
+
+
+def _whole_numbers(axis) -> None:
+    """Ticks at whole numbers only (epochs, steps), even when the axis spans less than two of them (a single
+    epoch: matplotlib's default, and MaxNLocator's integer mode below min_n_ticks, label 0.95, 1.00, 1.05)."""
+    axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
 def _records_by_run(history: list[EpochRecord]) -> dict[str, list[EpochRecord]]:

@@ -19,6 +19,7 @@ from pix2point.evaluation.drift import Drift, drift_document, drift_markdown
 from pix2point.evaluation.feature_probe import PROBE_FOLDS, ProbeScore
 from pix2point.evaluation.markdown import json_number, markdown_table, mean_and_spread, percent, signed_points
 from pix2point.evaluation.summary import BASELINE_INIT, PRETRAINED_INIT, CellSummary, ScoredRun, init_order
+from pix2point.evaluation.verdict import Verdict, verdict_document, verdict_table
 
 REPORT_FILE = "report.md"
 METRICS_FILE = "metrics.json"
@@ -45,7 +46,7 @@ class Evaluation:
     label_unit: str  # what a label fraction counts: a share of "scenes" or "points", or "points_per_scene" (a number)
     runs: list[ScoredRun]
     cells: list[CellSummary]
-    gains: dict[float, float]  # label fraction -> mean mIoU of pretrain minus scratch
+    verdicts: dict[float, Verdict]  # label fraction -> pretrain against scratch over seeds
     pretrain_loss: LossSummary
     probes: list[ProbeScore]
     probe_split: str
@@ -53,6 +54,11 @@ class Evaluation:
     figures: dict[str, str]  # caption -> PNG file name inside the artefact
     drift: Drift | None = None  # a finetuning run repeated with the same seed (normal mode)
     deterministic: bool = False  # the finetune stage ran in deterministic mode
+
+    @property
+    def gains(self) -> dict[float, float]:
+        """Label fraction -> mean mIoU of pretrain minus scratch."""
+        return {fraction: verdict.gap for fraction, verdict in self.verdicts.items()}
 
 
 def write_report(out: Path, evaluation: Evaluation) -> None:
@@ -83,6 +89,7 @@ def manifest_metrics(evaluation: Evaluation) -> dict:
         "miou": {f"{cell.init}@{cell.label_fraction:g}": {"mean": json_number(cell.miou_mean), "std": json_number(cell.miou_std),
                                                           "seeds": len(cell.seeds)} for cell in evaluation.cells},
         "gain": {f"{fraction:g}": json_number(gain) for fraction, gain in evaluation.gains.items()},
+        "verdict": {f"{fraction:g}": verdict.outcome for fraction, verdict in evaluation.verdicts.items()},
         "probe_accuracy": {score.features: json_number(score.accuracy_mean) for score in evaluation.probes},
         "probe_balanced_accuracy": {score.features: json_number(score.balanced_accuracy_mean) for score in evaluation.probes},
     }
@@ -96,7 +103,8 @@ def metrics_document(evaluation: Evaluation) -> dict:
         "class_names": evaluation.class_names,
         "label_unit": evaluation.label_unit,
         "table": [_cell_document(cell, evaluation.class_names) for cell in evaluation.cells],
-        "gains": [{"label_fraction": fraction, "miou_gain": json_number(gain)} for fraction, gain in evaluation.gains.items()],
+        "gains": [{"label_fraction": fraction, "miou_gain": json_number(verdict.gap), **verdict_document(verdict)}
+                  for fraction, verdict in evaluation.verdicts.items()],
         "runs": [_run_document(run, evaluation.class_names) for run in evaluation.runs],
         "pretrain_loss": asdict(evaluation.pretrain_loss),
         "probe": {
@@ -155,13 +163,16 @@ def _label_budget_sentence(unit: str) -> str:
 
 def _miou_section(evaluation: Evaluation) -> str:
     header, rows = miou_table_rows(evaluation)
-    gains = ", ".join(f"{signed_points(gain)} points at labels {fraction:g}" for fraction, gain in evaluation.gains.items())
+    verdicts = [([f"{fraction:g}", f"{PRETRAINED_INIT} vs {BASELINE_INIT}"], verdict)
+                for fraction, verdict in evaluation.verdicts.items()]
     return "\n".join([
         "## Final validation mIoU (%): mean ± std over seeds (n seeds)",
         "",
         markdown_table(header, rows),
         "",
-        f"Gain of `{PRETRAINED_INIT}` over `{BASELINE_INIT}` (difference of mean mIoU): {gains or 'no label fraction has both inits'}.",
+        f"### `{PRETRAINED_INIT}` against `{BASELINE_INIT}`: validation mIoU",
+        "",
+        verdict_table(["labels", "comparison"], verdicts) if verdicts else "No label fraction has both inits.",
         "",
         drift_markdown(evaluation.drift, evaluation.deterministic, "validation mIoU"),
     ])
@@ -196,11 +207,11 @@ def _probe_section(evaluation: Evaluation) -> str:
 
 def _runs_section(evaluation: Evaluation) -> str:
     header = ["run", "init", "labels", "seed", "epochs", "mIoU %", "mean class acc. %", "overall acc. %",
-              "logged final / best val mIoU"]
+              "logged final / best val mIoU %"]
     rows = [[run.result.run, run.result.init, f"{run.result.label_fraction:g}", str(run.result.seed),
              str(run.result.epochs), percent(run.scores.miou), percent(run.scores.mean_class_accuracy),
              percent(run.scores.overall_accuracy),
-             f"{run.result.final_val_miou:.4f} / {run.result.best_val_miou:.4f}"] for run in evaluation.runs]
+             f"{percent(run.result.final_val_miou)} / {percent(run.result.best_val_miou)}"] for run in evaluation.runs]
     return "\n".join(["## Every run", "", markdown_table(header, rows), "",
                       "The logged values are the finetune stage's own, as it stored them; they may count classes by another rule "
                       "than the recomputed mIoU above."])

@@ -13,6 +13,7 @@ import numpy as np
 
 from pix2point.evaluation.drift import Drift, repeated_run_drift
 from pix2point.evaluation.segmentation_metrics import SegmentationScores, mean_of_defined, segmentation_scores
+from pix2point.evaluation.verdict import Verdict, compare
 from pix2point.io.finetune_table import RunResult
 
 BASELINE_INIT = "scratch"
@@ -34,6 +35,7 @@ class CellSummary:
     seeds: tuple[int, ...]
     miou_mean: float
     miou_std: float  # sample standard deviation over seeds (ddof 1); NaN with a single seed
+    mious: tuple[float, ...]  # per seed, in `seeds` order (NaN where undefined)
     mean_class_accuracy_mean: float
     iou_mean: np.ndarray  # [K] per class, mean over the seeds where the class is defined
     confusion: np.ndarray  # [K, K] summed over seeds
@@ -69,19 +71,21 @@ def init_order(init: str) -> tuple[int, str]:
     return rank.get(init, 2), init
 
 
-def pretraining_gains(cells: list[CellSummary]) -> dict[float, float]:
-    """Label fraction -> mean mIoU of `pretrain` minus that of `scratch`, where both were run."""
-    mean_miou = {(cell.init, cell.label_fraction): cell.miou_mean for cell in cells}
+def pretraining_verdicts(cells: list[CellSummary]) -> dict[float, Verdict]:
+    """Label fraction -> `pretrain` against `scratch` over seeds (evaluation/verdict.py; its gap is the
+    difference of mean mIoU), where both were run."""
+    by_cell = {(cell.init, cell.label_fraction): cell for cell in cells}
     fractions = sorted({cell.label_fraction for cell in cells})
     return {
-        fraction: mean_miou[(PRETRAINED_INIT, fraction)] - mean_miou[(BASELINE_INIT, fraction)]
+        fraction: compare(by_cell[(PRETRAINED_INIT, fraction)].mious, by_cell[(BASELINE_INIT, fraction)].mious)
         for fraction in fractions
-        if (PRETRAINED_INIT, fraction) in mean_miou and (BASELINE_INIT, fraction) in mean_miou
+        if (PRETRAINED_INIT, fraction) in by_cell and (BASELINE_INIT, fraction) in by_cell
     }
 
 
 def _summarise_cell(init: str, label_fraction: float, runs: list[ScoredRun]) -> CellSummary:
-    seeds = tuple(sorted(run.result.seed for run in runs))
+    runs = sorted(runs, key=lambda run: run.result.seed)
+    seeds = tuple(run.result.seed for run in runs)
     if len(set(seeds)) != len(seeds):
         names = sorted(run.result.run for run in runs)
         raise ValueError(f"init {init!r} at label fraction {label_fraction:g} has two runs with the same seed: {names}")
@@ -92,6 +96,7 @@ def _summarise_cell(init: str, label_fraction: float, runs: list[ScoredRun]) -> 
         seeds=seeds,
         miou_mean=float(mean_of_defined(mious)),
         miou_std=float(np.std(mious, ddof=1)) if len(mious) > 1 else float("nan"),
+        mious=tuple(float(miou) for miou in mious),
         mean_class_accuracy_mean=float(mean_of_defined(np.array([run.scores.mean_class_accuracy for run in runs]))),
         iou_mean=mean_of_defined(np.stack([run.scores.iou for run in runs]), axis=0),
         confusion=np.sum([run.result.confusion for run in runs], axis=0),

@@ -2,12 +2,16 @@
 `freeze_parameter` and core/trainers.py `fix_bn_mean_var`).
 
     io    only the new input and output layers train; the inflated trunk is frozen, its BatchNorms included,
-          and those BatchNorms stay in eval mode so their running statistics do not move either
+          and runs fully in inference mode: its BatchNorms use (and keep) their running statistics and its
+          blocks' drop-connect is off, so the frozen trunk is one fixed function of its input, as the
+          reference's frozen ResNet trunk is (it has no drop-connect; fix_bn_mean_var puts its BNs in eval)
     iobn  the trunk's BatchNorms also train (affine weights and running statistics); its convs stay frozen
     all   everything trains
 
-One rule ties the modes to BatchNorm modes: a BatchNorm whose affine weights are frozen keeps its statistics
-frozen too (eval mode). FipModule.train() applies it, so the usual model.train() call is safe.
+One rule ties the modes to train/eval modes: a module whose parameters (its submodules' included) are all
+frozen runs in eval mode. For a BatchNorm that is the reference's rule (frozen affine weights, frozen
+statistics); for a frozen block it turns drop-connect off. FipModule.train() applies it, so the usual
+model.train() call is safe.
 """
 
 from __future__ import annotations
@@ -45,14 +49,15 @@ def apply_fip(model: nn.Module, trunk: nn.Module, mode: FipMode) -> FipSummary:
                 for parameter in module.parameters(recurse=False):
                     parameter.requires_grad_(False)
     if model.training:
-        keep_frozen_batchnorms_in_eval(model)
+        keep_frozen_parts_in_eval(model)
     return _summary(model, mode)
 
 
-def keep_frozen_batchnorms_in_eval(model: nn.Module) -> None:
-    """Put every BatchNorm whose affine weights are frozen in eval mode (call after model.train())."""
+def keep_frozen_parts_in_eval(model: nn.Module) -> None:
+    """Put every module whose parameters, its submodules' included, are all frozen in eval mode (call after
+    model.train()): a BatchNorm with frozen affine weights, a frozen block (no drop-connect), a frozen trunk."""
     for module in model.modules():
-        if _has_frozen_affine(module):
+        if _fully_frozen(module):
             module.eval()
 
 
@@ -62,13 +67,18 @@ def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 
 class FipModule(nn.Module):
-    """A module whose train() leaves frozen BatchNorms in eval mode (see keep_frozen_batchnorms_in_eval)."""
+    """A module whose train() leaves its frozen parts in eval mode (see keep_frozen_parts_in_eval)."""
 
     def train(self, mode: bool = True) -> FipModule:
         super().train(mode)
         if mode:
-            keep_frozen_batchnorms_in_eval(self)
+            keep_frozen_parts_in_eval(self)
         return self
+
+
+def _fully_frozen(module: nn.Module) -> bool:
+    parameters = list(module.parameters())
+    return bool(parameters) and not any(parameter.requires_grad for parameter in parameters)
 
 
 def _has_frozen_affine(module: nn.Module) -> bool:

@@ -58,7 +58,7 @@ class ClassifyConfig:
     batch_size: int  # objects per step and worker
     voxel_size: float  # in object radii (objects are normalised into the unit sphere)
     voxel_rounding: Rounding
-    learning_rate: float
+    learning_rate: float  # peak of the cosine schedule
     momentum: float
     weight_decay: float
     augmentation: ObjectAugmentation
@@ -67,6 +67,11 @@ class ClassifyConfig:
     steps_per_epoch: int = 1  # epoch_steps of the whole training split
     # Each run's training objects (run_source), by run name: set by the stage for a trainer's runs
     sources: dict[str, ObjectSource] = field(default_factory=dict)
+    io_learning_rate: float | None = None  # FIP io runs' peak learning rate; None: `learning_rate`
+
+    def learning_rate_for(self, fip: FipMode) -> float:
+        """The peak learning rate of a run under `fip`: io's own when set (issue 22), else the common one."""
+        return self.io_learning_rate if fip == "io" and self.io_learning_rate is not None else self.learning_rate
 
 
 def epoch_steps(train_objects: int, batch_size: int, workers: int) -> int:
@@ -97,8 +102,8 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, stream:
     if rank == 0:
         print(f"run {run.name}: {inflation.summary() if inflation else 'random weights'}; "
               f"{fip.trainable} trainable, {fip.frozen} frozen parameters")
-    optimizer = torch.optim.SGD(trainable_parameters(model), lr=config.learning_rate, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
+    optimizer = torch.optim.SGD(trainable_parameters(model), lr=config.learning_rate_for(run.fip),
+                                momentum=config.momentum, weight_decay=config.weight_decay)
     steps_per_epoch = config.steps_per_epoch
     total_steps = config.epochs * steps_per_epoch
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)

@@ -28,6 +28,7 @@ import torch  # noqa: E402
 
 from stages import classify  # noqa: E402
 from pix2point.engine.artefacts import ArtefactStore  # noqa: E402
+from pix2point.engine.cluster import start_local_ray  # noqa: E402
 from pix2point.engine.pipeline import load_pipeline  # noqa: E402
 from pix2point.engine.runner import run_pipeline  # noqa: E402
 from pix2point.io.objects_table import class_names, read_objects  # noqa: E402
@@ -48,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-    ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+    start_local_ray(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
     pipeline = load_pipeline(PIPELINE, args.profile)
     (objects,) = run_pipeline(pipeline, ArtefactStore(args.artefacts), targets=["objects"])
     ray.shutdown()

@@ -25,6 +25,7 @@ import torch
 
 from stages import classify, finetune
 from pix2point.engine.artefacts import ArtefactStore
+from pix2point.engine.cluster import start_local_ray
 from pix2point.engine.pipeline import load_pipeline
 from pix2point.engine.runner import run_pipeline
 from pix2point.models.backbone import BackboneSpec, build_backbone, save_backbone
@@ -41,7 +42,7 @@ def main() -> None:
     parser.add_argument("--artefacts", type=Path, default=Path("artefacts"))
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+    start_local_ray(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
     pipeline = load_pipeline(PIPELINE, args.profile)
     inputs = {outcome.stage: outcome.path for outcome in
               run_pipeline(pipeline, ArtefactStore(args.artefacts), targets=["scenes", "objects"])}

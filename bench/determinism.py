@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import ray
 
 from pix2point.engine.artefacts import ArtefactStore
+from pix2point.engine.cluster import start_local_ray
 from pix2point.engine.pipeline import load_pipeline
 from pix2point.engine.runner import call_stage, run_pipeline
 
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("--stages", nargs="+", default=["pretrain", "pretrain_mae", "finetune", "classify"])
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+    start_local_ray(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
     pipeline = load_pipeline(PIPELINE, args.profile, args.overrides)
     store = ArtefactStore(args.artefacts)
     rows = []

@@ -19,11 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import ray
 import torch
 
 import stages.features2d as features2d
 import stages.scenes as scenes
+from pix2point.engine.cluster import start_local_ray
 from pix2point.io.images import normalise_images, read_resized_images
 from pix2point.io.scenes_table import read_frames
 from pix2point.models.teachers import build_teacher
@@ -32,7 +32,7 @@ from pix2point.models.teachers import build_teacher
 def main() -> None:
     args = parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(include_dashboard=False, log_to_driver=False)
+    start_local_ray(include_dashboard=False, log_to_driver=False)
     params = features2d.Params()
     with tempfile.TemporaryDirectory() as tmp:
         scenes_dir = args.scenes_dir or generate_scenes(Path(tmp) / "scenes", args)

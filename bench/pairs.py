@@ -24,6 +24,7 @@ import ray
 
 import stages.pairs
 import stages.scenes
+from pix2point.engine.cluster import start_local_ray
 from pix2point.geometry.visibility import frame_correspondences
 from pix2point.io.arrow import tensor_column, write_table
 from pix2point.io.features_table import shard_path
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("--scenes", type=Path, help="an existing scenes artefact (default: generate the default profile's)")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+    start_local_ray(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
     with tempfile.TemporaryDirectory(prefix="bench_pairs_") as tmp:
         scenes_dir = args.scenes or generate_scenes(Path(tmp) / "scenes")
         features_dir = keep_every_frame(scenes_dir, Path(tmp) / "features2d")

@@ -29,6 +29,7 @@ import torch  # noqa: E402
 
 from stages import pretrain  # noqa: E402
 from pix2point.engine.artefacts import ArtefactStore  # noqa: E402
+from pix2point.engine.cluster import start_local_ray  # noqa: E402
 from pix2point.engine.pipeline import load_pipeline  # noqa: E402
 from pix2point.engine.runner import run_pipeline  # noqa: E402
 from pix2point.training.ppkt import build_training  # noqa: E402
@@ -45,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     cpus = os.cpu_count() or 2
-    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    start_local_ray(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     pipeline = load_pipeline(PIPELINE, args.profile)
     spine = {o.stage: o.path for o in run_pipeline(pipeline, ArtefactStore(args.artefacts), targets=["pairs"])}
     params = pipeline.stages["pretrain"].params.model_copy(update={"steps": args.steps, "checkpoint_every": args.steps})

@@ -23,6 +23,7 @@ import ray
 
 from stages import pretrain
 from pix2point.engine.artefacts import ArtefactStore
+from pix2point.engine.cluster import start_local_ray
 from pix2point.engine.pipeline import load_pipeline
 from pix2point.engine.runner import run_pipeline
 
@@ -43,7 +44,7 @@ def main() -> None:
     parser.add_argument("--artefacts", type=Path, default=Path("artefacts"))
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+    start_local_ray(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
     pipeline = load_pipeline(PIPELINE, args.profile or None)
     inputs = {o.stage: o.path for o in run_pipeline(pipeline, ArtefactStore(args.artefacts), targets=["views2d"])}
     base = pipeline.stages[STAGE].params.model_copy(update={"steps": args.steps, "checkpoint_every": args.steps})

@@ -77,7 +77,9 @@ def main() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
-    ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+    from pix2point.engine.cluster import start_local_ray
+
+    start_local_ray(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
     if args.profile == "scale":
         weights = random_teacher(scale_profile_teacher())
         print(f"teacher: ResNet-50 layer4 with RANDOM weights from {weights} (costs only; features are meaningless)")

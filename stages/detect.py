@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -24,6 +24,7 @@ from pix2point.io.trials_table import write_trials
 from pix2point.models.backbone_spec import BACKBONE_WEIGHTS, load_backbone_spec
 from pix2point.training.params import RunGridParams
 from pix2point.training.run_grid import scene_runs
+from stages.scenes import require_splits
 
 
 class Params(RunGridParams, ReportNoteParams):
@@ -55,6 +56,13 @@ class Params(RunGridParams, ReportNoteParams):
             raise ValueError(f"num_proposals ({self.num_proposals}) cannot exceed num_seeds ({self.num_seeds}): "
                              "proposals are clustered around votes, one per seed")
         return self
+
+
+def preflight(params: Params, inputs: dict[str, Any]) -> None:
+    """Before the run starts (the engine's preflight): this stage trains on its scenes input's train split and
+    scores its val split, so a scenes stage that would leave one empty is a ValueError naming the params that
+    fix it (stages/scenes.py)."""
+    require_splits(inputs["scenes"], ("train", "val"))
 
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -21,6 +21,7 @@ from pix2point.evaluation.summary import CellSummary, finetune_drift, pretrainin
 from pix2point.io.finetune_table import read_history, read_runs, runs_deterministic, runs_metadata
 from pix2point.io.scenes_table import class_names, read_points, read_splits
 from pix2point.parallel import map_tasks
+from stages.scenes import require_splits
 
 if TYPE_CHECKING:  # scikit-learn, matplotlib and torch are imported where used: loading the pipeline stays light
     from pix2point.evaluation.feature_probe import ProbeScore
@@ -56,6 +57,13 @@ class PointSample:
     @classmethod
     def concatenate(cls, samples: list[PointSample]) -> PointSample:
         return cls(*(np.concatenate([getattr(sample, f.name) for sample in samples]) for f in fields(cls)))
+
+
+def preflight(params: Params, inputs: dict[str, Any]) -> None:
+    """Before the run starts (the engine's preflight): this stage embeds and probes the scenes of the split
+    `tsne_scenes`, so a scenes stage that would leave it empty is a ValueError naming the params that fix it
+    (stages/scenes.py)."""
+    require_splits(inputs["scenes"], (params.tsne_scenes,))
 
 
 def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:

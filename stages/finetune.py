@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -24,6 +24,7 @@ from pix2point.models.backbone_spec import BACKBONE_WEIGHTS, load_backbone_spec
 from pix2point.training.params import PointAugmentationParams, RunGridParams, SGDParams
 from pix2point.training.run_grid import RunSpec, scene_runs
 from pix2point.training.segmentation_data import LabelUnit
+from stages.scenes import require_splits
 
 
 
@@ -57,6 +58,13 @@ class Params(SGDParams, PointAugmentationParams, RunGridParams):
         if bad:
             raise ValueError(f"label fractions must lie in (0, 1], got {bad}")
         return self
+
+
+def preflight(params: Params, inputs: dict[str, Any]) -> None:
+    """Before the run starts (the engine's preflight): this stage trains on its scenes input's train split and
+    scores its val split, so a scenes stage that would leave one empty is a ValueError naming the params that
+    fix it (stages/scenes.py)."""
+    require_splits(inputs["scenes"], ("train", "val"))
 
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:

@@ -15,7 +15,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -104,15 +104,16 @@ class SceneJob:
 def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
     if params.source in POINT_ONLY_SOURCES:
         return run_point_only(params, out)
+    names = scene_names(params)
     if params.source == "synthetic":
         root, data_root = out / SOURCE_DIR, SOURCE_DIR
-        names = [f"scene{i:04d}_00" for i in range(params.synthetic.num_scenes)]
         jobs = [SceneJob(root, name, params.synthetic.seed * 100_003 + i) for i, name in enumerate(names)]
     else:
         root, data_root = params.root, str(params.root)
-        names = params.scenes or scannet.list_scenes(root)
         jobs = [SceneJob(root, name, None) for name in names]
-    splits = assign_splits(names, params)
+    if params.source == "scannet" and params.val_scenes is None and params.split_files is None:
+        log.warning("no split_files: a random split of the rooms (val_fraction %s), not ScanNet's official one", params.val_fraction)
+    splits = assign_splits(names, params, warn=True)
     jobs = [job for job in jobs if job.scene in splits]
     results = map_tasks(
         ingest_scene, jobs, desc="scenes",
@@ -174,13 +175,10 @@ class PointSceneJob:
 def run_point_only(params: Params, out: Path) -> dict:
     """Points tables and splits of a point-only source; one Ray task per scene."""
     if params.source == "s3dis":
-        rooms = s3dis.list_rooms(params.root)
-        jobs = [PointSceneJob(name, path) for name, path in rooms.items()]
-        splits = {name: "val" if s3dis.area_of(name) == params.s3dis_val_area else "train" for name in rooms}
+        jobs = [PointSceneJob(name, path) for name, path in s3dis.list_rooms(params.root).items()]
     else:
-        split_of = pointcept_scannet.list_scenes(params.root)
-        jobs = [PointSceneJob(name, params.root / split / name) for name, split in split_of.items()]
-        splits = dict(split_of)
+        jobs = [PointSceneJob(name, params.root / split / name) for name, split in pointcept_scannet.list_scenes(params.root).items()]
+    splits = planned_splits(params)
     counts = map_tasks(ingest_point_scene, jobs, desc="scenes", out=out, source=params.source)
     write_splits(dict(sorted(splits.items())), out)
     return {
@@ -207,27 +205,75 @@ def write_splits(splits: dict[str, str], out: Path) -> None:
     write_table(pa.Table.from_pydict({"scene": list(splits), "split": list(splits.values())}, schema=SPLITS_SCHEMA), out / SPLITS_FILE)
 
 
-def assign_splits(names: list[str], params: Params) -> dict[str, str]:
-    """Scene -> train | val for the scenes read (see Params); with split_files, only the listed ones."""
+def scene_names(params: Params) -> list[str]:
+    """The scenes `run` reads (sources synthetic and scannet): generated names, or the root's listing."""
+    if params.source == "synthetic":
+        return [f"scene{i:04d}_00" for i in range(params.synthetic.num_scenes)]
+    return params.scenes or scannet.list_scenes(params.root)
+
+
+def assign_splits(names: list[str], params: Params, warn: bool = False) -> dict[str, str]:
+    """Scene -> train | val for the scenes read (see Params); with split_files, only the listed ones (`warn`:
+    log the scenes left out)."""
     if params.val_scenes is not None:
         unknown = sorted(set(params.val_scenes) - set(names))
         if unknown:
             raise ValueError(f"scenes: val_scenes {unknown} are not among the scenes read")
         return {name: "val" if name in params.val_scenes else "train" for name in sorted(names)}
     if params.split_files is not None:
-        return listed_splits(names, params.split_files)
-    if params.source == "scannet":
-        log.warning("no split_files: a random split of the rooms (val_fraction %s), not ScanNet's official one", params.val_fraction)
+        return listed_splits(names, params.split_files, warn)
     return scannet_split.grouped_random_split(names, params.val_fraction, params.split_seed)
 
 
-def listed_splits(names: list[str], files: SplitFiles) -> dict[str, str]:
+def planned_splits(params: Params) -> dict[str, str]:
+    """Scene -> train | val as `run` assigns them, from the dataset folder's listing alone (no scene is read):
+    what a stage that scores a split can check before the run starts. SceneReadError or S3DISReadError (both
+    ValueErrors) when the root does not have the source's layout."""
+    if params.source == "s3dis":
+        return {name: "val" if s3dis.area_of(name) == params.s3dis_val_area else "train" for name in s3dis.list_rooms(params.root)}
+    if params.source == "pointcept_scannet":
+        return dict(pointcept_scannet.list_scenes(params.root))
+    return assign_splits(scene_names(params), params)
+
+
+def require_splits(scenes: Any, splits: tuple[str, ...]) -> None:
+    """For a stage that trains or scores on `splits` of its scenes input: ValueError naming the params that
+    fix it when `scenes` (the upstream engine Stage, as a stage's `preflight` receives it) would put no scene
+    in one of them. Says nothing when the split cannot be planned (a missing root is the path check's error,
+    a root of the wrong layout the scenes stage's own), or when the input is not a scenes stage."""
+    if not isinstance(scenes.params, Params):
+        return
+    try:
+        planned = planned_splits(scenes.params)
+    except (ValueError, OSError):
+        return
+    counts = Counter(planned.values())
+    empty = [split for split in splits if not counts[split]]
+    if empty:
+        found = ", ".join(f"{counts[split]} {split}" for split in ("train", "val"))
+        raise ValueError(f"needs scenes in {' and '.join(splits)}, and stage {scenes.name!r} puts none in "
+                         f"{' or '.join(empty)} ({found}); {_split_remedy(scenes.name, scenes.params)}")
+
+
+def _split_remedy(stage: str, params: Params) -> str:
+    """The params of scenes stage `stage` that move scenes between train and val, for its source."""
+    if params.source == "s3dis":
+        return f"set {stage}.s3dis_val_area to another of the areas under {params.root}"
+    if params.source == "pointcept_scannet":
+        return f"{params.root}'s train/ and val/ folders are the split: each needs a scene folder"
+    remedy = f"set {stage}.val_scenes or {stage}.val_fraction"
+    if params.source == "synthetic":
+        return f"{remedy}, or raise {stage}.synthetic.num_scenes"
+    return f"{remedy} (all scans of a room go to one side), or {stage}.split_files"
+
+
+def listed_splits(names: list[str], files: SplitFiles, warn: bool = False) -> dict[str, str]:
     official = scannet_split.official_split(files.train, files.val)
     unlisted = sorted(set(names) - set(official))
-    if unlisted:
+    if unlisted and warn:
         log.warning("%d scenes are in neither %s nor %s and are left out: %s", len(unlisted), files.train, files.val, unlisted[:5])
     absent = set(official) - set(names)
-    if absent:
+    if absent and warn:
         log.warning("%d scenes of the split files are not among the scenes read", len(absent))
     splits = {name: official[name] for name in sorted(names) if name in official}
     if set(splits.values()) != {"train", "val"}:

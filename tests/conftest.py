@@ -14,11 +14,13 @@ os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 def ray_runtime():
     import ray
 
+    from pix2point.engine.cluster import start_local_ray
+
     for attempt in range(3):
         if ray.is_initialized():
             break
         try:
-            ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+            start_local_ray(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
         except Exception as error:  # Ray gives its raylet a fixed 30 s to register, too little on a loaded host
             if "timed out during startup" not in str(error) or attempt == 2:
                 raise

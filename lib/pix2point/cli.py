@@ -7,24 +7,29 @@ import logging
 import os
 import shlex
 import sys
-from contextlib import nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext, suppress
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import pix2point
-from pix2point.cli_help import console_for, pipeline_summary, print_params, require_pipeline_file
-from pix2point.engine.cluster import connect_ray, release_ray
+from pix2point.cli_help import console_for, pipeline_summary, print_params, print_table, require_pipeline_file
+from pix2point.engine.cluster import connect_ray, no_implicit_ray, release_ray
 from pix2point.engine.errors import PipelineError
 from pix2point.engine.failures import StageFailed, describe, root_cause
 from pix2point.engine.pipeline import load_pipeline
 from pix2point.engine.runlog import append_traceback, new_log_path, quiet_console
 from pix2point.engine.live import StageBoard, showing
-from pix2point.engine.runner import STATE_MEANINGS, StageOutcome, run_pipeline, select_stages, stage_states
+from pix2point.engine.runner import (
+    STATE_MEANINGS, StageOutcome, profiles_with_artefacts, run_pipeline, select_stages, stage_states,
+)
 from pix2point.engine.stores import Store, open_store
 
 DEFAULT_PIPELINE = Path("pipeline.yaml")
+REPORT_PAGE = "report.md"  # the page `pix2point report` writes into its folder (engine/report.py), report.html beside it
 console = console_for()
 
 
@@ -47,72 +52,93 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             from pix2point.engine.report import write_report  # markdown-it and the figures: not for status
 
-            out = args.out or _local_root(store) / "_report" / (args.profile or "default")
-            for path in write_report(pipeline, store, out, _rerun_command(args, pipeline_path)):
+            for path in write_report(pipeline, store, _report_dir(args, store), _command(args, pipeline_path)):
                 console.print(f"wrote {path}", highlight=False, soft_wrap=True)
             return 0
-        _print_status(pipeline, store, args.verify)
+        states = _print_status(pipeline, store, args.verify)
+        _print_where_other_profiles_are(args, pipeline_path, pipeline, store, states)
     except PipelineError as error:
-        console.print(f"[bold red]error:[/] {error}", highlight=False)
+        _print_error(console, error)
         return 2
     return 0
 
 
 def _run(args: argparse.Namespace, pipeline_path: Path, stage_names: list[str]) -> int:
-    """`run`: Ray's and the stages' own output goes to a log file under the artefact root (runlog.py); the
-    console gets the stages, training progress, each warning once, and on failure the root cause."""
+    """`run`: Ray's and the stages' own output goes to a log file under the artefact root (runlog.py), kept
+    once a stage starts computing (its path is printed then, and at the end); the console gets the stages,
+    training progress, each warning once, and on failure the root cause. A command that starts no stage (a
+    mistyped one, or one that finds everything cached) leaves no log file."""
     try:
         store = open_store(args.artefacts, args.cache)
     except PipelineError as error:
-        console.print(f"[bold red]error:[/] {error}", highlight=False)
+        _print_error(console, error)
         return 2
     log_path = new_log_path(_local_root(store))
-    console.print(f"log: {log_path}", highlight=False, soft_wrap=True)  # first: before what loading the stages says
-    with quiet_console(log_path, args.verbose) as stream:  # what importing the stage modules prints goes there too
+    started = []  # an entry once a stage starts computing
+
+    # What importing the stage modules prints goes to the log too; ray is first imported in there.
+    with no_implicit_ray(), quiet_console(log_path, args.verbose) as stream:
         shown = console_for(stream)
-        try:
-            require_pipeline_file(pipeline_path)
-            pipeline = load_pipeline(pipeline_path, args.profile, args.set)
-            board = StageBoard(select_stages(pipeline, stage_names, args.only))
-        except PipelineError as error:
-            shown.print(f"[bold red]error:[/] {error}", highlight=False)
-            return 2
-        return _run_logged(args, pipeline_path, stage_names, pipeline, store, board, log_path, shown)
+
+        def before_first_run() -> None:
+            started.append(True)
+            shown.print(f"log: {log_path}", highlight=False, soft_wrap=True)
+            connect_ray(args.address)
+
+        code = _run_logged(args, pipeline_path, stage_names, store, log_path, shown, before_first_run)
+        if code == 0 and started:
+            shown.print(f"log: {log_path}", highlight=False, soft_wrap=True)
+    if not started and code in (0, 2):  # nothing ran and nothing failed: the log holds nothing to read
+        log_path.unlink(missing_ok=True)
+        with suppress(OSError):
+            log_path.parent.rmdir()  # only if empty
+    return code
 
 
-def _run_logged(args: argparse.Namespace, pipeline_path: Path, stage_names: list[str], pipeline, store: Store,
-                board: StageBoard, log_path: Path, shown: Console) -> int:
+def _run_logged(args: argparse.Namespace, pipeline_path: Path, stage_names: list[str], store: Store, log_path: Path,
+                shown: Console, before_first_run: Callable[[], None]) -> int:
+    board = None
     try:
+        require_pipeline_file(pipeline_path)
+        pipeline = load_pipeline(pipeline_path, args.profile, args.set)
+        board = StageBoard(select_stages(pipeline, stage_names, args.only))
         with showing(board, shown) if not args.verbose else nullcontext():  # --verbose: every line as it comes
             outcomes = run_pipeline(
                 pipeline, store, targets=stage_names, only=args.only, force=args.force,
-                before_first_run=lambda: connect_ray(args.address), max_parallel=args.max_parallel_stages,
-                rerun_command=lambda stage: _rerun_command(args, pipeline_path, stage), board=board,
+                before_first_run=before_first_run, max_parallel=args.max_parallel_stages, board=board,
+                build_command=lambda *stages: _command(args, pipeline_path, stages),
             )
     except StageFailed as error:
         append_traceback(log_path)
-        shown.print(f"[bold red]error:[/] {error}\n  full log: {log_path}\n  rerun: {_rerun_command(args, pipeline_path, error.stage)}",
-                    highlight=False, soft_wrap=True)
+        shown.print(f"[bold red]error:[/] {escape(str(error))}\n  full log: {log_path}\n  rerun: "
+                    f"{_going_on_command(args, pipeline_path, stage_names, board)}", highlight=False, soft_wrap=True)
         return 1
     except PipelineError as error:
-        shown.print(f"[bold red]error:[/] {error}", highlight=False)
+        _print_error(shown, error)
         return 2
     except KeyboardInterrupt:  # Ctrl-C: what the user needs is what survives and how to go on, not a traceback
         append_traceback(log_path)
         shown.print(f"interrupted: finished stages stay cached, a stage that was running is redone (training "
-                    f"stages from their last checkpoint) by\n  {_rerun_command(args, pipeline_path, *stage_names)}"
+                    f"stages from their last checkpoint) by\n  {_going_on_command(args, pipeline_path, stage_names, board)}"
                     f"\n  full log: {log_path}", highlight=False, soft_wrap=True)
         return 130
     except Exception as error:  # the engine's own failure: its traceback to the log, its cause to the console
         append_traceback(log_path)
-        shown.print(f"[bold red]error:[/] {describe(root_cause(error))}\n  full log: {log_path}", highlight=False,
+        shown.print(f"[bold red]error:[/] {escape(describe(root_cause(error)))}\n  full log: {log_path}", highlight=False,
                     soft_wrap=True)
         return 1
     finally:
         release_ray()
     _print_outcomes(outcomes, shown)
-    shown.print(f"log: {log_path}", highlight=False, soft_wrap=True)
+    shown.print(f"results: {_command(args, pipeline_path, command='report')}\n  writes "
+                f"{_report_dir(args, store) / REPORT_PAGE} (report.html beside it)", highlight=False, soft_wrap=True)
     return 0
+
+
+def _print_error(console: Console, error: PipelineError) -> None:
+    """Each line of the error as its own `error:` line, never wrapped (paths in it stay whole)."""
+    for line in str(error).splitlines():
+        console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
 
 
 def _local_root(store: Store) -> Path:
@@ -120,14 +146,43 @@ def _local_root(store: Store) -> Path:
     return store.root if hasattr(store, "root") else store.cache.root
 
 
-def _rerun_command(args: argparse.Namespace, pipeline_path: Path, *stages: str) -> str:
-    """The command that runs `stages` (none: the whole pipeline) again with this run's pipeline, params and
-    artefact root."""
-    command = ["pix2point", "run", *([str(pipeline_path)] if pipeline_path != DEFAULT_PIPELINE else []), *stages]
-    command += [*(["--profile", args.profile] if args.profile else []), *[f"--set={item}" for item in args.set]]
-    command += ["--artefacts", args.artefacts, *(["--cache", str(args.cache)] if args.cache else [])]
-    address = getattr(args, "address", None)  # `run` only
-    return shlex.join(command + (["--address", address] if address else []))
+def _report_dir(args: argparse.Namespace, store: Store) -> Path:
+    """Where `pix2point report` writes: --out, else <artefact root (its local mirror)>/_report/<profile>."""
+    return getattr(args, "out", None) or _local_root(store) / "_report" / (args.profile or "default")
+
+
+def _going_on_command(args: argparse.Namespace, pipeline_path: Path, stage_names: list[str],
+                      board: StageBoard | None) -> str:
+    """The command that does what this run was asked and did not do: its stages, --only, --force and every
+    other option. With --force, only the forced stages this run did not finish (`board` says which it
+    finished): computing the finished ones again would be wasted, and the unfinished ones must stay forced,
+    or the run would find their old artefacts cached and never recompute them."""
+    if not args.force or board is None:
+        return _command(args, pipeline_path, stage_names, only=args.only, force=args.force)
+    done = {stage for stage, state, _ in board.rows() if state == "done"}
+    forced = [args.only] if args.only else stage_names or [stage for stage, _, _ in board.rows()]
+    left = [stage for stage in forced if stage not in done]
+    if not left:
+        return _command(args, pipeline_path, stage_names, only=args.only)
+    if args.only or left == forced:
+        return _command(args, pipeline_path, stage_names, only=args.only, force=True)
+    return _command(args, pipeline_path, left, force=True)
+
+
+def _command(args: argparse.Namespace, pipeline_path: Path, stages: Sequence[str] = (), only: str | None = None,
+             force: bool = False, command: str = "run") -> str:
+    """`pix2point <command>` with this invocation's pipeline file, params, artefact root and (for run) Ray and
+    console options, plus `stages`, `--only` and `--force` as given."""
+    words = ["pix2point", command, *([str(pipeline_path)] if pipeline_path != DEFAULT_PIPELINE else []), *stages]
+    words += [*(["--only", only] if only else []), *(["--force"] if force else [])]
+    words += [*(["--profile", args.profile] if args.profile else []), *[f"--set={item}" for item in args.set]]
+    words += ["--artefacts", args.artefacts, *(["--cache", str(args.cache)] if args.cache else [])]
+    if command == "run":  # options only `run` has, when this invocation was a run
+        address, parallel = getattr(args, "address", None), getattr(args, "max_parallel_stages", None)
+        words += [*(["--address", address] if address else []),
+                  *(["--max-parallel-stages", str(parallel)] if parallel else []),
+                  *(["--verbose"] if getattr(args, "verbose", False) else [])]
+    return shlex.join(words)
 
 
 def _help_pipeline(argv: list[str]) -> Path:
@@ -180,38 +235,62 @@ def _split_pipeline_and_targets(names: list[str]) -> tuple[Path, list[str]]:
     return DEFAULT_PIPELINE, names
 
 
-def _print_status(pipeline, store: Store, verify: bool = False) -> None:
+def _print_status(pipeline, store: Store, verify: bool = False) -> dict[str, tuple[str, str]]:
+    """The status table and what its states mean; returns stage -> (key, state)."""
     table = Table(title=f"{pipeline.path} (profile: {pipeline.profile or 'default'})")
     for column in ("stage", "key", "state", "path"):
-        table.add_column(column, overflow="fold")  # job logs are 80 columns wide: wrap paths, never cut them
+        table.add_column(column, no_wrap=column != "state")  # print_table keeps names, keys and paths whole
     colours = {"cached": "green", "damaged": "red", "running": "cyan", "stale": "yellow", "missing": "red"}
     damaged = {}
-    for name, (key, state) in stage_states(pipeline, store, verify).items():
+    states = stage_states(pipeline, store, verify)
+    for name, (key, state) in states.items():
         label = state
         if state == "running" and (holder := store.lock_holder(name, key)) is not None:
             label = f"running ({holder.host}, {holder.pid})"
         table.add_row(name, key, f"[{colours[state]}]{label}[/]", store.location(name, key) if state in ("cached", "damaged") else "")
         if state == "damaged":
             damaged[name] = (key, store.damage(name, key, verify))
-    console.print(table)
+    print_table(console, table)
     for name, (key, problems) in damaged.items():
         for problem in problems:
             console.print(f"damaged: stage {name}, key {key}, file {problem}", highlight=False, soft_wrap=True)
     for state, meaning in STATE_MEANINGS.items():
         console.print(f"  {state}: {meaning}", highlight=False)
+    return states
+
+
+def _print_where_other_profiles_are(args: argparse.Namespace, pipeline_path: Path, pipeline, store: Store,
+                                    states: dict[str, tuple[str, str]]) -> None:
+    """When nothing of the profile asked is built under the root (status without the run's --profile or
+    --artefacts): that the root does not exist, or which other profiles have current artefacts there and the
+    status command that shows each."""
+    if any(state not in ("missing", "stale") for _, state in states.values()):
+        return
+    root = _local_root(store)
+    if hasattr(store, "root") and not root.is_dir():
+        console.print(f"no artefact root {root}: name the run's with --artefacts (default: $PIX2POINT_ARTEFACTS or "
+                      f"./artefacts)", highlight=False, soft_wrap=True)
+        return
+    asked = pipeline.profile or "default"
+    for profile, (built, total) in profiles_with_artefacts(pipeline_path, store, args.set).items():
+        if profile != pipeline.profile:
+            other = argparse.Namespace(**{**vars(args), "profile": profile})
+            console.print(f"nothing of profile {asked} is built under {args.artefacts}; profile "
+                          f"{profile or 'default'} has {built} of its {total} stages there: "
+                          f"{_command(other, pipeline_path, command='status')}", highlight=False, soft_wrap=True)
 
 
 def _print_outcomes(outcomes: list[StageOutcome], console: Console) -> None:
     table = Table(title="pix2point run")
     for column in ("stage", "key", "status", "seconds", "nodes", "output", "started", "ended"):
-        table.add_column(column, overflow="fold")  # job logs are 80 columns wide: wrap paths, never cut them
+        table.add_column(column, no_wrap=True)  # print_table keeps every cell whole
     clock = lambda moment: moment.astimezone().strftime("%H:%M:%S") if moment else ""  # noqa: E731 (local time)
     for outcome in outcomes:
         status = "[green]ran[/]" if outcome.status == "ran" else "[dim]cached[/]"
         nodes = str(outcome.nodes) if outcome.nodes else ""
         table.add_row(outcome.stage, outcome.key, status, f"{outcome.seconds:.1f}", nodes, outcome.location,
                       clock(outcome.started_at), clock(outcome.finished_at))
-    console.print(table)
+    print_table(console, table)
 
 
 if __name__ == "__main__":

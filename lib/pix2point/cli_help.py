@@ -8,18 +8,35 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
 from pix2point.engine.errors import PipelineError
 from pix2point.engine.param_docs import param_docs
-from pix2point.engine.pipeline import Pipeline
+from pix2point.engine.pipeline import Pipeline, unknown_stage
 
 
 def console_for(stream=None) -> Console:
     """A console on `stream`, or on whatever sys.stdout is when it prints. Off a terminal (a pipe, `ray job
-    logs`) no width is known and rich would assume 80 columns, folding keys and paths mid-word: there rows
-    stay whole, however long."""
+    logs`) no width is known and rich would assume 80 columns, folding keys and paths mid-word: there lines
+    stay whole, however long (tables: print_table)."""
     return Console(file=stream, width=None if (stream or sys.stdout).isatty() else 1_000)
+
+
+# The width a table is laid out for off a terminal (a pipe, `ray job logs`), where rich would assume 80 columns.
+PIPED_TABLE_WIDTH = 120
+_ANY_WIDTH = 100_000  # no limit, for measuring how wide a table must be
+
+
+def print_table(console: Console, table: Table) -> None:
+    """`table` at the terminal's width (off a terminal PIPED_TABLE_WIDTH), or wider where its `no_wrap` columns
+    (names, keys, paths) need it: those stay whole on one line, which a terminal may show wrapped but copies
+    whole, while the other columns (descriptions) wrap within the width."""
+    width = console.width if console.is_terminal else PIPED_TABLE_WIDTH
+    needed = Measurement.get(console, console.options.update(max_width=_ANY_WIDTH), table).minimum
+    wide = Console(file=console.file, width=max(width, needed), force_terminal=console.is_terminal,
+                   color_system=console.color_system)
+    wide.print(table, crop=False)
 
 
 def require_pipeline_file(path: Path) -> None:
@@ -60,12 +77,12 @@ def _providers(inputs: list | dict) -> str:
 def print_params(pipeline: Pipeline, stage: str, console: Console) -> None:
     """Each param of `stage`: type, default, value in the loaded pipeline (profile and --set applied), description."""
     if stage not in pipeline.stages:
-        raise PipelineError(f"unknown stage {stage!r}; stages: {', '.join(pipeline.stages)}")
+        raise unknown_stage(stage, list(pipeline.stages))
     profile = pipeline.profile or "default"
     table = Table(title=f"{stage} ({pipeline.stages[stage].module.__name__}), {pipeline.path}, profile {profile}")
     for column in ("param", "type", "default", f"value ({profile})", "description"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, no_wrap=column == "param", overflow="fold")  # print_table keeps names whole
     for doc in param_docs(pipeline.stages[stage].params):
         value = f"[bold]{escape(doc.value)}[/]" if doc.changed else escape(doc.value)
         table.add_row(doc.name, escape(doc.type), escape(doc.default), value, escape(doc.description))
-    console.print(table)
+    print_table(console, table)

@@ -20,8 +20,8 @@ SPINE = ("scenes", "features2d", "pairs")
 
 
 def submit(cluster, *pix2point_args: str, submission_id: str | None = None) -> subprocess.CompletedProcess:
-    command = ["ray", "job", "submit", "--address", cluster.dashboard, "--working-dir", ".",
-               "--runtime-env", "docker/runtime_env.yaml", *(["--submission-id", submission_id] if submission_id else []),
+    command = ["ray", "job", "submit", "--address", cluster.dashboard, "--runtime-env", "docker/runtime_env.yaml",
+               *(["--submission-id", submission_id] if submission_id else []),
                "--", "python", "-m", "pix2point", "run", "pipeline.yaml", *pix2point_args]  # the README's job command
     return subprocess.run(command, cwd=REPO, env=cluster.env, capture_output=True, text=True, timeout=900)
 

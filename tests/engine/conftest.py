@@ -47,7 +47,7 @@ def run(params: Params, inputs: dict, out: Path) -> dict:
 '''
 
 TOTAL_STAGE = '''
-"""Sums the numbers artefact, times a scale."""
+"""Sums the numbers artefact, times a scale; optionally fails."""
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -59,9 +59,12 @@ from {package} import helper
 class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
     scale: int = 1
+    fail: bool = False
 
 
 def run(params: Params, inputs: dict, out: Path) -> dict:
+    if params.fail:
+        raise RuntimeError("total stage failed on purpose")
     numbers = pq.read_table(inputs["numbers"] / "numbers.parquet")["n"].to_pylist()
     total = helper.scaled_sum(numbers, params.scale)
     (out / "total.txt").write_text(str(total))
@@ -75,7 +78,9 @@ def scaled_sum(values, scale):
 
 TRAIN_STAGE = '''
 """Ray Train with `workers` workers that chatter, warn and report progress; optionally reads a Parquet file in a
-Ray task (`read`) or in every training worker (`read_in_worker`), to fail there."""
+Ray task (`read`) or in every training worker (`read_in_worker`), to fail there, or takes `seconds_per_step` a
+step (to be interrupted while it trains)."""
+import time
 import warnings
 from pathlib import Path
 
@@ -94,6 +99,7 @@ class Params(BaseModel):
     workers: int = 2
     read: str | None = None
     read_in_worker: str | None = None
+    seconds_per_step: float = 0.0
 
 
 def train_loop(config: dict) -> None:
@@ -103,13 +109,15 @@ def train_loop(config: dict) -> None:
     for step in range(1, config["steps"] + 1):
         print("worker chatter", flush=True)
         warnings.warn("toy warning from a worker")
+        time.sleep(config["seconds_per_step"])
         progress.report(step, loss=1.0 / step)
 
 
 def run(params: Params, inputs: dict, out: Path, scratch: Path) -> dict:
     if params.read:
         map_tasks(pq.read_metadata, [params.read], desc="read")  # importable in any worker
-    fit(train_loop, {"steps": params.steps, "read_in_worker": params.read_in_worker}, num_workers=params.workers, cpus_per_worker=1, use_gpu=False,
+    fit(train_loop, {"steps": params.steps, "read_in_worker": params.read_in_worker,
+                     "seconds_per_step": params.seconds_per_step}, num_workers=params.workers, cpus_per_worker=1, use_gpu=False,
         storage=scratch, name="toy")
     (out / "trained.txt").write_text(str(params.steps))
     return {"steps": params.steps}

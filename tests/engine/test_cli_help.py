@@ -22,8 +22,16 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def table_rows(output: str) -> dict[str, list[str]]:
-    """First cell -> cells, for the rows of a rich table."""
-    rows = [[cell.strip() for cell in line.strip("│ ").split("│")] for line in output.splitlines() if line.startswith("│")]
+    """First cell -> cells, for the rows of a rich table; a row wrapped over several lines (its descriptions
+    wrap) is joined back, its cells' lines with spaces."""
+    rows: list[list[str]] = []
+    for line in output.splitlines():
+        if line.startswith("│"):
+            cells = [cell.strip() for cell in line.strip()[1:-1].split("│")]
+            if rows and not cells[0]:
+                rows[-1] = [" ".join(part for part in pair if part) for pair in zip(rows[-1], cells)]
+            else:
+                rows.append(cells)
     return {row[0]: row for row in rows}
 
 

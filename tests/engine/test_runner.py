@@ -24,7 +24,7 @@ def test_second_run_is_cached_and_first_run_writes_manifest_and_config(toy):
     (key,) = store.complete_keys("total")
     manifest = store.manifest("total", key)
     assert manifest["metrics"] == {"total": 10}
-    assert manifest["params"] == {"scale": 1}
+    assert manifest["params"] == {"scale": 1, "fail": False}
     assert manifest["inputs"] == {"numbers": store.complete_keys("numbers")[0]}
     assert {f["path"] for f in manifest["files"]} == {"total.txt", "config.yaml"}
     assert "scale: 1" in (store.path("total", key) / "config.yaml").read_text()

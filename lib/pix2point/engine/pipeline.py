@@ -69,13 +69,39 @@ def load_pipeline(path: Path, profile: str | None = None, overrides: list[str] =
     raw_params = {name: copy.deepcopy(entry.get("params") or {}) for name, entry in stage_entries.items()}
     if "base" in document:
         stage_entries = _add_base_stages(document["base"], path, stage_entries, raw_params)
-    if profile is not None:
-        _merge_profile(raw_params, document.get("profiles") or {}, profile, path)
-    for override in overrides:
-        _apply_override(raw_params, override)
     order = _dependency_order(stage_entries, path)
-    stages = {name: _build_stage(name, stage_entries[name], raw_params[name], path) for name in order}
-    return Pipeline(path=path, profile=profile, stages=stages)
+    if profile is not None:
+        _merge_profile(raw_params, document.get("profiles") or {}, profile, path, order)
+    for override in overrides:
+        _apply_override(raw_params, override, order)
+    return Pipeline(path=path, profile=profile, stages=_build_stages(order, stage_entries, raw_params, path))
+
+
+def profile_names(path: Path) -> list[str]:
+    """The profiles of a pipeline file, in its order."""
+    return list(_read_yaml(path).get("profiles") or {})
+
+
+def unknown_stage(name: str, stages: list[str], what: str = "stage") -> PipelineError:
+    """`unknown stage 'finetun' (did you mean 'finetune'?); stages: ...`, the stages in the pipeline's order (every
+    error that lists them lists them so). `what` names the kind of name ("profile")."""
+    close = difflib.get_close_matches(name, stages, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return PipelineError(f"unknown {what} {name!r}{hint}; {what}s: {', '.join(stages) or 'none'}")
+
+
+def _build_stages(order: list[str], stage_entries: dict, raw_params: dict, path: Path) -> dict[str, Stage]:
+    """Every stage built, or one PipelineError with the problems of all of them (one line each), so that a
+    profile with several wrong params costs one run, not one per param."""
+    stages, problems = {}, []
+    for name in order:
+        try:
+            stages[name] = _build_stage(name, stage_entries[name], raw_params[name], path)
+        except PipelineError as error:
+            problems.append(str(error))
+    if problems:
+        raise PipelineError("\n".join(problems))
+    return stages
 
 
 def _add_base_stages(base: Any, path: Path, stage_entries: dict, raw_params: dict) -> dict:
@@ -121,12 +147,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _merge_profile(raw_params: dict, profiles: dict, profile: str, path: Path) -> None:
+def _merge_profile(raw_params: dict, profiles: dict, profile: str, path: Path, order: list[str] | None = None) -> None:
     if profile not in profiles:
-        raise PipelineError(f"{path}: unknown profile {profile!r}; profiles: {', '.join(sorted(profiles)) or 'none'}")
+        raise PipelineError(f"{path}: {unknown_stage(profile, list(profiles), 'profile')}")
     for stage, params in (profiles[profile] or {}).items():
         if stage not in raw_params:
-            raise PipelineError(f"{path}: profile {profile!r} names unknown stage {stage!r}")
+            raise PipelineError(f"{path}: profile {profile!r} names an {unknown_stage(stage, order or list(raw_params))}")
         _deep_merge(raw_params[stage], params or {})
 
 
@@ -138,15 +164,16 @@ def _deep_merge(base: dict, update: dict) -> None:
             base[key] = copy.deepcopy(value)
 
 
-def _apply_override(raw_params: dict, override: str) -> None:
-    """`stage.key[.subkey]=value`, value parsed as YAML (so 3 is an int, [1, 2] a list, null None)."""
+def _apply_override(raw_params: dict, override: str, order: list[str]) -> None:
+    """`stage.key[.subkey]=value`, value parsed as YAML (so 3 is an int, [1, 2] a list, null None); `order`: the
+    stages in the pipeline's order, for the error that lists them."""
     dotted, separator, text = override.partition("=")
     parts = dotted.strip().split(".")
     if not separator or len(parts) < 2 or not all(parts):
         raise PipelineError(f"--set {override!r}: expected stage.key=value")
     stage, *keys = parts
     if stage not in raw_params:
-        raise PipelineError(f"--set {override!r}: unknown stage {stage!r}; stages: {', '.join(raw_params)}")
+        raise PipelineError(f"--set {override!r}: {unknown_stage(stage, order)}")
     target = raw_params[stage]
     for key in keys[:-1]:
         target = target.setdefault(key, {})
@@ -159,6 +186,8 @@ def _apply_override(raw_params: dict, override: str) -> None:
 
 
 def _dependency_order(stage_entries: dict, path: Path) -> list[str]:
+    """The pipeline's order: the file's (base stages first), except that a stage comes after its inputs. The
+    one order every stage list (errors, status, the run table) is given in."""
     graph = {}
     for name, entry in stage_entries.items():
         inputs = list(_input_names(name, entry, path).values())
@@ -167,9 +196,13 @@ def _dependency_order(stage_entries: dict, path: Path) -> list[str]:
                 raise PipelineError(f"{path}: stage {name!r} has unknown input {upstream!r}")
         graph[name] = inputs
     try:
-        return list(TopologicalSorter(graph).static_order())
+        TopologicalSorter(graph).prepare()
     except CycleError as error:
         raise PipelineError(f"{path}: stages form a cycle: {' -> '.join(error.args[1])}") from error
+    order: list[str] = []
+    while len(order) < len(graph):  # no cycle: some stage whose inputs are all placed is always left
+        order.append(next(name for name in graph if name not in order and all(up in order for up in graph[name])))
+    return order
 
 
 def _build_stage(name: str, entry: dict, raw_params: dict, path: Path) -> Stage:

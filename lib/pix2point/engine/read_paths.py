@@ -10,17 +10,18 @@ from typing import Any
 
 import pydantic
 
-from pix2point.engine.errors import PipelineError
 from pix2point.io.paths import READ_BY_STAGE
 
 
-def check_read_paths(stage: str, params: pydantic.BaseModel) -> None:
-    """PipelineError naming the stage and param when a path it reads does not exist, or is an empty folder."""
+def read_path_problems(stage: str, params: pydantic.BaseModel) -> list[str]:
+    """One line per path the stage reads that does not exist or is an empty folder, naming the stage and param."""
+    problems = []
     for name, path in read_paths(params):
         if not path.exists():
-            raise PipelineError(f"stage {stage!r}: param {name!r}: {path} does not exist")
-        if path.is_dir() and not any(path.iterdir()):
-            raise PipelineError(f"stage {stage!r}: param {name!r}: {path} is an empty folder")
+            problems.append(f"stage {stage!r}: param {name!r}: {path} does not exist")
+        elif path.is_dir() and not any(path.iterdir()):
+            problems.append(f"stage {stage!r}: param {name!r}: {path} is an empty folder")
+    return problems
 
 
 def read_paths(params: pydantic.BaseModel, prefix: str = "") -> Iterator[tuple[str, Path]]:

@@ -8,6 +8,7 @@ land there, whatever wrote them. The console keeps the project's own log records
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sys
@@ -40,11 +41,16 @@ def naming_stage(name: str) -> Iterator[None]:
 
 
 def new_log_path(root: Path) -> Path:
-    """`<root>/_logs/run-<UTC time>-<pid>.log`, its directory created."""
+    """`<root>/_logs/run-<UTC time>-<pid>.log`, its directory created; `-<n>` added for a second run of this
+    process within the second (each run's log is its own: a run that computes nothing removes it)."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = Path(root) / LOGS_DIR / f"run-{stamp}-{os.getpid()}.log"
+    name = f"run-{stamp}-{os.getpid()}"
+    path = Path(root) / LOGS_DIR / f"{name}.log"
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path
+    for number in itertools.count(2):
+        if not path.exists():
+            return path
+        path = path.with_name(f"{name}-{number}.log")
 
 
 @contextmanager

@@ -20,8 +20,8 @@ from pix2point.engine.errors import PipelineError
 from pix2point.engine.failures import StageFailed
 from pix2point.engine.keys import code_fingerprint, stage_key
 from pix2point.engine.live import StageBoard
-from pix2point.engine.pipeline import Pipeline, Stage
-from pix2point.engine.read_paths import check_read_paths
+from pix2point.engine.pipeline import Pipeline, Stage, load_pipeline, profile_names, unknown_stage
+from pix2point.engine.read_paths import read_path_problems
 from pix2point.engine.runlog import naming_stage
 from pix2point.engine.schedule import run_when_ready
 from pix2point.engine.stores import Store
@@ -86,10 +86,25 @@ def stage_states(pipeline: Pipeline, store: Store, verify: bool = False) -> dict
     return states
 
 
+def profiles_with_artefacts(path: Path, store: Store, overrides: list[str] = ()) -> dict[str | None, tuple[int, int]]:
+    """Each profile of the pipeline file at `path` (None: the stages' own params), with `overrides`, that has
+    stages built under `store` for its current keys: (stages built, stages). A profile that does not load
+    here (one whose params need data this machine lacks) is left out."""
+    found = {}
+    for profile in [None, *profile_names(path)]:
+        try:
+            keys = compute_keys(load_pipeline(path, profile, overrides))
+        except PipelineError:
+            continue
+        if built := sum(store.is_complete(name, key) for name, key in keys.items()):
+            found[profile] = (built, len(keys))
+    return found
+
+
 def select_stages(pipeline: Pipeline, targets: list[str], only: str | None) -> list[str]:
     for name in [*targets, *([only] if only else [])]:
         if name not in pipeline.stages:
-            raise PipelineError(f"unknown stage {name!r}; stages: {', '.join(pipeline.stages)}")
+            raise unknown_stage(name, list(pipeline.stages))
     if only and targets:
         raise PipelineError("--only takes one stage; leave out the other stage names")
     if only:
@@ -104,7 +119,7 @@ def run_pipeline(
     only: str | None = None,
     force: bool = False,
     before_first_run: Callable[[], None] = lambda: None,
-    rerun_command: Callable[[str], str] = lambda stage: f"pix2point run {stage}",
+    build_command: Callable[..., str] = lambda *stages: f"pix2point run {' '.join(stages)}",
     max_parallel: int | None = None,
     board: StageBoard | None = None,
 ) -> list[StageOutcome]:
@@ -112,9 +127,10 @@ def run_pipeline(
     stage must run (starts Ray).
 
     `force` recomputes the named stages (`targets`, `only`) alone, or every stage when none is named: the
-    inputs of a named stage are reused from the cache, built first only if missing. The paths each stage
-    that must run reads (data roots, weights files) are checked before anything runs. `rerun_command(stage)`
-    is the command an error suggests (the CLI's carries the user's options).
+    inputs of a named stage are reused from the cache, built first only if missing. Before anything runs,
+    `preflight` checks every stage that must run (its data paths, the splits it scores) and raises one
+    PipelineError listing every problem. `build_command(*stages)` is the command an error suggests to build
+    those stages and what they need (the CLI's carries the user's options).
 
     Every stage whose inputs are done starts at once, up to `max_parallel` side by side (None: every ready
     one; engine/schedule.py). A stage that raises ends the run with StageFailed (its root cause), after the
@@ -125,12 +141,10 @@ def run_pipeline(
     selected = select_stages(pipeline, list(targets), only)
     keys = compute_keys(pipeline)
     if only:
-        _require_built_inputs(pipeline.stages[only], keys, store, rerun_command)
+        _require_built_inputs(pipeline.stages[only], keys, store, build_command)
     named = {*targets, *([only] if only else [])}
     forced = (named or set(selected)) if force else set()
-    for name in selected:
-        if name in forced or not store.is_complete(name, keys[name]):
-            check_read_paths(name, pipeline.stages[name].params)
+    preflight(pipeline, [name for name in selected if name in forced or not store.is_complete(name, keys[name])])
     if forced or not all(_intact(store, name, keys[name], say=False) for name in selected):
         before_first_run()
     # Rebuilt because they were damaged, or an input was: what reads them is rebuilt too, since when the
@@ -141,6 +155,25 @@ def run_pipeline(
     outcomes = run_when_ready(selected, needs, lambda name: _watched(
         name, board, lambda: _run_or_reuse(pipeline, name, keys, store, forced, rebuilt)), max_parallel)
     return [outcomes[name] for name in selected]
+
+
+def preflight(pipeline: Pipeline, computed: list[str]) -> None:
+    """One PipelineError listing every problem, one line each, of the stages `computed` (those a run will
+    compute): first every path their params name that is missing (io/paths.py's READ_BY_STAGE); once they all
+    exist, what each stage module's own `preflight(params, inputs)` finds (`inputs`: name `run` reads -> the
+    upstream Stage, e.g. the scenes stage whose split a scoring stage needs; it raises ValueError)."""
+    problems = [problem for name in computed for problem in read_path_problems(name, pipeline.stages[name].params)]
+    if not problems:
+        for name in computed:
+            stage = pipeline.stages[name]
+            if (check := getattr(stage.module, "preflight", None)) is None:
+                continue
+            try:
+                check(stage.params, {read_as: pipeline.stages[upstream] for read_as, upstream in stage.input_names.items()})
+            except ValueError as error:
+                problems.append(f"stage {name!r}: {error}")
+    if problems:
+        raise PipelineError("\n".join(problems))
 
 
 def _watched(name: str, board: StageBoard, run: Callable[[], StageOutcome]) -> StageOutcome:
@@ -187,18 +220,20 @@ def _intact(store: Store, name: str, key: str, say: bool) -> bool:
     return not damage
 
 
-def _require_built_inputs(stage: Stage, keys: dict[str, str], store: Store, rerun_command: Callable[[str], str]) -> None:
+def _require_built_inputs(stage: Stage, keys: dict[str, str], store: Store, build_command: Callable[..., str]) -> None:
+    """PipelineError naming every input of `--only stage` that is not built for the current params, or is
+    damaged, and the one command that builds them all and what they need in turn."""
+    problems = {}
     for upstream in stage.inputs:
         if not store.is_complete(upstream, keys[upstream]):
-            raise PipelineError(
-                f"--only {stage.name}: its input stage {upstream!r} is not built for the current params "
-                f"(key {keys[upstream]}); run `{rerun_command(upstream)}` first, or leave out --only"
-            )
-        if damage := store.damage(upstream, keys[upstream]):
-            raise PipelineError(
-                f"--only {stage.name}: its input stage {upstream!r} (key {keys[upstream]}) is damaged: "
-                f"{'; '.join(damage)}; run `{rerun_command(upstream)}` to rebuild it, or leave out --only"
-            )
+            problems[upstream] = f"its input stage {upstream!r} is not built for the current params (key {keys[upstream]})"
+        elif damage := store.damage(upstream, keys[upstream]):
+            problems[upstream] = f"its input stage {upstream!r} (key {keys[upstream]}) is damaged: {'; '.join(damage)}"
+    if problems:
+        raise PipelineError(
+            f"--only {stage.name}: {'; '.join(problems.values())}; run "
+            f"`{build_command(*problems)}` first (it builds them and what they need), or leave out --only"
+        )
 
 
 def _run_stage(pipeline: Pipeline, stage: Stage, keys: dict[str, str], store: Store) -> StageOutcome:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -39,7 +40,9 @@ def save_backbone(directory: Path, model: Res16UNet, spec: BackboneSpec) -> None
     (directory / BACKBONE_SPEC).write_text(json.dumps(asdict(spec), indent=2))
 
 
-def load_backbone(directory: Path) -> tuple[Res16UNet, BackboneSpec]:
+def load_backbone(directory: str | os.PathLike) -> tuple[Res16UNet, BackboneSpec]:
+    """The Res16UNet and its spec from a pretrain artefact's folder (backbone.pt, backbone.json)."""
+    directory = Path(directory)
     spec = load_backbone_spec(directory)
     model = build_backbone(spec)
     model.load_state_dict(torch.load(directory / BACKBONE_WEIGHTS, map_location="cpu", weights_only=True))

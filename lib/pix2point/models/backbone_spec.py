@@ -5,6 +5,7 @@ saved next to its weights as `backbone.json` (the network itself: res16unet.py, 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -74,8 +75,8 @@ class BackboneSpec:
         return 3 if self.input_features == "rgb" else 1
 
 
-def load_backbone_spec(directory: Path) -> BackboneSpec:
-    spec_path = directory / BACKBONE_SPEC
+def load_backbone_spec(directory: str | os.PathLike) -> BackboneSpec:
+    spec_path = Path(directory) / BACKBONE_SPEC
     if not spec_path.is_file():
         raise FileNotFoundError(f"no backbone spec at {spec_path}")
     return BackboneSpec(**json.loads(spec_path.read_text()))

@@ -12,6 +12,7 @@ group at scale l-1 with another; each scale runs a transformer over its visible 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import NamedTuple
@@ -128,7 +129,9 @@ def save_encoder(directory: Path, encoder: HierarchicalEncoder) -> None:
     (directory / ENCODER_SPEC).write_text(json.dumps(asdict(encoder.spec), indent=2))
 
 
-def load_encoder(directory: Path) -> HierarchicalEncoder:
+def load_encoder(directory: str | os.PathLike) -> HierarchicalEncoder:
+    """The Point-M2AE encoder of a pretrain artefact's folder (encoder.pt, encoder.json)."""
+    directory = Path(directory)
     encoder = HierarchicalEncoder(load_encoder_spec(directory))
     encoder.load_state_dict(torch.load(directory / ENCODER_WEIGHTS, map_location="cpu", weights_only=True))
     return encoder

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +45,8 @@ class PointM2AESpec:
         return self.encoder_dims[-1]
 
 
-def load_encoder_spec(directory: Path) -> PointM2AESpec:
-    path = directory / ENCODER_SPEC
+def load_encoder_spec(directory: str | os.PathLike) -> PointM2AESpec:
+    path = Path(directory) / ENCODER_SPEC
     if not path.is_file():
         raise FileNotFoundError(f"no Point-M2AE encoder spec at {path}")
     try:

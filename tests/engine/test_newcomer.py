@@ -189,12 +189,15 @@ def test_param_errors_of_several_stages_are_reported_at_once():
 
 
 # 6
-def test_a_finished_run_ends_with_the_report_command_and_the_page_it_writes(toy, ray_runtime, capsys, tmp_path):
+def test_a_finished_run_ends_with_the_report_command_and_the_page_it_writes(toy, ray_runtime, capsys, tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the page goes to docs/results/ under the working directory
     options = ["--set", "numbers.count=3", "--set", "result.title=Mine", "--artefacts", str(toy.artefacts)]
     assert main(["run", str(toy.report_pipeline), *options]) == 0
     output = capsys.readouterr().out
     command = re.search(r"^results: (.+)$", output, re.MULTILINE).group(1)
-    page = Path(re.search(r"^  writes (\S+report\.md) ", output, re.MULTILINE).group(1))
+    page = Path(re.search(r"^  writes (\S+\.md) ", output, re.MULTILINE).group(1))
+    assert page == Path("docs/results/default.md")
     assert shlex.split(command) == ["pix2point", "report", str(toy.report_pipeline), "--set=numbers.count=3",
                                     "--set=result.title=Mine", "--artefacts", str(toy.artefacts)]
     assert main(shlex.split(command)[1:]) == 0

@@ -106,3 +106,14 @@ def test_a_stage_defined_twice_is_an_error_not_a_silent_override(toy):
     toy.pipeline.write_text(text)
     with pytest.raises(PipelineError, match=r"not valid YAML.*duplicate keys \['numbers'\]"):
         load_pipeline(toy.pipeline)
+
+
+def test_a_merge_key_shares_params_its_own_keys_override_and_a_repeated_own_key_is_still_an_error(toy):
+    text = toy.pipeline.read_text()  # total's params: {scale: 1}
+    toy.pipeline.write_text(text.replace("params: {scale: 1}", "params:\n      <<: {scale: 6}"))
+    assert load_pipeline(toy.pipeline).stages["total"].params.scale == 6
+    toy.pipeline.write_text(text.replace("params: {scale: 1}", "params:\n      <<: {scale: 6}\n      scale: 3"))
+    assert load_pipeline(toy.pipeline).stages["total"].params.scale == 3
+    toy.pipeline.write_text(text.replace("params: {scale: 1}", "params:\n      <<: {scale: 6}\n      scale: 3\n      scale: 4"))
+    with pytest.raises(PipelineError, match=r"not valid YAML.*duplicate keys \['scale'\]"):
+        load_pipeline(toy.pipeline)

@@ -136,11 +136,17 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return document
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a key given twice in one mapping, which YAML would resolve silently (last wins)."""
+    """SafeLoader that rejects a key given twice in one mapping, which YAML would resolve silently (last wins).
+
+    A merge key (`<<: *anchor`, YAML 1.1) is allowed: the mapping's own keys override the merged ones, which is
+    how two stages share one block of params (pipeline.yaml's pretrain_mae / pretrain_i2p_mae)."""
 
     def construct_mapping(self, node, deep=False):
-        keys = [self.construct_object(key_node, deep=deep) for key_node, _ in node.value]
+        keys = [self.construct_object(key_node, deep=deep) for key_node, _ in node.value if key_node.tag != _MERGE_TAG]
         repeated = sorted({str(key) for key in keys if keys.count(key) > 1})
         if repeated:
             raise yaml.constructor.ConstructorError(None, None, f"duplicate keys {repeated}", node.start_mark)

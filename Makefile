@@ -20,7 +20,7 @@ test:
 bench: install
 	set -e; for script in bench/*.py; do $(VENV)/bin/python $$script; done
 
-# The CPU image (docker/Dockerfile.cpu), then the smoke pipeline inside it; see the README's Images section.
+# The CPU image (docker/Dockerfile.cpu), then the smoke pipeline inside it; see docs/images.md.
 image:
 	bash scripts/build_image.sh
 

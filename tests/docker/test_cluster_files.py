@@ -62,10 +62,11 @@ def test_every_node_mounts_the_artefact_volume_at_one_absolute_path(compose):
 
 def test_readme_cluster_commands_write_into_the_shared_volume(compose):
     mount = _artefact_mount(compose["services"]["head"])
-    used = re.findall(r"--artefacts\s+(/[^\s`'\"]+)", (ROOT / "README.md").read_text())
-    assert used, "the README shows no cluster command with an absolute --artefacts"
-    outside = [path for path in used if not (path == mount or path.startswith(mount.rstrip("/") + "/"))]
-    assert not outside, f"README --artefacts {outside} not under the compose volume mounted at {mount}"
+    for document in [ROOT / "README.md", ROOT / "docs" / "cluster.md"]:
+        used = re.findall(r"--artefacts\s+(/[^\s`'\"]+)", document.read_text())
+        assert used, f"{document.name} shows no cluster command with an absolute --artefacts"
+        outside = [path for path in used if not (path == mount or path.startswith(mount.rstrip("/") + "/"))]
+        assert not outside, f"{document.name} --artefacts {outside} not under the compose volume mounted at {mount}"
 
 
 def test_head_serves_jobs_and_workers_join_it(compose):

@@ -98,9 +98,10 @@ def test_an_unknown_key_of_one_method_lists_that_methods_params():
     assert "mask_ratio" in valid and "voxel_size" not in valid
 
 
-def test_the_readmes_example_commands_have_valid_params():
-    """Each `pix2point run` line of the README on pipeline.yaml: its profile and --set overrides validate."""
-    text = (REPOSITORY / "README.md").read_text().replace("\\\n", " ")
+def test_the_readme_and_docs_example_commands_have_valid_params():
+    """Each `pix2point run` line of the README and of docs/ on pipeline.yaml: its profile and --set overrides validate."""
+    documents = [REPOSITORY / "README.md", *sorted((REPOSITORY / "docs").glob("*.md"))]
+    text = "\n".join(document.read_text() for document in documents).replace("\\\n", " ")
     commands = [line.split("#")[0] for line in text.splitlines() if line.strip().startswith("pix2point run")]
     checked = []
     for command in commands:
@@ -111,7 +112,7 @@ def test_the_readmes_example_commands_have_valid_params():
         overrides = [words[i + 1] for i, word in enumerate(words) if word == "--set"]
         load_pipeline(PIPELINE, profile, overrides)
         checked += overrides
-    assert "features2d.layer=stage3" in checked
+    assert "features2d.layer=stage3" in checked and "finetune.label_unit=points_per_scene" in checked  # README, docs/methods.md
 
 
 def test_writing_out_every_resolved_param_changes_no_key():

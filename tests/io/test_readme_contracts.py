@@ -1,5 +1,5 @@
-"""Schema metadata is JSON in every artefact, and the README's plain-pyarrow read of a tensor column works as
-written (issue 16 item 13)."""
+"""Schema metadata is JSON in every artefact, and the plain-pyarrow read of a tensor column in docs/data.md (the
+data contracts, moved there from the README) works as written (issue 16 item 13)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pix2point.io.features_table import features_schema
 from pix2point.io.objects_table import OBJECTS_FILE, Objects, objects_table
 from pix2point.io.views_table import METADATA_KEYS, views_schema
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+DATA_DOC = Path(__file__).resolve().parents[2] / "docs" / "data.md"
 
 
 def raw_metadata(schema: pa.Schema) -> dict[str, bytes]:
@@ -41,12 +41,12 @@ def test_metadata_round_trips_every_json_type_and_a_foreign_value_is_an_error_na
         read_metadata(tmp_path / "old.parquet")
 
 
-def test_the_readmes_tensor_column_block_reads_an_objects_artefact(tmp_path, capsys):
+def test_the_data_contracts_tensor_column_block_reads_an_objects_artefact(tmp_path, capsys):
     points = np.random.default_rng(0).normal(size=(4, 32, 3)).astype(np.float32)
     objects = Objects(points, None, np.array([0, 1, 1, 0], np.int16), ["a_1", "b_1", "b_2", "a_2"])
     table = objects_table(objects, ["train"] * 4, ["chair", "lamp"], up_axis=2, normalized=True)
     write_table(table, tmp_path / OBJECTS_FILE)
-    section = README.read_text().split("## Data contracts", 1)[1]
+    section = DATA_DOC.read_text().split("## Data contracts", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     assert 'pq.read_table("artefacts/objects/<key>/objects.parquet")' in code
     namespace: dict = {}

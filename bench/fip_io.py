@@ -26,6 +26,7 @@ import torch
 
 from stages import classify
 from pix2point.engine.artefacts import ArtefactStore
+from pix2point.engine.cluster import start_local_ray
 from pix2point.engine.pipeline import load_pipeline
 from pix2point.engine.runner import run_pipeline
 from pix2point.io.objects_table import read_objects
@@ -45,7 +46,7 @@ def main() -> None:
     parser.add_argument("--artefacts", type=Path, default=Path("artefacts"))
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)  # a local Ray, explicitly
+    start_local_ray(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
     pipeline = load_pipeline(PIPELINE, args.profile)
     (objects,) = run_pipeline(pipeline, ArtefactStore(args.artefacts), targets=["objects"])
     ray.shutdown()

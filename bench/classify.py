@@ -83,11 +83,13 @@ def time_steps(config: ClassifyConfig, variant: tuple[str, str], steps: int, tra
     optimizer = torch.optim.SGD(trainable_parameters(model), lr=config.learning_rate, momentum=config.momentum)
     train = read_objects(config.objects_dir, "train")
     rng = np.random.default_rng(0)
-    batches = [rng.choice(len(train.labels), config.batch_size, replace=False) for _ in range(steps + 1)]
-    train_step(model, optimizer, train, batches[0], config, rng)
+    # The streamed form train_step takes: {"points", "label"} arrays per object.
+    batches = [[{"points": train.points[i], "label": train.labels[i]}
+                for i in rng.choice(len(train.labels), config.batch_size, replace=False)] for _ in range(steps + 1)]
+    train_step(model, optimizer, batches[0], config, rng)
     started = time.perf_counter()
     for batch in batches[1:]:
-        train_step(model, optimizer, train, batch, config, rng)
+        train_step(model, optimizer, batch, config, rng)
     return (time.perf_counter() - started) / steps
 
 

@@ -208,7 +208,9 @@ def is_rank_zero() -> bool:
 def mean_over_workers(value: float) -> float:
     if not dist.is_available() or not dist.is_initialized():
         return value
-    tensor = torch.tensor([value], dtype=torch.float64)
+    # nccl (use_gpu) reduces CUDA tensors only; gloo, CPU ones.
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return tensor.item() / dist.get_world_size()
 

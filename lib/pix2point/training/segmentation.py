@@ -4,6 +4,9 @@ Each run (init x label fraction x seed) is its own Ray Train run (training/trial
 the run's state, and at the end its result and history. The run's training scenes stream to the workers
 (training/sample_stream.py, segmentation_data.SceneSource), distinct scenes in each step's batch.
 Validation runs on rank 0 only, reading one validation scene at a time.
+
+Ray is imported by the Ray Train entry points (train_loop, train_run) alone: the model and `segmentation_loss`
+import without it (scripts/gpu_check.sh runs them on a GPU machine that has no Ray).
 """
 
 from __future__ import annotations
@@ -16,20 +19,16 @@ import numpy as np
 import torch
 from torch import nn
 
-import ray.train
-import ray.train.torch
 from pix2point.evaluation.segmentation_metrics import segmentation_scores
 from pix2point.io.finetune_table import EpochRecord, RunResult, model_path
 from pix2point.io.scenes_table import IGNORE_LABEL, ScenePoints, read_points
 from pix2point.models.checkpoints import load_fitting_weights
 from pix2point.models.backbone import BackboneSpec, build_backbone, point_input_features
 from pix2point.models.heads import SegmentationHead
-from pix2point.training import distributed
 from pix2point.training.determinism import step_streams
 from pix2point.training.augment import PointAugmentation, augment_points
-from pix2point.training.progress import Progress
+from pix2point.training.device import to_device
 from pix2point.training.run_grid import RunSpec
-from pix2point.training.tracking import Scalars
 from pix2point.training.sample_stream import SampleStream
 from pix2point.training.segmentation_data import LabelUnit, SceneSource, validation_scenes
 from pix2point.training.voxelize import SparseBatch, collate_sparse, voxelize
@@ -91,15 +90,24 @@ def scene_batch(scenes: list[ScenePoints], spec: BackboneSpec, rng: np.random.Ge
     return collate_sparse(samples), to_tensor(sample_index), to_tensor(point_index), to_tensor(labels)
 
 
+def segmentation_loss(model: nn.Module, scenes: list[ScenePoints], spec: BackboneSpec, rng: np.random.Generator,
+                      augmentation: PointAugmentation, device: torch.device) -> torch.Tensor:
+    """One step's cross-entropy over the labelled points of `scenes` (augmented with `rng`): the batch is
+    built on the CPU and moved to `device` in one go."""
+    batch, sample, point, label = to_device(scene_batch(scenes, spec, rng, augmentation), device)
+    return nn.functional.cross_entropy(model(batch, sample, point), label)
+
+
 def confusion_matrix(model: nn.Module, scenes_dir: Path, scenes: list[str], spec: BackboneSpec,
-                     num_classes: int) -> np.ndarray:
-    """[K, K] counts of (true, predicted) class over the labelled points of `scenes`, read one at a time."""
+                     num_classes: int, device: torch.device = torch.device("cpu")) -> np.ndarray:
+    """[K, K] counts of (true, predicted) class over the labelled points of `scenes`, read one at a time;
+    the forward passes on `device`."""
     model.eval()
     confusion = np.zeros((num_classes, num_classes), np.int64)
     with torch.inference_mode():
         for scene in scenes:
             batch, sample, point, label = scene_batch([read_points(scenes_dir, scene)], spec, None, PointAugmentation())
-            prediction = model(batch, sample, point).argmax(1)
+            prediction = model(*to_device((batch, sample, point), device)).argmax(1).cpu()
             confusion += np.bincount(label.numpy() * num_classes + prediction.numpy(),
                                      minlength=num_classes ** 2).reshape(num_classes, num_classes)
     model.train()
@@ -109,6 +117,10 @@ def confusion_matrix(model: nn.Module, scenes_dir: Path, scenes: list[str], spec
 def train_loop(config: FinetuneConfig) -> None:
     """A worker's loop over `config.runs` (the stage gives each trainer one run: training/trials.py); the
     results travel in the final checkpoint's state, and the stage writes the tables from them."""
+    import ray.train
+
+    from pix2point.training import distributed
+
     rank = ray.train.get_context().get_world_rank()
     validation = validation_scenes(config.scenes_dir) if rank == 0 else []
     stream = SampleStream.for_rank(rank, config.source.per_rank)
@@ -119,12 +131,20 @@ def train_loop(config: FinetuneConfig) -> None:
 def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: list[str], stream: SampleStream,
               rank: int) -> RunResult:
     """One run; evaluations append to state["history"] (an "epoch" there is one evaluation, every eval_every steps)."""
+    import ray.train.torch
+
+    from pix2point.training import distributed
+    from pix2point.training.progress import Progress
+    from pix2point.training.tracking import Scalars
+
+    device = ray.train.torch.get_device()
     torch.manual_seed(run.seed)
     backbone = build_backbone(config.backbone)
     if run.init == "pretrain":
         loaded = load_pretrained(backbone, config.pretrained_backbone)
         print(f"run {run.name}: loaded all {loaded} backbone tensors from {config.pretrained_backbone}")
-    model = SegmentationModel(backbone, len(config.class_names))
+    # On the device before a checkpoint is restored: the optimiser's state then loads onto the parameters' device.
+    model = SegmentationModel(backbone, len(config.class_names)).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
@@ -133,15 +153,13 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
         start_step = distributed.restore_run(current, model, optimizer, schedule)
         best, running_loss = current["best"], current["running_loss"]
     ddp_model = ray.train.torch.prepare_model(model)
-    loss_function = nn.CrossEntropyLoss()
     started = time.perf_counter()
     confusion, console = None, Progress(f"run {run.name}", config.steps, start_step)
     scalars = Scalars(config.out, run.name, start_step)
     for step in range(start_step, config.steps):
         rng = step_streams(run.seed, rank, step).numpy
         scenes = [ScenePoints(arrays["xyz"], arrays["rgb"], arrays["label"]) for arrays in stream.next(step).samples]
-        batch, sample, point, label = scene_batch(scenes, config.backbone, rng, config.augmentation)
-        loss = loss_function(ddp_model(batch, sample, point), label)
+        loss = segmentation_loss(ddp_model, scenes, config.backbone, rng, config.augmentation, device)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -150,7 +168,8 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
         running_loss.append(loss.item())
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
             confusion = distributed.on_rank_zero(
-                lambda: confusion_matrix(model, config.scenes_dir, validation, config.backbone, len(config.class_names)))
+                lambda: confusion_matrix(model, config.scenes_dir, validation, config.backbone, len(config.class_names),
+                                         device))
             scores = segmentation_scores(confusion)
             best = max(best, scores.miou)
             state["history"].append(EpochRecord(run.name, (step + 1) // config.eval_every, distributed.mean_over_workers(

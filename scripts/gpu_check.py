@@ -28,6 +28,7 @@ teacher maps, unit-sphere objects. Prints `agree ...`, `figure ...` and `FAIL ..
 from __future__ import annotations
 
 import argparse
+import functools
 import dataclasses
 import sys
 import tempfile
@@ -76,11 +77,12 @@ class Sizes:
     teacher_size: tuple[int, int]  # (width, height) of the teacher figures' images
     teacher_batch: int
     gpu_sizes: bool  # the figures at VoteNet's and I2P-MAE's reference sizes
-    repeats: int  # timed steps per figure, after 2 untimed warm-up steps
+    warmup: int  # untimed steps per figure (first-call allocations, cuDNN's algorithm search)
+    repeats: int  # timed steps per figure
 
 
-GPU = Sizes("scannet", SCANNET_COLOR_SIZE, SCANNET_FRAME_POINTS, SCANNET_SCAN_POINTS, (640, 480), 32, True, 5)
-SMOKE = Sizes("smoke", (160, 120), 2000, 3000, (160, 128), 4, False, 1)
+GPU = Sizes("scannet", SCANNET_COLOR_SIZE, SCANNET_FRAME_POINTS, SCANNET_SCAN_POINTS, (640, 480), 32, True, 2, 5)
+SMOKE = Sizes("smoke", (160, 120), 2000, 3000, (96, 64), 2, False, 1, 1)
 COMPARE_FRAME_POINTS = 2000
 COMPARE_SCAN_POINTS = 8000
 
@@ -364,9 +366,11 @@ def agree(step: Step, device: torch.device) -> str:
     return line + " ok"
 
 
+@functools.cache
 def random_teacher(name: str, layer: str | None, directory: Path):
     """The features2d teacher `name` cut at `layer`, built by models/teachers.build_teacher from a file of
-    random weights (only costs and agreement are checked; no ImageNet file on a bare machine)."""
+    random weights (only costs and agreement are checked; no ImageNet file on a bare machine). One per
+    (name, layer): the agreement and the figure share it."""
     from pix2point.models.resnet import resnet
     from pix2point.models.teachers import build_teacher
 
@@ -403,20 +407,20 @@ def teacher_agree(name: str, layer: str | None, device: torch.device, directory:
 
 # --- figures ---------------------------------------------------------------------------------------------
 
-def timed(run: Callable[[], object], device: torch.device, repeats: int) -> tuple[float, float]:
-    """(seconds per call after 2 untimed calls, peak device memory GB; 0 on the CPU)."""
+def timed(run: Callable[[], object], device: torch.device, sizes: Sizes) -> tuple[float, float]:
+    """(seconds per call after `sizes.warmup` untimed calls, peak device memory GB; 0 on the CPU)."""
     synchronise = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    for _ in range(2):
+    for _ in range(sizes.warmup):
         run()
     synchronise()
     started = time.perf_counter()
-    for _ in range(repeats):
+    for _ in range(sizes.repeats):
         run()
     synchronise()
     peak = torch.cuda.max_memory_allocated() / 1e9 if device.type == "cuda" else 0.0
-    return (time.perf_counter() - started) / repeats, peak
+    return (time.perf_counter() - started) / sizes.repeats, peak
 
 
 def teacher_figure(name: str, layer: str | None, sizes: Sizes, device: torch.device, directory: Path) -> str:
@@ -425,7 +429,7 @@ def teacher_figure(name: str, layer: str | None, sizes: Sizes, device: torch.dev
     teacher = random_teacher(name, layer, directory).to(device)
     width, height = sizes.teacher_size
     pixels = np.random.default_rng(9).integers(0, 256, (sizes.teacher_batch, height, width, 3), dtype=np.uint8)
-    seconds, peak = timed(lambda: teacher_features(teacher, pixels, device), device, sizes.repeats)
+    seconds, peak = timed(lambda: teacher_features(teacher, pixels, device), device, sizes)
     return (f"figure teacher_{name}: {sizes.teacher_batch / seconds:.1f} frames/s ({teacher.layer} at {width}x{height}, "
             f"batch {sizes.teacher_batch}, uint8 in, float16 maps back on the CPU; peak {peak:.1f} GB)")
 
@@ -434,7 +438,7 @@ def ppkt_figure(params: dict, sizes: Sizes, device: torch.device, out: Path) -> 
     pretrain = params["pretrain"]
     training = ppkt_training(params, sizes, pretrain.frames_per_batch, pretrain.num_pairs, sizes.frame_points, device, out)
     counter = iter(range(1_000_000))
-    seconds, peak = timed(lambda: training.step(training.streams(next(counter))), device, sizes.repeats)
+    seconds, peak = timed(lambda: training.step(training.streams(next(counter))), device, sizes)
     shape = "x".join(map(str, teacher_map_shape(params)))
     return (f"figure ppkt_step: {seconds:.3f} s/step ({pretrain.backbone}, {pretrain.frames_per_batch} frames x "
             f"{sizes.frame_points} points, {pretrain.num_pairs} pairs, teacher maps {shape}; the whole step: batch "
@@ -463,7 +467,7 @@ def detection_figure(params: dict, sizes: Sizes, device: torch.device) -> str:
         loss.backward()
         optimizer.step()
 
-    seconds, peak = timed(step, device, sizes.repeats)
+    seconds, peak = timed(step, device, sizes)
     return (f"figure votenet_step: {seconds:.3f} s/step ({spec.size} + VoteNet head, {detect.scenes_per_batch} scan(s) x "
             f"{sizes.scan_points} points, {head.num_seeds} seeds, {head.num_proposals} proposals, width {head.width}; "
             f"peak {peak:.1f} GB)")
@@ -474,7 +478,7 @@ def i2p_mae_figure(params: dict, sizes: Sizes, device: torch.device, out: Path) 
     points = I2P_MAE_POINTS if sizes.gpu_sizes else 256
     training = i2p_mae_training(params, sizes, mae.batch_size, points, device, out)
     counter = iter(range(1_000_000))
-    seconds, peak = timed(lambda: training.step(training.streams(next(counter))), device, sizes.repeats)
+    seconds, peak = timed(lambda: training.step(training.streams(next(counter))), device, sizes)
     return (f"figure i2p_mae_step: {seconds:.3f} s/step ({mae.batch_size} objects x {points} points, groups "
             f"{list(mae.num_groups)}, dims {list(mae.encoder_dims)}, depths {list(mae.encoder_depths)}, masking "
             f"{mae.masking}, 2D target {mae.target_2d}; peak {peak:.1f} GB)")
@@ -523,6 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.cpu:
         device, sizes = torch.device("cpu"), SMOKE
+        # The smoke steps are small: one thread runs them several times faster than two on a shared 2-core
+        # machine (README, Reproducibility), and the test suite runs this.
+        torch.set_num_threads(1)
     else:
         import MinkowskiEngine as ME
 

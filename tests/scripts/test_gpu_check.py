@@ -65,7 +65,8 @@ def test_the_step_modules_and_the_check_import_without_ray():
     code = ("import sys; sys.modules['ray'] = None\n"  # any `import ray...` now raises ImportError
             "import importlib.util\n"
             f"spec = importlib.util.spec_from_file_location('gpu_check', {str(ROOT / 'scripts' / 'gpu_check.py')!r})\n"
-            "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+            "module = sys.modules['gpu_check'] = importlib.util.module_from_spec(spec)\n"
+            "spec.loader.exec_module(module)\n"
             "for name in ['pix2point.training.ppkt', 'pix2point.training.i2p_mae', 'pix2point.training.segmentation',\n"
             "             'pix2point.training.classification', 'pix2point.training.object_finetuning',\n"
             "             'pix2point.training.fewshot_recipes', 'pix2point.training.detection_data', 'stages.features2d']:\n"

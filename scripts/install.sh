@@ -139,9 +139,10 @@ build_minkowski_wheel() {
   "$VENV/bin/python" "$SCRIPTS/patch_minkowski_cuda12.py" "$src/MinkowskiEngine-$ME_VERSION"
   local started=$SECONDS before
   before=$(ls "$out")
-  SETUPTOOLS_USE_DISTUTILS=stdlib MAX_JOBS=${MAX_JOBS:-2} \
+  # ME_BLAS: patch_minkowski_cuda12.py's fix 3 (pip's metadata step gets no --build-option).
+  ME_BLAS=openblas MAX_JOBS=${MAX_JOBS:-2} \
     "$VENV/bin/pip" wheel -q --no-deps --no-build-isolation --use-pep517 -w "$out" \
-    --config-settings=--build-option="--force_cuda --blas=openblas" "$src/MinkowskiEngine-$ME_VERSION"
+    --config-settings=--build-option=--force_cuda "$src/MinkowskiEngine-$ME_VERSION"
   BUILT_WHEEL=$(ls -t "$out"/MinkowskiEngine-"$ME_VERSION"-*.whl | head -n1)
   wheel_build_key >"$BUILT_WHEEL.build"
   log "built $BUILT_WHEEL ($(du -h "$BUILT_WHEEL" | cut -f1)) in $((SECONDS - started)) s"
@@ -231,9 +232,14 @@ pypi_toolkit() {
 }
 
 # nvcc for the build: a matching one found (nvcc_verdict), else the toolkit of the wheel's CUDA from PyPI.
+# torch's extension builder takes the toolkit from CUDA_HOME, else from PATH's nvcc, else /usr/local/cuda: the
+# venv's toolkit (laid out by an earlier install) must be named.
 ensure_nvcc() {
   local cuda
-  nvcc_verdict >/dev/null && return
+  if nvcc_verdict >/dev/null; then
+    [ "$(find_nvcc)" != "$VENV/cuda/bin/nvcc" ] || export CUDA_HOME="$VENV/cuda" PATH="$VENV/cuda/bin:$PATH"
+    return
+  fi
   cuda=$(wheel_cuda)
   [ -n "$cuda" ] || { echo "no nvcc matches the torch wheel, whose CUDA version is unknown: $(nvcc_verdict)" >&2; exit 1; }
   install_pypi_toolkit "$cuda"

@@ -2,7 +2,7 @@
 
 Usage: python scripts/patch_minkowski_cuda12.py SOURCE_DIR   (run by scripts/install.sh when ME_CUDA=1)
 
-Two known breakages, both in ME's sources rather than in pix2point:
+Known breakages, all in ME's sources rather than in pix2point:
 
 1. The thrust shipped with CUDA 12 (CCCL) no longer includes its algorithm headers transitively, so
    `thrust::device`, `remove_if`, `unique`, `sort_by_key`, `reduce_by_key`, ... are undeclared
@@ -13,6 +13,12 @@ Two known breakages, both in ME's sources rather than in pix2point:
    NVTX3 headers, so `nvtx3::domain` etc. become ambiguous (NVIDIA/MinkowskiEngine#614, #621). ME uses it
    for one profiling range (CUDF_FUNC_RANGE in concurrent_unordered_map.cuh), so drop that range and the
    include rather than disabling NVTX for the whole build.
+
+3. setup.py finds BLAS through numpy.distutils unless `--blas=` is given, and pip hands `--build-option`s to
+   the wheel build only, not to the metadata step before it; numpy.distutils is gone from numpy 2 on Python
+   >= 3.12 (numpy's "Status of numpy.distutils and migration advice") and fails under setuptools' own
+   distutils on 3.11. Fix: setup.py also takes the choice from the environment, ME_BLAS=openblas
+   (scripts/install.sh sets it), in every step.
 
 Idempotent: a second run changes nothing. A file or line that is not where 0.5.4 has it is an error
 naming the file, so a different ME version fails here instead of halfway through a 10-minute nvcc build.
@@ -53,6 +59,10 @@ NVTX_LINES = (re.compile(r"^#include <cudf/detail/nvtx/ranges\.hpp>\n", re.M), r
 
 FIRST_INCLUDE = re.compile(r"^#include .*$", re.M)
 
+SETUP_FILE = "setup.py"
+SETUP_BLAS_LINE = 'BLAS, argv = _argparse("--blas", argv, False)\n'
+SETUP_BLAS_FROM_ENV = 'if BLAS is False and os.environ.get("ME_BLAS"):  # pix2point: patch_minkowski_cuda12.py fix 3\n    BLAS = os.environ["ME_BLAS"]\n'
+
 
 def add_includes(text: str, headers: tuple[str, ...], path: Path) -> str:
     missing = [h for h in headers if f"#include <{h}>" not in text]
@@ -75,11 +85,24 @@ def drop_nvtx_range(text: str, path: Path) -> str:
     return text
 
 
+def blas_from_environment(text: str, path: Path) -> str:
+    if SETUP_BLAS_FROM_ENV in text:
+        return text
+    if text.count(SETUP_BLAS_LINE) != 1:
+        raise SystemExit(f"{path}: expected one line {SETUP_BLAS_LINE.strip()!r}; not the MinkowskiEngine 0.5.4 setup.py")
+    return text.replace(SETUP_BLAS_LINE, SETUP_BLAS_LINE + SETUP_BLAS_FROM_ENV)
+
+
 def patch(source: Path) -> list[Path]:
     """Patch the tree in place; returns the files that changed."""
     if not (source / "setup.py").is_file():
         raise SystemExit(f"{source}: not a MinkowskiEngine source tree (no setup.py)")
     changed = []
+    setup = source / SETUP_FILE
+    text = setup.read_text()
+    if (patched := blas_from_environment(text, setup)) != text:
+        setup.write_text(patched)
+        changed.append(setup)
     for relative in sorted(set(THRUST_INCLUDES) | {NVTX_FILE}):
         path = source / relative
         if not path.is_file():

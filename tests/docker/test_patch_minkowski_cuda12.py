@@ -27,9 +27,14 @@ SOURCES = {
 }
 
 
+# The lines of 0.5.4's setup.py around its BLAS choice.
+SETUP = ('CPU_ONLY, argv = _argparse("--cpu_only", argv)\nBLAS, argv = _argparse("--blas", argv, False)\n'
+         'BLAS_INCLUDE_DIRS, argv = _argparse("--blas_include_dirs", argv, False, is_list=True)\n')
+
+
 def _tree(root: Path) -> Path:
     (root / "setup.py").parent.mkdir(parents=True, exist_ok=True)
-    (root / "setup.py").write_text("# MinkowskiEngine setup\n")
+    (root / "setup.py").write_text(SETUP)
     for relative, text in SOURCES.items():
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         (root / relative).write_text(text)
@@ -39,7 +44,7 @@ def _tree(root: Path) -> Path:
 def test_adds_thrust_includes_before_the_first_include_and_drops_the_nvtx_range(tmp_path: Path):
     root = _tree(tmp_path / "MinkowskiEngine-0.5.4")
     changed = patcher.patch(root)
-    assert len(changed) == len(SOURCES)
+    assert len(changed) == len(SOURCES) + 1  # and setup.py
     spmm = (root / "src/spmm.cu").read_text()
     assert spmm.index("#include <thrust/sort.h>") < spmm.index('#include "gpu.cuh"')
     for relative, headers in patcher.THRUST_INCLUDES.items():
@@ -53,9 +58,9 @@ def test_adds_thrust_includes_before_the_first_include_and_drops_the_nvtx_range(
 def test_second_run_changes_nothing(tmp_path: Path):
     root = _tree(tmp_path / "me")
     patcher.patch(root)
-    before = {relative: (root / relative).read_text() for relative in SOURCES}
+    before = {relative: (root / relative).read_text() for relative in [*SOURCES, "setup.py"]}
     assert patcher.patch(root) == []
-    assert before == {relative: (root / relative).read_text() for relative in SOURCES}
+    assert before == {relative: (root / relative).read_text() for relative in [*SOURCES, "setup.py"]}
 
 
 def test_a_missing_file_is_an_error_naming_it(tmp_path: Path):
@@ -76,3 +81,18 @@ def test_a_different_nvtx_use_is_an_error(tmp_path: Path):
 def test_not_a_source_tree(tmp_path: Path):
     with pytest.raises(SystemExit, match="no setup.py"):
         patcher.patch(tmp_path)
+
+
+def test_setup_takes_the_blas_choice_from_the_environment_in_every_step(tmp_path: Path):
+    """pip's metadata step gets no --build-option, and numpy.distutils (setup.py's BLAS search) is gone on
+    Python 3.12: ME_BLAS must reach setup.py there too."""
+    root = _tree(tmp_path / "me")
+    patcher.patch(root)
+    namespace = {"os": __import__("os"), "argv": [], "_argparse": lambda pattern, argv, *rest, **options: (False, argv)}
+    import os
+    os.environ["ME_BLAS"] = "openblas"
+    try:
+        exec((root / "setup.py").read_text(), namespace)
+    finally:
+        del os.environ["ME_BLAS"]
+    assert namespace["BLAS"] == "openblas"

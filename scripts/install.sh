@@ -231,37 +231,70 @@ pypi_toolkit() {
   fi
 }
 
-# nvcc for the build: a matching one found (nvcc_verdict), else the toolkit of the wheel's CUDA from PyPI.
-# torch's extension builder takes the toolkit from CUDA_HOME, else from PATH's nvcc, else /usr/local/cuda: the
-# venv's toolkit (laid out by an earlier install) must be named.
+# The toolkit an nvcc belongs to, in its own word (`nvcc --dryrun` prints _HERE_, its bin folder): PATH's nvcc
+# may be a wrapper script outside the toolkit.
+toolkit_root() {
+  "$1" --dryrun -c -x cu /dev/null -o /dev/null 2>&1 | sed -n 's|^#\$ _HERE_=\(.*\)/bin/*$|\1|p' | head -n1
+}
+
+# Headers beyond nvcc's own that torch's CUDA headers (ATen/cuda/CUDAContext.h) and MinkowskiEngine include; a
+# toolkit of nvcc and cudart alone (this project's build machine has one) lacks them.
+BUILD_HEADERS="cuda_runtime.h cublas_v2.h cusparse.h cusolverDn.h"
+
+missing_headers() {
+  local header
+  for header in $BUILD_HEADERS; do [ -e "$1/include/$header" ] || printf '%s ' "$header"; done
+}
+
+# nvcc for the build and CUDA_HOME for torch's extension builder (which otherwise takes PATH's nvcc's parent, then
+# /usr/local/cuda): a matching toolkit found (nvcc_verdict) if it has the headers; one without them completed
+# from the venv's nvidia packages (the CUDA torch wheel's dependencies bring cuBLAS's, cuSPARSE's, ...); else
+# the toolkit of the wheel's CUDA version from PyPI.
 ensure_nvcc() {
-  local cuda
+  local root cuda
   if nvcc_verdict >/dev/null; then
-    [ "$(find_nvcc)" != "$VENV/cuda/bin/nvcc" ] || export CUDA_HOME="$VENV/cuda" PATH="$VENV/cuda/bin:$PATH"
-    return
+    root=$(toolkit_root "$(find_nvcc)")
+    if [ -n "$root" ] && [ -z "$(missing_headers "$root")" ]; then
+      export CUDA_HOME="$root" PATH="$root/bin:$PATH"
+      return
+    fi
+    if [ -n "$root" ] && [ "$root" != "$VENV/cuda" ]; then
+      log "$root lacks $(missing_headers "$root"): CUDA_HOME=$VENV/cuda, it and the venv's nvidia packages"
+      lay_out_cuda_home "$root"
+      [ -n "$(missing_headers "$CUDA_HOME")" ] || return 0
+    fi
   fi
   cuda=$(wheel_cuda)
   [ -n "$cuda" ] || { echo "no nvcc matches the torch wheel, whose CUDA version is unknown: $(nvcc_verdict)" >&2; exit 1; }
   install_pypi_toolkit "$cuda"
-  nvcc_verdict >/dev/null || { echo "the CUDA $cuda toolkit from PyPI gave no working nvcc: $(nvcc_verdict)" >&2; exit 1; }
+  nvcc_verdict >/dev/null && [ -z "$(missing_headers "$CUDA_HOME")" ] \
+    || { echo "the CUDA $cuda toolkit from PyPI is incomplete: $(nvcc_verdict); missing $(missing_headers "$CUDA_HOME")" >&2; exit 1; }
 }
 
-# The toolkit from PyPI into the venv, and CUDA_HOME=$VENV/cuda laid out as torch's extension builder reads it
-# (bin/nvcc, include/, lib/ with unversioned .so names for -lcudart -lcusparse): symlinks into the venv's
-# nvidia/* package folders, merged (CUDA 12 has one folder per part, CUDA 13 one nvidia/cu13 tree).
+# The toolkit from PyPI into the venv, laid out as CUDA_HOME.
 install_pypi_toolkit() {
-  local cuda=$1 nvidia part lib
+  local cuda=$1
   log "installing the CUDA $cuda toolkit from PyPI: $(pypi_toolkit "$cuda")"
   # shellcheck disable=SC2046  # one word per package
   "$VENV/bin/pip" install -q $(pypi_toolkit "$cuda")
-  nvidia=$("$VENV/bin/python" -c "import nvidia; print(list(nvidia.__path__)[0])")
+  lay_out_cuda_home ""
+}
+
+# CUDA_HOME=$VENV/cuda as torch's extension builder reads it (bin/nvcc, include/, lib/ with unversioned .so names
+# for -lcudart -lcusparse): symlinks to the files of the toolkit $1 (if any; its folders become real ones, so
+# nothing is ever written into it) and, over them, of the venv's nvidia/* packages, merged (CUDA 12 has one
+# package folder per part, CUDA 13 one nvidia/cu13 tree).
+lay_out_cuda_home() {
+  local base=$1 nvidia part lib
   rm -rf "$VENV/cuda"
   mkdir -p "$VENV/cuda"
-  for part in "$nvidia"/*/; do
+  [ -z "$base" ] || cp -rsL --remove-destination "$base/." "$VENV/cuda/"
+  nvidia=$("$VENV/bin/python" -c "import nvidia; print(list(nvidia.__path__)[0])" 2>/dev/null || true)
+  for part in ${nvidia:+"$nvidia"/*/}; do
     [ -d "$part/include" ] || [ -d "$part/bin" ] || continue
-    cp -rs --remove-destination "$part." "$VENV/cuda/"
+    cp -rsL --remove-destination "$part." "$VENV/cuda/"
   done
-  for lib in "$VENV"/cuda/lib/lib*.so.[0-9]*; do
+  for lib in "$VENV"/cuda/lib*/lib*.so.[0-9]*; do
     [ -e "$lib" ] || continue
     [ -e "${lib%.so.*}.so" ] || ln -s "$(basename "$lib")" "${lib%.so.*}.so"
   done

@@ -294,6 +294,10 @@ lay_out_cuda_home() {
     [ -d "$part/include" ] || [ -d "$part/bin" ] || continue
     cp -rsL --remove-destination "$part." "$VENV/cuda/"
   done
+  # torch links against lib64 when there is one (a system toolkit's layout): the packages' libraries go there too.
+  if [ -d "$VENV/cuda/lib64" ] && [ -d "$VENV/cuda/lib" ]; then
+    cp -rsL --remove-destination "$VENV/cuda/lib/." "$VENV/cuda/lib64/"
+  fi
   for lib in "$VENV"/cuda/lib*/lib*.so.[0-9]*; do
     [ -e "$lib" ] || continue
     [ -e "${lib%.so.*}.so" ] || ln -s "$(basename "$lib")" "${lib%.so.*}.so"

@@ -1,4 +1,4 @@
-"""Patch an unpacked MinkowskiEngine 0.5.4 sdist so that its CUDA sources compile with CUDA 12.x.
+"""Patch an unpacked MinkowskiEngine 0.5.4 sdist so that its CUDA sources compile with CUDA 12.x and 13.x.
 
 Usage: python scripts/patch_minkowski_cuda12.py SOURCE_DIR   (run by scripts/install.sh when ME_CUDA=1)
 
@@ -19,6 +19,10 @@ Known breakages, all in ME's sources rather than in pix2point:
    >= 3.12 (numpy's "Status of numpy.distutils and migration advice") and fails under setuptools' own
    distutils on 3.11. Fix: setup.py also takes the choice from the environment, ME_BLAS=openblas
    (scripts/install.sh sets it), in every step.
+4. CUDA 13's CCCL 3.0 removed `thrust::unary_function` and `binary_function` (deprecated like C++17's
+   std::unary_function), the base of `find_coordinate` in coordinate_map_functors.cuh ("namespace thrust has
+   no member class unary_function"); the base only declared typedefs that nothing reads, so it goes.
+   microsoft/onnxruntime#23506 did the same; NVIDIA/MinkowskiEngine#632 and PR #637 port ME to CUDA 13.
 
 Idempotent: a second run changes nothing. A file or line that is not where 0.5.4 has it is an error
 naming the file, so a different ME version fails here instead of halfway through a 10-minute nvcc build.
@@ -59,9 +63,20 @@ NVTX_LINES = (re.compile(r"^#include <cudf/detail/nvtx/ranges\.hpp>\n", re.M), r
 
 FIRST_INCLUDE = re.compile(r"^#include .*$", re.M)
 
-SETUP_FILE = "setup.py"
-SETUP_BLAS_LINE = 'BLAS, argv = _argparse("--blas", argv, False)\n'
-SETUP_BLAS_FROM_ENV = 'if BLAS is False and os.environ.get("ME_BLAS"):  # pix2point: patch_minkowski_cuda12.py fix 3\n    BLAS = os.environ["ME_BLAS"]\n'
+# Exact edits, file -> ((0.5.4's text, the fixed text), ...): fixes 3 and 4.
+EDITS: dict[str, tuple[tuple[str, str], ...]] = {
+    "setup.py": ((
+        'BLAS, argv = _argparse("--blas", argv, False)\n',
+        'BLAS, argv = _argparse("--blas", argv, False)\n'
+        'if BLAS is False and os.environ.get("ME_BLAS"):  # pix2point: patch_minkowski_cuda12.py fix 3\n'
+        '    BLAS = os.environ["ME_BLAS"]\n',
+    ),),
+    "src/coordinate_map_functors.cuh": ((
+        "struct find_coordinate\n    : public thrust::unary_function<uint32_t,\n"
+        "                                    thrust::pair<uint32_t, uint32_t>> {\n",
+        "struct find_coordinate {\n",
+    ),),
+}
 
 
 def add_includes(text: str, headers: tuple[str, ...], path: Path) -> str:
@@ -85,12 +100,14 @@ def drop_nvtx_range(text: str, path: Path) -> str:
     return text
 
 
-def blas_from_environment(text: str, path: Path) -> str:
-    if SETUP_BLAS_FROM_ENV in text:
-        return text
-    if text.count(SETUP_BLAS_LINE) != 1:
-        raise SystemExit(f"{path}: expected one line {SETUP_BLAS_LINE.strip()!r}; not the MinkowskiEngine 0.5.4 setup.py")
-    return text.replace(SETUP_BLAS_LINE, SETUP_BLAS_LINE + SETUP_BLAS_FROM_ENV)
+def apply_edits(text: str, edits: tuple[tuple[str, str], ...], path: Path) -> str:
+    for before, after in edits:
+        if after in text:
+            continue
+        if text.count(before) != 1:
+            raise SystemExit(f"{path}: expected once {before.splitlines()[0]!r}...; not the MinkowskiEngine 0.5.4 source")
+        text = text.replace(before, after)
+    return text
 
 
 def patch(source: Path) -> list[Path]:
@@ -98,17 +115,13 @@ def patch(source: Path) -> list[Path]:
     if not (source / "setup.py").is_file():
         raise SystemExit(f"{source}: not a MinkowskiEngine source tree (no setup.py)")
     changed = []
-    setup = source / SETUP_FILE
-    text = setup.read_text()
-    if (patched := blas_from_environment(text, setup)) != text:
-        setup.write_text(patched)
-        changed.append(setup)
-    for relative in sorted(set(THRUST_INCLUDES) | {NVTX_FILE}):
+    for relative in sorted(set(THRUST_INCLUDES) | {NVTX_FILE} | set(EDITS)):
         path = source / relative
         if not path.is_file():
             raise SystemExit(f"{path}: missing; expected in the MinkowskiEngine 0.5.4 sdist")
         text = path.read_text()
-        patched = add_includes(text, THRUST_INCLUDES.get(relative, ()), path)
+        patched = apply_edits(text, EDITS.get(relative, ()), path)
+        patched = add_includes(patched, THRUST_INCLUDES.get(relative, ()), path)
         if relative == NVTX_FILE:
             patched = drop_nvtx_range(patched, path)
         if patched != text:

@@ -24,6 +24,11 @@ SOURCES = {
     "src/coordinate_map_gpu.cuh": "#define COORDINATE_MAP_GPU_CUH\n\n#include \"3rdparty/concurrent_unordered_map.cuh\"\n",
     "src/spmm.cu": " */\n#include \"gpu.cuh\"\n#include <cusparse.h>\n",
     "src/broadcast_kernel.cu": "#define GPU_BROADCAST\n\n#include \"allocators.cuh\"\n",
+    "src/coordinate_map_functors.cuh": (
+        "#include <thrust/pair.h>\n\ntemplate <typename coordinate_type, typename map_type>\nstruct find_coordinate\n"
+        "    : public thrust::unary_function<uint32_t,\n                                    thrust::pair<uint32_t, uint32_t>> {\n"
+        "  using mapped_type = typename map_type::mapped_type;\n};\n"
+    ),
 }
 
 
@@ -53,6 +58,8 @@ def test_adds_thrust_includes_before_the_first_include_and_drops_the_nvtx_range(
     hashmap = (root / "src/3rdparty/concurrent_unordered_map.cuh").read_text()
     assert "CUDF_FUNC_RANGE" not in hashmap and "nvtx" not in hashmap
     assert "using Self = int;" in hashmap and "#include <thrust/count.h>" in hashmap
+    functors = (root / "src/coordinate_map_functors.cuh").read_text()
+    assert "unary_function" not in functors and "struct find_coordinate {\n  using mapped_type" in functors
 
 
 def test_second_run_changes_nothing(tmp_path: Path):

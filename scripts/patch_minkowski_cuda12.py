@@ -23,6 +23,10 @@ Known breakages, all in ME's sources rather than in pix2point:
    std::unary_function), the base of `find_coordinate` in coordinate_map_functors.cuh ("namespace thrust has
    no member class unary_function"); the base only declared typedefs that nothing reads, so it goes.
    microsoft/onnxruntime#23506 did the same; NVIDIA/MinkowskiEngine#632 and PR #637 port ME to CUDA 13.
+5. torch 2.13's ATen/cuda/CUDAUtils.h uses at::Tensor without including its definition ("incomplete type
+   at::Tensor is not allowed", through c10::HeaderOnlyArrayRef<at::Tensor>); spmm.cu (and spmm.cuh, the
+   convolution kernels) include it before any torch header that defines at::Tensor. Fix: include
+   <ATen/core/Tensor.h> first. Seen here, compiling spmm.cu with nvcc 13.0 against PyPI's torch 2.13.0.
 
 Idempotent: a second run changes nothing. A file or line that is not where 0.5.4 has it is an error
 naming the file, so a different ME version fails here instead of halfway through a 10-minute nvcc build.
@@ -63,7 +67,9 @@ NVTX_LINES = (re.compile(r"^#include <cudf/detail/nvtx/ranges\.hpp>\n", re.M), r
 
 FIRST_INCLUDE = re.compile(r"^#include .*$", re.M)
 
-# Exact edits, file -> ((0.5.4's text, the fixed text), ...): fixes 3 and 4.
+CUDA_UTILS = "#include <ATen/cuda/CUDAUtils.h>\n"
+
+# Exact edits, file -> ((0.5.4's text, the fixed text), ...): fixes 3 to 5.
 EDITS: dict[str, tuple[tuple[str, str], ...]] = {
     "setup.py": ((
         'BLAS, argv = _argparse("--blas", argv, False)\n',
@@ -76,6 +82,9 @@ EDITS: dict[str, tuple[tuple[str, str], ...]] = {
         "                                    thrust::pair<uint32_t, uint32_t>> {\n",
         "struct find_coordinate {\n",
     ),),
+    **{relative: ((CUDA_UTILS, "#include <ATen/core/Tensor.h>  // pix2point: patch_minkowski_cuda12.py fix 5\n" + CUDA_UTILS),)
+       for relative in ("src/spmm.cu", "src/spmm.cuh", "src/convolution_kernel.cu", "src/convolution_gpu.cu",
+                        "src/convolution_transpose_gpu.cu", "src/broadcast_gpu.cu")},
 }
 
 

@@ -20,9 +20,14 @@ SOURCES = {
         "  static auto create(size_type capacity)\n  {\n    CUDF_FUNC_RANGE();\n    using Self = int;\n  }\n#endif\n"
     ),
     "src/convolution_kernel.cuh": "#ifndef CONVOLUTION_CUH\n#define CONVOLUTION_CUH\n\n#include <array>\n#endif\n",
+    "src/convolution_kernel.cu": "#include \"math_functions.cuh\"\n\n#include <ATen/cuda/CUDAUtils.h>\n#include <torch/extension.h>\n",
     "src/coordinate_map_gpu.cu": " * of the code.\n */\n#include \"coordinate_map_functors.cuh\"\n#include <thrust/sort.h>\n",
     "src/coordinate_map_gpu.cuh": "#define COORDINATE_MAP_GPU_CUH\n\n#include \"3rdparty/concurrent_unordered_map.cuh\"\n",
-    "src/spmm.cu": " */\n#include \"gpu.cuh\"\n#include <cusparse.h>\n",
+    "src/spmm.cu": " */\n#include \"gpu.cuh\"\n#include <cusparse.h>\n\n#include <ATen/cuda/CUDAContext.h>\n#include <ATen/cuda/CUDAUtils.h>\n",
+    "src/spmm.cuh": "#include \"gpu.cuh\"\n\n#include <ATen/cuda/CUDAContext.h>\n#include <ATen/cuda/CUDAUtils.h>\n",
+    "src/convolution_gpu.cu": "#include \"convolution_cpu.cpp\"\n\n#include <ATen/cuda/CUDAUtils.h>\n",
+    "src/convolution_transpose_gpu.cu": "#include \"utils.hpp\"\n\n#include <ATen/cuda/CUDAUtils.h>\n",
+    "src/broadcast_gpu.cu": "#include \"broadcast_kernel.cuh\"\n\n#include <ATen/cuda/CUDAUtils.h>\n",
     "src/broadcast_kernel.cu": "#define GPU_BROADCAST\n\n#include \"allocators.cuh\"\n",
     "src/coordinate_map_functors.cuh": (
         "#include <thrust/pair.h>\n\ntemplate <typename coordinate_type, typename map_type>\nstruct find_coordinate\n"
@@ -58,6 +63,9 @@ def test_adds_thrust_includes_before_the_first_include_and_drops_the_nvtx_range(
     hashmap = (root / "src/3rdparty/concurrent_unordered_map.cuh").read_text()
     assert "CUDF_FUNC_RANGE" not in hashmap and "nvtx" not in hashmap
     assert "using Self = int;" in hashmap and "#include <thrust/count.h>" in hashmap
+    for relative in ("src/spmm.cu", "src/spmm.cuh", "src/convolution_kernel.cu"):
+        text = (root / relative).read_text()
+        assert text.index("#include <ATen/core/Tensor.h>") < text.index("#include <ATen/cuda/CUDAUtils.h>"), relative
     functors = (root / "src/coordinate_map_functors.cuh").read_text()
     assert "unary_function" not in functors and "struct find_coordinate {\n  using mapped_type" in functors
 

@@ -27,6 +27,16 @@ Known breakages, all in ME's sources rather than in pix2point:
    at::Tensor is not allowed", through c10::HeaderOnlyArrayRef<at::Tensor>); spmm.cu (and spmm.cuh, the
    convolution kernels) include it before any torch header that defines at::Tensor. Fix: include
    <ATen/core/Tensor.h> first. Seen here, compiling spmm.cu with nvcc 13.0 against PyPI's torch 2.13.0.
+6. CCCL 3.0's cuda::std declares its own __to_address, which argument-dependent lookup finds for the hash map
+   (its allocator's value type is a cuda::std::pair), so libstdc++'s unqualified __to_address call in
+   shared_ptr's unique_ptr constructor is ambiguous ("more than one instance of overloaded function
+   std::__to_address"; coordinate_map_gpu.cuh, CoordinateMapGPU::reserve assigns map_type::create()'s
+   unique_ptr to a shared_ptr). Fix: build the shared_ptr from the released pointer and the unique_ptr's
+   deleter, a constructor without that call. Seen here (nvcc 13.0, g++ 12).
+7. CUDA 13's cudaMemPrefetchAsync takes the destination as a cudaMemLocation plus flags instead of a device
+   id ("argument of type cudaStream_t is incompatible with parameter of type unsigned int"; the form CUDA
+   12.2 added as cudaMemPrefetchAsync_v2). Fix: one helper in the vendored hash map (3 calls) that picks the
+   form by CUDART_VERSION. Seen here (nvcc 13.0).
 
 Idempotent: a second run changes nothing. A file or line that is not where 0.5.4 has it is an error
 naming the file, so a different ME version fails here instead of halfway through a 10-minute nvcc build.
@@ -68,8 +78,22 @@ NVTX_LINES = (re.compile(r"^#include <cudf/detail/nvtx/ranges\.hpp>\n", re.M), r
 FIRST_INCLUDE = re.compile(r"^#include .*$", re.M)
 
 CUDA_UTILS = "#include <ATen/cuda/CUDAUtils.h>\n"
+PREFETCH_HELPER = """
+// pix2point: patch_minkowski_cuda12.py fix 7. CUDA 13 takes the destination as a cudaMemLocation plus flags.
+inline cudaError_t prefetch_to_device(const void *pointer, size_t bytes, int device, cudaStream_t stream)
+{
+#if CUDART_VERSION >= 13000
+  cudaMemLocation location{};
+  location.type = cudaMemLocationTypeDevice;
+  location.id   = device;
+  return cudaMemPrefetchAsync(pointer, bytes, location, 0, stream);
+#else
+  return cudaMemPrefetchAsync(pointer, bytes, device, stream);
+#endif
+}
+"""
 
-# Exact edits, file -> ((0.5.4's text, the fixed text), ...): fixes 3 to 5.
+# Exact edits, file -> ((0.5.4's text, the fixed text), ...): fixes 3 to 7.
 EDITS: dict[str, tuple[tuple[str, str], ...]] = {
     "setup.py": ((
         'BLAS, argv = _argparse("--blas", argv, False)\n',
@@ -82,6 +106,27 @@ EDITS: dict[str, tuple[tuple[str, str], ...]] = {
         "                                    thrust::pair<uint32_t, uint32_t>> {\n",
         "struct find_coordinate {\n",
     ),),
+    "src/coordinate_map_gpu.cuh": ((
+        "      m_map = map_type::create(\n"
+        "          compute_hash_table_size(size, m_hashtable_occupancy),\n"
+        "          m_unused_element, m_unused_key, m_hasher, m_equal, m_map_allocator);\n",
+        "      {  // pix2point: patch_minkowski_cuda12.py fix 6\n"
+        "        auto created = map_type::create(\n"
+        "            compute_hash_table_size(size, m_hashtable_occupancy),\n"
+        "            m_unused_element, m_unused_key, m_hasher, m_equal, m_map_allocator);\n"
+        "        auto deleter = created.get_deleter();\n"
+        "        m_map = std::shared_ptr<map_type>(created.release(), std::move(deleter));\n"
+        "      }\n",
+    ),),
+    "src/3rdparty/concurrent_unordered_map.cuh": (
+        ("#include <type_traits>\n", "#include <type_traits>\n" + PREFETCH_HELPER),
+        ("      CUDA_TRY(\n        cudaMemPrefetchAsync(m_hashtbl_values, m_capacity * sizeof(value_type), dev_id, stream));\n"
+         "    }\n    CUDA_TRY(cudaMemPrefetchAsync(this, sizeof(*this), dev_id, stream));\n",
+         "      CUDA_TRY(\n        prefetch_to_device(m_hashtbl_values, m_capacity * sizeof(value_type), dev_id, stream));\n"
+         "    }\n    CUDA_TRY(prefetch_to_device(this, sizeof(*this), dev_id, stream));\n"),
+        ("        CUDA_TRY(\n          cudaMemPrefetchAsync(m_hashtbl_values, m_capacity * sizeof(value_type), dev_id, stream));\n",
+         "        CUDA_TRY(\n          prefetch_to_device(m_hashtbl_values, m_capacity * sizeof(value_type), dev_id, stream));\n"),
+    ),
     **{relative: ((CUDA_UTILS, "#include <ATen/core/Tensor.h>  // pix2point: patch_minkowski_cuda12.py fix 5\n" + CUDA_UTILS),)
        for relative in ("src/spmm.cu", "src/spmm.cuh", "src/convolution_kernel.cu", "src/convolution_gpu.cu",
                         "src/convolution_transpose_gpu.cu", "src/broadcast_gpu.cu")},

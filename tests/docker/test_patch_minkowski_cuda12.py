@@ -17,12 +17,23 @@ SOURCES = {
     "src/3rdparty/concurrent_unordered_map.cuh": (
         "#ifndef CONCURRENT_UNORDERED_MAP_CUH\n#define CONCURRENT_UNORDERED_MAP_CUH\n\n"
         "#include <cudf/detail/nvtx/ranges.hpp>\n#include <hash/hash_allocator.cuh>\n#include <thrust/count.h>\n\n"
-        "  static auto create(size_type capacity)\n  {\n    CUDF_FUNC_RANGE();\n    using Self = int;\n  }\n#endif\n"
+        "#include <type_traits>\n\n"
+        "  static auto create(size_type capacity)\n  {\n    CUDF_FUNC_RANGE();\n    using Self = int;\n  }\n"
+        "    if (cudaSuccess == status && isPtrManaged(hashtbl_values_ptr_attributes)) {\n"
+        "      CUDA_TRY(\n        cudaMemPrefetchAsync(m_hashtbl_values, m_capacity * sizeof(value_type), dev_id, stream));\n"
+        "    }\n    CUDA_TRY(cudaMemPrefetchAsync(this, sizeof(*this), dev_id, stream));\n"
+        "        CUDA_TRY(cudaGetDevice(&dev_id));\n"
+        "        CUDA_TRY(\n          cudaMemPrefetchAsync(m_hashtbl_values, m_capacity * sizeof(value_type), dev_id, stream));\n"
+        "#endif\n"
     ),
     "src/convolution_kernel.cuh": "#ifndef CONVOLUTION_CUH\n#define CONVOLUTION_CUH\n\n#include <array>\n#endif\n",
     "src/convolution_kernel.cu": "#include \"math_functions.cuh\"\n\n#include <ATen/cuda/CUDAUtils.h>\n#include <torch/extension.h>\n",
     "src/coordinate_map_gpu.cu": " * of the code.\n */\n#include \"coordinate_map_functors.cuh\"\n#include <thrust/sort.h>\n",
-    "src/coordinate_map_gpu.cuh": "#define COORDINATE_MAP_GPU_CUH\n\n#include \"3rdparty/concurrent_unordered_map.cuh\"\n",
+    "src/coordinate_map_gpu.cuh": (
+        "#define COORDINATE_MAP_GPU_CUH\n\n#include \"3rdparty/concurrent_unordered_map.cuh\"\n"
+        "      m_map = map_type::create(\n          compute_hash_table_size(size, m_hashtable_occupancy),\n"
+        "          m_unused_element, m_unused_key, m_hasher, m_equal, m_map_allocator);\n"
+    ),
     "src/spmm.cu": " */\n#include \"gpu.cuh\"\n#include <cusparse.h>\n\n#include <ATen/cuda/CUDAContext.h>\n#include <ATen/cuda/CUDAUtils.h>\n",
     "src/spmm.cuh": "#include \"gpu.cuh\"\n\n#include <ATen/cuda/CUDAContext.h>\n#include <ATen/cuda/CUDAUtils.h>\n",
     "src/convolution_gpu.cu": "#include \"convolution_cpu.cpp\"\n\n#include <ATen/cuda/CUDAUtils.h>\n",
@@ -66,6 +77,8 @@ def test_adds_thrust_includes_before_the_first_include_and_drops_the_nvtx_range(
     for relative in ("src/spmm.cu", "src/spmm.cuh", "src/convolution_kernel.cu"):
         text = (root / relative).read_text()
         assert text.index("#include <ATen/core/Tensor.h>") < text.index("#include <ATen/cuda/CUDAUtils.h>"), relative
+    assert "cudaMemPrefetchAsync(m_" not in hashmap and hashmap.count("prefetch_to_device(") == 4  # 3 calls, 1 helper
+    assert "m_map = std::shared_ptr<map_type>(created.release()" in (root / "src/coordinate_map_gpu.cuh").read_text()
     functors = (root / "src/coordinate_map_functors.cuh").read_text()
     assert "unary_function" not in functors and "struct find_coordinate {\n  using mapped_type" in functors
 

@@ -74,8 +74,9 @@ def time_steps(config: ClassifyConfig, variant: tuple[str, str], steps: int, tra
     optimizer = torch.optim.SGD(trainable_parameters(model), lr=config.learning_rate, momentum=config.momentum)
     train = read_objects(config.objects_dir, "train")
     rng = np.random.default_rng(0)
-    batches = [[{"points": train.points[index], "label": train.labels[index]}
-                for index in rng.choice(len(train.labels), config.batch_size, replace=False)] for _ in range(steps + 1)]
+    # The streamed form train_step takes: {"points", "label"} arrays per object.
+    batches = [[{"points": train.points[i], "label": train.labels[i]}
+                for i in rng.choice(len(train.labels), config.batch_size, replace=False)] for _ in range(steps + 1)]
     train_step(model, optimizer, batches[0], config, rng)
     started = time.perf_counter()
     for batch in batches[1:]:

@@ -24,7 +24,7 @@ from pix2point.io.paths import AbsolutePath
 from pix2point.io.features_table import FeatureShardWriter, features_schema
 from pix2point.io.scenes_table import Frame, read_frames
 from pix2point.models.teacher_layers import TeacherLayer, TeacherName, teacher_layer
-from pix2point.parallel import cluster_cpus
+from pix2point.parallel import check_gpus, cluster_cpus
 
 if TYPE_CHECKING:  # torch and Ray are imported where the work runs: loading the pipeline must stay light
     import ray
@@ -100,7 +100,7 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
     batches = plan_batches(read_frames(inputs["scenes"]), params.frame_step, params.batch_size)
     groups = group_scenes(batches, params.num_workers)
     cpus = params.cpus_per_worker or _default_cpus_per_worker(len(groups))
-    _check_gpus(params.gpus_per_worker)
+    check_gpus("gpus_per_worker", params.gpus_per_worker)
     task = ray.remote(num_cpus=cpus, num_gpus=params.gpus_per_worker, max_retries=0)(extract_features)
     streams = [task.remote(group, params, out, cpus) for group in groups]
     reports = follow_streams(streams, total_frames=frame_count(batches))
@@ -247,10 +247,3 @@ def _default_cpus_per_worker(workers: int) -> int:
     largest_node = max(int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node["Alive"])
     return max(1, min(largest_node, cluster_cpus() // max(workers, 1)))
 
-
-def _check_gpus(gpus_per_worker: float) -> None:
-    import ray
-
-    available = ray.cluster_resources().get("GPU", 0)
-    if gpus_per_worker > available:
-        raise ValueError(f"gpus_per_worker={gpus_per_worker} but the Ray cluster has {available} GPUs")

@@ -125,6 +125,8 @@ class Params(ReportNoteParams):
     point_m2ae: PointM2AEParams = PointM2AEParams()
     image2point: Image2PointParams = Image2PointParams()
     cpus_per_episode: float = Field(1, gt=0)  # Ray CPUs per episode task
+    # Ray GPUs per episode task (a fraction packs several episodes on one GPU); > 0: the episode trains on it.
+    gpus_per_episode: float = Field(0, ge=0)
     # Re-estimate BatchNorm statistics on the support objects before scoring (not in the reference, whose 150
     # epochs need none): after a few dozen steps the running statistics are still mostly their initial values.
     recalibrate_batchnorm: bool = False
@@ -147,7 +149,7 @@ class Params(ReportNoteParams):
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
     from pix2point.evaluation.fewshot_report import REPORT_FILE, write_report
     from pix2point.io.fewshot_table import write_episodes
-    from pix2point.parallel import map_tasks
+    from pix2point.parallel import check_gpus, map_tasks
     from pix2point.training.fewshot import EpisodeSettings, read_record, record_path, run_episode
 
     if OBJECTS_INPUT not in inputs:
@@ -156,15 +158,16 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
     jobs = episode_jobs(params, train.labels, test.labels, train.shapes, test.shapes)
     settings = EpisodeSettings(recipes(params, inputs), tuple(class_names(inputs[OBJECTS_INPUT])), params.epochs,
                                params.steps, params.batch_size, params.deterministic, params.recalibrate_batchnorm,
-                               scratch / RECORDS)
+                               scratch / RECORDS, use_gpu=params.gpus_per_episode > 0)
     started = time.perf_counter()
     paths = [record_path(settings.records_dir, job.network, job.episode.ways, job.episode.shots, job.episode.fold)
              for job in jobs]
     records: list[EpisodeRecord | None] = [read_record(path) for path in paths]
     pending = [job for job, record in zip(jobs, records) if record is None]
     if pending:
-        map_tasks(run_episode, pending, desc="fewshot episodes", num_cpus=params.cpus_per_episode, train=train,
-                  test=test, settings=settings)
+        check_gpus("gpus_per_episode", params.gpus_per_episode)
+        map_tasks(run_episode, pending, desc="fewshot episodes", num_cpus=params.cpus_per_episode,
+                  num_gpus=params.gpus_per_episode, train=train, test=test, settings=settings)
     records = [read_record(path) for path in paths]
     write_episodes(out, records, {"seed": params.seed, "queries": params.queries, "epochs": params.epochs,
                                   "steps": params.steps})

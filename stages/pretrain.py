@@ -203,9 +203,11 @@ def ppkt_config(params: PPKTParams, inputs: dict[str, Path], out: Path) -> ppkt.
     )
 
 
-def i2p_mae_config(params: I2PMAEParams, inputs: dict[str, Path], out: Path) -> i2p_mae.I2PMAEConfig:
+def i2p_mae_config(params: I2PMAEParams, inputs: dict[str, Path], out: Path,
+                   train_objects: int | None = None) -> i2p_mae.I2PMAEConfig:
     """The run's config; guided masking and the 2D target read the views2d artefact, so without that input
-    they are an error naming the param, raised before any worker starts."""
+    they are an error naming the param, raised before any worker starts. `train_objects`: the training
+    split's size, by default counted in the objects artefact (scripts/gpu_check.sh, having none, gives it)."""
     for key, needs_views in (("masking", params.masking == "guided"), ("target_2d", params.target_2d)):
         if needs_views and VIEWS_INPUT not in inputs:
             raise ValueError(f"pretrain method i2p_mae: param {key!r} = {getattr(params, key)!r} needs the "
@@ -218,7 +220,8 @@ def i2p_mae_config(params: I2PMAEParams, inputs: dict[str, Path], out: Path) -> 
         decoder_depths=params.decoder_depths, mask_ratio=params.mask_ratio, masking=params.masking,
         saliency_temperature=params.saliency_temperature, saliency_distribution=params.saliency_distribution,
         # A split smaller than a batch trains on all of it each step (each object once).
-        target_2d=params.target_2d, batch_size=min(params.batch_size, len(split_rows(inputs["objects"], "train"))),
+        target_2d=params.target_2d, batch_size=min(params.batch_size, train_objects if train_objects is not None
+                                                   else len(split_rows(inputs["objects"], "train"))),
         steps=params.steps, learning_rate=params.learning_rate, weight_decay=params.weight_decay,
         drop_path_rate=params.drop_path_rate, warmup_steps=params.warmup_steps, scale_range=params.scale_range, translate=params.translate,
         checkpoint_every=params.checkpoint_every, seed=params.seed, num_workers=params.num_workers,

@@ -34,9 +34,11 @@ from pix2point.models.teacher_layers import (
     saliency_stride,
     view_teacher_layer,
 )
-from pix2point.parallel import map_tasks
+from pix2point.parallel import check_gpus, map_tasks
 
 if TYPE_CHECKING:  # torch is imported by the tasks that run the teacher: loading the pipeline stays light
+    import torch
+
     from pix2point.models.view_teachers import ViewTeacher
 
 PARTS_DIR = ".parts"
@@ -56,6 +58,7 @@ class Params(BaseModel):
     batch_size: int = Field(16, ge=1)  # objects per teacher forward pass (3 images each)
     objects_per_task: int = Field(64, ge=1)  # one Ray task and one Parquet row group
     cpus_per_task: int = Field(1, ge=1)  # torch threads of each task
+    gpus_per_task: float = Field(0, ge=0)  # Ray GPUs per task (a fraction shares one); > 0: the teacher runs on it
 
     @field_validator("layer")
     @classmethod
@@ -89,7 +92,8 @@ class ObjectChunk:
 def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
     started = time.perf_counter()
     chunks = plan_chunks(inputs["objects"], params.objects_per_task)
-    parts = map_tasks(write_part, chunks, desc="views2d", num_cpus=params.cpus_per_task,
+    check_gpus("gpus_per_task", params.gpus_per_task)
+    parts = map_tasks(write_part, chunks, desc="views2d", num_cpus=params.cpus_per_task, num_gpus=params.gpus_per_task,
                       params=params, parts_dir=out / PARTS_DIR)
     join_parts(parts, views_path(out))
     shutil.rmtree(out / PARTS_DIR)
@@ -138,8 +142,11 @@ def write_part(chunk: ObjectChunk, params: Params, parts_dir: Path) -> Path:
     from pix2point.models.view_teachers import build_view_teacher
 
     torch.set_num_threads(params.cpus_per_task)
-    teacher = build_view_teacher(params.teacher, params.layer, params.teacher_weights)
-    features, saliency, pixels = teacher_views(chunk.points, teacher, params)
+    device = torch.device("cuda" if params.gpus_per_task > 0 else "cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("views2d: gpus_per_task > 0 but torch sees no CUDA device in this task")
+    teacher = build_view_teacher(params.teacher, params.layer, params.teacher_weights).to(device)
+    features, saliency, pixels = teacher_views(chunk.points, teacher, params, device)
     schema = views_schema(len(VIEW_AXES), chunk.points.shape[1], teacher.layer.channels, views_metadata(teacher, params))
     path = parts_dir / f"{chunk.index:06d}.parquet"
     with ViewsWriter(path, schema) as writer:
@@ -147,37 +154,43 @@ def write_part(chunk: ObjectChunk, params: Params, parts_dir: Path) -> Path:
     return path
 
 
-def teacher_views(points: np.ndarray, teacher: ViewTeacher, params: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """[M, N, 3] clouds -> features [M, V, N, C] float16, saliency [M, V, N] float32, pixels [M, V, N, 2] int16."""
+def teacher_views(points: np.ndarray, teacher: ViewTeacher, params: Params,
+                  device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """[M, N, 3] clouds -> features [M, V, N, C] float16, saliency [M, V, N] float32, pixels [M, V, N, 2] int16;
+    the views are projected on the CPU and the teacher runs on `device` (default: the CPU)."""
     results = []
     for start in range(0, len(points), params.batch_size):
         views = project_views(points[start:start + params.batch_size], params.image_size, params.splat)
-        results.append((*views_at_points(teacher, views.images(), views.pixels, params.interpolation), views.pixels))
+        results.append((*views_at_points(teacher, views.images(), views.pixels, params.interpolation, device),
+                        views.pixels))
     features, saliency, pixels = zip(*results)
     return np.concatenate(features), np.concatenate(saliency), np.concatenate(pixels)
 
 
-def views_at_points(teacher: ViewTeacher, images: np.ndarray, pixels: np.ndarray,
-                    interpolation: Interpolation) -> tuple[np.ndarray, np.ndarray]:
+def views_at_points(teacher: ViewTeacher, images: np.ndarray, pixels: np.ndarray, interpolation: Interpolation,
+                    device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
     """[B, V, S, S] depth images in (0, 1) and [B, V, N, 2] (u, v) pixels -> the teacher's features
-    [B, V, N, C] (float16) and saliency [B, V, N] (float32, non-negative) at those pixels."""
+    [B, V, N, C] (float16) and saliency [B, V, N] (float32, non-negative) at those pixels. The images and
+    pixels go to `device` (the teacher's; default the CPU) once, the sampled values come back."""
     import torch
+
+    device = device or torch.device("cpu")
 
     from pix2point.geometry.pixel_sampling import sample_at_pixels
     from pix2point.io.images import standardise_images
 
     batch, views, size = images.shape[:3]
     with torch.inference_mode():
-        gray = torch.from_numpy(images).reshape(batch * views, 1, size, size)
+        gray = torch.from_numpy(images).to(device).reshape(batch * views, 1, size, size)
         feature_maps, saliency_maps = teacher(standardise_images(gray.repeat(1, 3, 1, 1), teacher.mean, teacher.std))
-        at = torch.from_numpy(pixels.astype(np.int64)).reshape(batch * views, -1, 2)
+        at = torch.from_numpy(pixels.astype(np.int64)).to(device).reshape(batch * views, -1, 2)
         u, v = at[..., 0], at[..., 1]
         features = sample_at_pixels(feature_maps, u, v, (size, size), interpolation)
         # Bilinear weights are convex, so maps stay within their cells' range; bicubic can overshoot a little.
         saliency = sample_at_pixels(saliency_maps[:, None], u, v, (size, size), interpolation)[..., 0].clamp(0, 1)
     count = pixels.shape[2]
-    return (features.reshape(batch, views, count, -1).half().numpy(),
-            saliency.reshape(batch, views, count).float().numpy())
+    return (features.reshape(batch, views, count, -1).half().cpu().numpy(),
+            saliency.reshape(batch, views, count).float().cpu().numpy())
 
 
 def views_metadata(teacher: ViewTeacher, params: Params) -> dict[str, object]:

@@ -42,16 +42,18 @@ def map_tasks(
     *,
     desc: str,
     num_cpus: float = 1,
+    num_gpus: float = 0,
     **shared: Any,
 ) -> list[Result]:
-    """`[fn(item, **shared) for item in items]`, each call a Ray task; results keep the order of `items`.
+    """`[fn(item, **shared) for item in items]`, each call a Ray task of `num_cpus` CPUs and `num_gpus` GPUs;
+    results keep the order of `items`.
 
     `shared` arguments are put in the object store once rather than copied into every task. A task
     that raises makes this raise the same error (Ray wraps it with the remote traceback).
     """
     import ray
 
-    remote_fn = ray.remote(num_cpus=num_cpus, max_retries=0)(_reporting_node(fn))
+    remote_fn = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)(_reporting_node(fn))
     shared_refs = {name: ray.put(value) for name, value in shared.items()}
     refs = [remote_fn.remote(item, **shared_refs) for item in items]
     index_of = {ref: i for i, ref in enumerate(refs)}
@@ -88,6 +90,16 @@ def _reporting_node(fn: Callable[..., Result]) -> Callable[..., tuple[str, Resul
 
 def _short(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+def check_gpus(param: str, per_task: float) -> None:
+    """ValueError naming `param` when a task asks for more GPUs than the whole Ray cluster has: Ray would
+    otherwise keep it pending for ever."""
+    import ray
+
+    available = ray.cluster_resources().get("GPU", 0)
+    if per_task > available:
+        raise ValueError(f"{param}={per_task} but the Ray cluster has {available:g} GPUs")
 
 
 def cluster_cpus() -> int:

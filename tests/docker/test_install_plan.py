@@ -20,17 +20,23 @@ esac
 """
 
 
-def plan(tmp_path: Path, cuda: str | None, nvcc: str = "12.8", **env: str) -> str:
+def plan(tmp_path: Path, cuda: str | None, nvcc: str | None = "12.8", **env: str) -> str:
+    """The --dry-run plan with a stub nvidia-smi reporting driver CUDA `cuda` (None: no nvidia-smi) and a stub
+    nvcc of release `nvcc` (None: no nvcc)."""
     stubs = tmp_path / "bin"
     stubs.mkdir(exist_ok=True)
     if cuda is not None:
         (stubs / "nvidia-smi").write_text(NVIDIA_SMI.replace("{cuda}", cuda))
-    (stubs / "nvcc").write_text(f"#!/bin/sh\necho 'Cuda compilation tools, release {nvcc}, V{nvcc}.93'\n")
+    if nvcc is not None:
+        (stubs / "nvcc").write_text(f"#!/bin/sh\necho 'Cuda compilation tools, release {nvcc}, V{nvcc}.93'\n")
     for stub in stubs.iterdir():
         stub.chmod(0o755)
     environment = {key: value for key, value in os.environ.items()
                    if key not in ("ME_CUDA", "TORCH_INDEX_URL", "TORCH_CUDA_ARCH_LIST", "PIX2POINT_CPU", "CUDA_HOME")}
-    environment.update(PATH=f"{stubs}{os.pathsep}{os.environ['PATH']}", VENV=str(VENV), **env)
+    # This machine has a CUDA toolkit: its nvcc is hidden (PATH and CUDA_LOCATIONS) so that only the stub counts.
+    system_path = [folder for folder in os.environ["PATH"].split(os.pathsep) if not (Path(folder) / "nvcc").exists()]
+    environment.update(PATH=os.pathsep.join([str(stubs), *system_path]), VENV=str(VENV),
+                       CUDA_LOCATIONS=str(tmp_path / "no-cuda"), **env)
     done = subprocess.run(["bash", "scripts/install.sh", "--dry-run"], cwd=ROOT, env=environment,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -61,6 +67,21 @@ def test_no_driver_or_an_explicit_choice_keeps_what_was_asked(tmp_path):
     assert "not looked for" in output and "with CUDA for TORCH_CUDA_ARCH_LIST='torch default'" in output
 
 
-def test_an_nvcc_of_another_cuda_major_version_than_the_wheel_is_refused_with_what_to_do(tmp_path):
+def test_an_nvcc_of_another_cuda_major_version_than_the_wheel_is_replaced_by_the_pypi_toolkit(tmp_path):
     output = plan(tmp_path, "13.0", nvcc="13.0")  # a CUDA 13 driver runs the cu128 wheel; CUDA 13's nvcc cannot build for it
-    assert f"nvcc: {tmp_path / 'bin' / 'nvcc'} is CUDA 13.0, the torch wheel CUDA 12: set CUDA_HOME to a CUDA 12 toolkit" in output
+    assert (f"nvcc: {tmp_path / 'bin' / 'nvcc'} is CUDA 13.0, the torch wheel CUDA 12: the CUDA 12.8 toolkit from PyPI "
+            "(nvidia-cuda-nvcc-cu12==12.8.* nvidia-cuda-runtime-cu12==12.8.* nvidia-cuda-cccl-cu12==12.8.*") in output
+
+
+def test_a_gpu_host_without_nvcc_plans_the_toolkit_from_pypi_with_cuda_home_in_the_venv(tmp_path):
+    """Issue 25.1: `make run` on a GPU node without a CUDA toolkit builds MinkowskiEngine with CUDA all the same,
+    with nvcc and the headers from NVIDIA's PyPI packages laid out as CUDA_HOME inside the venv."""
+    assert not (VENV / "cuda" / "bin" / "nvcc").exists()
+    output = plan(tmp_path, cuda="12.8", nvcc=None)
+    assert "MinkowskiEngine 0.5.4 with CUDA for TORCH_CUDA_ARCH_LIST='9.0'" in output
+    assert (f"nvcc: NOT FOUND: the CUDA 12.8 toolkit from PyPI (nvidia-cuda-nvcc-cu12==12.8.* "
+            f"nvidia-cuda-runtime-cu12==12.8.* nvidia-cuda-cccl-cu12==12.8.* nvidia-cublas-cu12 nvidia-cusparse-cu12 "
+            f"nvidia-cusolver-cu12 nvidia-curand-cu12) into {VENV}, CUDA_HOME={VENV}/cuda") in output
+    # A CUDA 13 wheel (TORCH_INDEX_URL .../cu130) takes the CUDA 13 packages, one tree behind the cuda-toolkit metapackage.
+    output = plan(tmp_path, cuda=None, nvcc=None, ME_CUDA="1", TORCH_INDEX_URL="https://download.pytorch.org/whl/cu130")
+    assert "the CUDA 13.0 toolkit from PyPI (cuda-toolkit[nvcc,cccl,cudart,cublas,cusparse,cusolver,curand]==13.0.*)" in output

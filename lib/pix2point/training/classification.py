@@ -8,6 +8,9 @@ optimiser steps for every run (enough for one pass over the whole training split
 data and the frozen parts only, never in the number of steps; a subset smaller than a batch trains on all
 of it each step. The test split is scored after every epoch, which is what the epochs-to-target figure is
 read from.
+
+Ray is imported by the Ray Train entry points (train_loop, train_run) alone: the model and `classify_loss`
+import without it (scripts/gpu_check.sh runs them on a GPU machine that has no Ray).
 """
 
 from __future__ import annotations
@@ -18,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import ray.train
-import ray.train.torch
 import torch
 from torch import nn
 
@@ -27,10 +28,7 @@ from pix2point.io.classify_table import ClassifyEpoch, ClassifyRun, model_path
 from pix2point.io.objects_table import iter_objects, split_labels, split_rows
 from pix2point.models.fip import FipMode, apply_fip, trainable_parameters
 from pix2point.models.object_classifier import ClassifierSpec, Init, build_classifier
-from pix2point.training import distributed
 from pix2point.training.determinism import step_streams
-from pix2point.training.progress import Progress
-from pix2point.training.tracking import Scalars
 from pix2point.training.object_data import ObjectAugmentation, augment_object, few_shot_indices, object_batch
 from pix2point.training.object_samples import ObjectSource
 from pix2point.training.sample_stream import Arrays, SampleStream
@@ -89,6 +87,10 @@ def run_source(objects_dir: Path, shots: int | None, seed: int, batch_size: int,
 def train_loop(config: ClassifyConfig) -> None:
     """A worker's loop over `config.runs` (a trainer's queue of runs, each with its source:
     training/trials.py); the results travel in the final checkpoint's state, and the stage writes the tables from them."""
+    import ray.train
+
+    from pix2point.training import distributed
+
     rank = ray.train.get_context().get_world_rank()
     stream = SampleStream.for_rank(rank, config.batch_size)
     distributed.train_runs_in_order(config.runs, lambda run, state: train_run(config, run, state, stream, rank))
@@ -96,8 +98,17 @@ def train_loop(config: ClassifyConfig) -> None:
 
 def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, stream: SampleStream, rank: int) -> ClassifyRun:
     """One run; each epoch appends its record to state["history"]."""
+    import ray.train.torch
+
+    from pix2point.training import distributed
+    from pix2point.training.progress import Progress
+    from pix2point.training.tracking import Scalars
+
+    device = ray.train.torch.get_device()
     torch.manual_seed(run.seed)
     model, inflation = build_classifier(config.classifier, run.init)
+    # On the device before a checkpoint is restored: the optimiser's state then loads onto the parameters' device.
+    model.to(device)
     fip = apply_fip(model, model.trunk, run.fip)
     if rank == 0:
         print(f"run {run.name}: {inflation.summary() if inflation else 'random weights'}; "
@@ -118,8 +129,8 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, stream:
     # Counted from the records, not from `step`: a checkpoint taken on an epoch's last step precedes its evaluation.
     for epoch in range(sum(record.run == run.name for record in state["history"]), config.epochs):
         for _ in range(step, (epoch + 1) * steps_per_epoch):
-            losses.append(train_step(ddp_model, optimizer, stream.next(step, run.name, config.sources[run.name].per_rank).samples, config,
-                                     step_streams(run.seed, rank, step).numpy))
+            losses.append(train_step(ddp_model, optimizer, stream.next(step, run.name, config.sources[run.name].per_rank).samples,
+                                     config, step_streams(run.seed, rank, step).numpy, device))
             scalars.add(step + 1, {"train/loss": losses[-1], "train/lr": optimizer.param_groups[0]["lr"]})
             schedule.step()
             step += 1
@@ -127,7 +138,7 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, stream:
                 distributed.checkpoint_run(state, distributed.run_snapshot(
                     run.name, step, model, optimizer, schedule, best=best, seconds=time.perf_counter() - started,
                     epoch_losses=losses))
-        confusion = distributed.on_rank_zero(lambda: evaluate_confusion(model, config))
+        confusion = distributed.on_rank_zero(lambda: evaluate_confusion(model, config, device))
         accuracy = float(np.trace(confusion) / confusion.sum())
         best = max(best, accuracy)
         record = ClassifyEpoch(run.name, epoch + 1, step, distributed.mean_over_workers(
@@ -146,27 +157,36 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, stream:
                        time.perf_counter() - started, confusion, run.repeat)
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, samples: list[Arrays], config: ClassifyConfig,
-               rng: np.random.Generator) -> float:
-    """One optimiser step on streamed objects ({"points": [N, 3] float32, "label": [] int16} each)."""
+def classify_loss(model: nn.Module, samples: list[Arrays], config: ClassifyConfig, rng: np.random.Generator,
+                  device: torch.device) -> torch.Tensor:
+    """Cross-entropy of one step's streamed objects ({"points": [N, 3] float32, "label": [] int16} each),
+    augmented with `rng` on the CPU and voxelised onto `device`."""
     points = [augment_object(sample["points"], rng, config.augmentation) for sample in samples]
-    labels = torch.tensor([int(sample["label"]) for sample in samples], dtype=torch.int64)
-    loss = nn.functional.cross_entropy(model(object_batch(points, config.voxel_size, config.voxel_rounding)), labels)
+    labels = torch.tensor([int(sample["label"]) for sample in samples], dtype=torch.int64).to(device)
+    return nn.functional.cross_entropy(model(object_batch(points, config.voxel_size, config.voxel_rounding, device)),
+                                       labels)
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, samples: list[Arrays], config: ClassifyConfig,
+               rng: np.random.Generator, device: torch.device = torch.device("cpu")) -> float:
+    """One optimiser step on streamed objects (`classify_loss`); returns the loss."""
+    loss = classify_loss(model, samples, config, rng, device)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     return loss.item()
 
 
-def evaluate_confusion(model: nn.Module, config: ClassifyConfig) -> np.ndarray:
+def evaluate_confusion(model: nn.Module, config: ClassifyConfig, device: torch.device = torch.device("cpu")) -> np.ndarray:
     """[K, K] counts of (true, predicted) class over the test split, without augmentation, read a row group
-    at a time (io/objects_table.iter_objects), batch_size objects a batch."""
+    at a time (io/objects_table.iter_objects), batch_size objects a batch, the forward passes on `device`."""
     num_classes = len(config.class_names)
     confusion = np.zeros((num_classes, num_classes), np.int64)
     model.eval()
     with torch.inference_mode():
         for points, labels in iter_objects(config.objects_dir, "test", config.batch_size):
-            predicted = model(object_batch(list(points), config.voxel_size, config.voxel_rounding)).argmax(1).numpy()
+            predicted = model(object_batch(list(points), config.voxel_size, config.voxel_rounding, device)
+                              ).argmax(1).cpu().numpy()
             truth = labels.astype(np.int64)
             confusion += np.bincount(truth * num_classes + predicted, minlength=num_classes ** 2).reshape(
                 num_classes, num_classes)

@@ -49,6 +49,7 @@ class EpisodeSettings:
     deterministic: bool
     recalibrate_batchnorm: bool  # re-estimate BatchNorm statistics on the support objects before scoring
     records_dir: Path  # one JSON record per finished episode (record_path)
+    use_gpu: bool = False  # train on the task's GPU (the stage asks Ray for one per task: gpus_per_episode)
 
 
 def run_episode(job: EpisodeJob, *, train: Objects, test: Objects, settings: EpisodeSettings) -> EpisodeRecord:
@@ -58,7 +59,8 @@ def run_episode(job: EpisodeJob, *, train: Objects, test: Objects, settings: Epi
     episode = job.episode
     started = time.perf_counter()
     accuracy, losses, steps = train_and_score(settings.recipes[job.network], episode, train.points[episode.support],
-                                              test.points[episode.query], settings, job.seed)
+                                              test.points[episode.query], settings, job.seed,
+                                              episode_device(settings.use_gpu))
     record = EpisodeRecord(job.network, episode.ways, episode.shots, episode.fold, accuracy, len(episode.support),
                            len(episode.query), steps, float(np.mean(losses)), time.perf_counter() - started,
                            [settings.class_names[label] for label in episode.classes])
@@ -66,16 +68,29 @@ def run_episode(job: EpisodeJob, *, train: Objects, test: Objects, settings: Epi
     return record
 
 
+def episode_device(use_gpu: bool) -> torch.device:
+    """The task's GPU with `use_gpu`, else the CPU; RuntimeError when a GPU is asked for and torch sees none
+    (never a silent CPU run)."""
+    if not use_gpu:
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise RuntimeError("fewshot: gpus_per_episode > 0 but torch sees no CUDA device in this task "
+                           "(a CPU build of torch, or Ray gave the task no GPU)")
+    return torch.device("cuda")
+
+
 def train_and_score(recipe: Recipe, episode: Episode, support: np.ndarray, query: np.ndarray,
-                    settings: EpisodeSettings, seed: int) -> tuple[float, list[float], int]:
-    """[S, N, 3] support and [Q, N, 3] query clouds -> (query accuracy, last epoch's losses, steps trained)."""
+                    settings: EpisodeSettings, seed: int,
+                    device: torch.device = torch.device("cpu")) -> tuple[float, list[float], int]:
+    """[S, N, 3] support and [Q, N, 3] query clouds -> (query accuracy, last epoch's losses, steps trained),
+    the network on `device` (batches are drawn on the CPU and moved once per step)."""
     torch.manual_seed(seed)
-    model = recipe.build(episode.ways)
+    model = recipe.build(episode.ways).to(device)
     batch_size = min(settings.batch_size, len(support))
     steps_per_epoch = max(1, len(support) // batch_size)
     steps = settings.steps or settings.epochs * steps_per_epoch
     optimizer, schedule = recipe.optimisation(model, steps, settings.epochs)
-    labels = torch.tensor(episode.support_labels)
+    labels = torch.tensor(episode.support_labels).to(device)
     model.train()
     losses: list[float] = []
     for step in range(steps):
@@ -83,16 +98,17 @@ def train_and_score(recipe: Recipe, episode: Episode, support: np.ndarray, query
         if in_epoch == 0:
             order, losses = epoch_order(len(support), steps_per_epoch * batch_size, epoch_rng(seed, 0, epoch)), []
         batch = order[in_epoch * batch_size:(in_epoch + 1) * batch_size]
-        loss = recipe.loss(model(recipe.training_batch(support[batch], step_streams(seed, 0, step).numpy)), labels[batch])
+        loss = recipe.loss(model(recipe.training_batch(support[batch], step_streams(seed, 0, step).numpy, device)),
+                           labels[torch.from_numpy(batch).to(device)])
         losses.append(optimiser_step(loss, optimizer, schedule, recipe.grad_clip))
     if settings.recalibrate_batchnorm:
-        recalibrate_batchnorm(model, recipe, support, batch_size, seed)
-    predicted = predict(model, recipe, query, batch_size)
+        recalibrate_batchnorm(model, recipe, support, batch_size, seed, device)
+    predicted = predict(model, recipe, query, batch_size, device)
     return float(np.mean(predicted == episode.query_labels)), losses, steps
 
 
 def recalibrate_batchnorm(model: torch.nn.Module, recipe: Recipe, support: np.ndarray, batch_size: int,
-                          seed: int) -> None:
+                          seed: int, device: torch.device = torch.device("cpu")) -> None:
     """Re-estimate the BatchNorm statistics as plain averages over the [S, N, 3] support clouds ("precise BN",
     torch.optim.swa_utils.update_bn; why: training/object_finetuning.recalibrate_batchnorm), unless some
     BatchNorm is frozen (an Image2Point FIP mode keeps the inflated statistics). Not in the reference."""
@@ -104,16 +120,17 @@ def recalibrate_batchnorm(model: torch.nn.Module, recipe: Recipe, support: np.nd
         return
     torch.manual_seed(seed)
     chunks = np.array_split(np.arange(len(support)), max(1, -(-len(support) // batch_size)))
-    update_bn([recipe.evaluation_batch(support[rows]) for rows in chunks if len(rows) > 1], model)
+    update_bn([recipe.evaluation_batch(support[rows], device) for rows in chunks if len(rows) > 1], model)
 
 
-def predict(model: torch.nn.Module, recipe: Recipe, clouds: np.ndarray, batch_size: int) -> np.ndarray:
-    """[Q, N, 3] clouds -> [Q] int64 predicted episode labels, the model in eval mode."""
+def predict(model: torch.nn.Module, recipe: Recipe, clouds: np.ndarray, batch_size: int,
+            device: torch.device = torch.device("cpu")) -> np.ndarray:
+    """[Q, N, 3] clouds -> [Q] int64 predicted episode labels, the model (on `device`) in eval mode."""
     model.eval()
     with torch.inference_mode():
-        logits = [model(recipe.evaluation_batch(clouds[start:start + batch_size]))
+        logits = [model(recipe.evaluation_batch(clouds[start:start + batch_size], device))
                   for start in range(0, len(clouds), batch_size)]
-    return torch.cat(logits).argmax(1).numpy()
+    return torch.cat(logits).argmax(1).cpu().numpy()
 
 
 def record_path(records_dir: Path, network: str, ways: int, shots: int, fold: int) -> Path:

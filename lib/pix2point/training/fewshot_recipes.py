@@ -8,6 +8,8 @@ loss, and the batches it sees (training/fewshot.py runs the episode).
 - `Image2PointRecipe`: the classify stage's training (training/classification.py): the sparse twin of a 2D
   network, random or inflated from ImageNet (models/object_classifier.py), SGD with cosine annealing,
   Image2Point's augmentation, voxelised input.
+
+Batches are drawn and augmented on the CPU and handed over on the episode's device (training/fewshot.py).
 """
 
 from __future__ import annotations
@@ -63,13 +65,14 @@ class PointM2AERecipe:
         optimizer = torch.optim.AdamW(weight_decay_groups(model, self.weight_decay), lr=self.learning_rate)
         return optimizer, warmup_cosine(optimizer, steps, round(steps * self.warmup_epochs / epochs))
 
-    def training_batch(self, clouds: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
-        """[B, N, 3] support objects -> [B, points, 3]: a random `points` of each one's FPS pool, augmented."""
+    def training_batch(self, clouds: np.ndarray, rng: np.random.Generator, device: torch.device) -> torch.Tensor:
+        """[B, N, 3] support objects -> [B, points, 3] on `device`: a random `points` of each one's FPS pool,
+        augmented (on the CPU)."""
         pools = fps_pools(clouds, pool_size(self.points, clouds.shape[1]))
-        return training_clouds(clouds, pools, self.points, rng, self.augmentation)
+        return training_clouds(clouds, pools, self.points, rng, self.augmentation).to(device)
 
-    def evaluation_batch(self, clouds: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(evaluation_clouds(clouds, self.points)))
+    def evaluation_batch(self, clouds: np.ndarray, device: torch.device) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(evaluation_clouds(clouds, self.points))).to(device)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return smoothed_cross_entropy(logits, labels, self.label_smoothing)
@@ -103,12 +106,12 @@ class Image2PointRecipe:
                                     weight_decay=self.weight_decay)
         return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
 
-    def training_batch(self, clouds: np.ndarray, rng: np.random.Generator):
+    def training_batch(self, clouds: np.ndarray, rng: np.random.Generator, device: torch.device):
         return object_batch([augment_object(cloud, rng, self.augmentation) for cloud in clouds], self.voxel_size,
-                            self.voxel_rounding)
+                            self.voxel_rounding, device)
 
-    def evaluation_batch(self, clouds: np.ndarray):
-        return object_batch(list(clouds), self.voxel_size, self.voxel_rounding)
+    def evaluation_batch(self, clouds: np.ndarray, device: torch.device):
+        return object_batch(list(clouds), self.voxel_size, self.voxel_rounding, device)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return nn.functional.cross_entropy(logits, labels)

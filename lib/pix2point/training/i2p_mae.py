@@ -22,13 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import ray.train.torch
 from pix2point.io.arrow import write_table
 from pix2point.models.point_groups import PointHierarchy, gather
 from pix2point.models.point_m2ae import HierarchicalEncoder, PointM2AESpec, save_encoder
 from pix2point.models.point_m2ae_decoder import HierarchicalDecoder
 from pix2point.training.chamfer import chamfer_l2
 from pix2point.training.determinism import StepStreams
+from pix2point.training.device import to_device
 from pix2point.io.objects_table import objects_metadata, split_rows
 from pix2point.io.views_table import views_path
 from pix2point.training.i2p_mae_data import MAEBatch, check_views_match, streamed_batch
@@ -153,26 +153,35 @@ class I2PMAETraining(StepTraining):
         started = time.perf_counter()
         data = self.samples.next(streams.step)
         batch = streamed_batch(data.samples, streams.numpy, config.scale_range, config.translate)
-        losses = self.model(*self._on_device(batch), streams.torch)
+        losses = mae_losses(self.model, batch, streams.torch, self.device)
         self.optimise(losses.total)
         return ({"loss": losses.total.item(), "chamfer": losses.chamfer.item(), "feature_loss": losses.feature.item()},
                 {"objects": len(batch.points), **data.costs(time.perf_counter() - started)})
 
-    def _on_device(self, batch: MAEBatch) -> tuple[torch.Tensor | None, ...]:
-        return tuple(None if value is None else value.to(self.device) for value in (batch.points, batch.saliency, batch.features))
+
+def mae_losses(model: nn.Module, batch: MAEBatch, generator: torch.Generator, device: torch.device) -> Losses:
+    """The losses of one step's batch (built on the CPU), moved to `device` in one go first; the masks are
+    drawn from `generator`, on its own device (training/masking.py)."""
+    batch = to_device(batch, device)
+    return model(batch.points, batch.saliency, batch.features, generator)
 
 
 def needs_views(config: I2PMAEConfig) -> bool:
     return config.masking == "guided" or config.target_2d
 
 
-def build_training(config: I2PMAEConfig, rank: int, device: torch.device, samples: Samples) -> I2PMAETraining:
+def build_training(config: I2PMAEConfig, rank: int, device: torch.device, samples: Samples,
+                   shapes: tuple[int, int | None] | None = None) -> I2PMAETraining:
+    """The worker's model (on `device`), AdamW and warm-up cosine schedule. `shapes`: (points per object, the
+    2D target's V * C channels or None), by default read from the objects and views2d artefacts
+    (scripts/gpu_check.sh gives them, having no artefacts). ValueError when num_groups[0] exceeds the points."""
     torch.manual_seed(config.seed)  # identical initial weights on every worker
-    points = int(objects_metadata(config.objects_dir)["points_per_object"])
+    points, channels = shapes if shapes is not None else (
+        int(objects_metadata(config.objects_dir)["points_per_object"]), feature_channels(config) if config.target_2d else None)
     if config.encoder.num_groups[0] > points:
         raise ValueError(f"num_groups[0] = {config.encoder.num_groups[0]} exceeds the objects' "
                          f"{points} points per object")
-    model = I2PMAE(config.encoder, config.decoder_depths, feature_channels(config) if config.target_2d else None,
+    model = I2PMAE(config.encoder, config.decoder_depths, channels if config.target_2d else None,
                    config.mask_ratio, config.masking, config.saliency_temperature, config.drop_path_rate).to(device)
     optimizer = torch.optim.AdamW(weight_decay_groups(model, config.weight_decay), lr=config.learning_rate)
     schedule = warmup_cosine(optimizer, config.steps, config.warmup_steps)
@@ -189,6 +198,8 @@ def feature_channels(config: I2PMAEConfig) -> int:
 def train_loop(config: I2PMAEConfig) -> None:
     """Ray Train worker loop: resumes from the latest checkpoint, writes the encoder and loss curve at the end.
     Objects come from this rank's Ray Dataset (training/sample_stream.py)."""
+    import ray.train.torch  # here, not at the top: the step above runs without Ray (scripts/gpu_check.sh)
+
     rank = ray.train.get_context().get_world_rank()
     stream = SampleStream.for_rank(rank, config.batch_size, config.prefetch_batches)
     training = build_training(config, rank, ray.train.torch.get_device(), stream)

@@ -1,5 +1,8 @@
 """The step loop of a single training run under Ray Train: continue from the latest checkpoint if the run is
-being resumed, step, record a history row per step, checkpoint every N steps and at the end."""
+being resumed, step, record a history row per step, checkpoint every N steps and at the end.
+
+`StepTraining` and the stages' `step()` import without Ray; Ray and the modules that need it are imported in
+`run_steps`, so scripts/gpu_check.sh runs the very same steps on a GPU machine that has no Ray."""
 
 from __future__ import annotations
 
@@ -7,13 +10,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import ray.train.torch
 import torch
 
-from pix2point.training import distributed
 from pix2point.training.determinism import StepStreams, step_streams
-from pix2point.training.progress import Progress
-from pix2point.training.tracking import Scalars
 
 
 @dataclass
@@ -54,6 +53,12 @@ def run_steps(training: StepTraining, steps: int, checkpoint_every: int) -> tupl
     """Train to `steps`; returns (the unwrapped model, the history of every step including those before a
     resume, the step resumed from). Reports {step, loss, resumed_from_step}: the averaged values must hold `loss`.
     The history, resumed part included, also goes into TensorBoard event files under `config.out` (tracking.py)."""
+    import ray.train.torch
+
+    from pix2point.training import distributed
+    from pix2point.training.progress import Progress
+    from pix2point.training.tracking import Scalars
+
     history, start_step = [], 0
     state = distributed.latest_state(torch.device("cpu"))
     if state is not None:

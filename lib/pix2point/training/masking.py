@@ -27,10 +27,12 @@ def guided_visible(saliency: torch.Tensor, mask_ratio: float, generator: torch.G
     I2P-MAE's 2D-guided masking: draw all tokens without replacement with probabilities softmax(saliency),
     and keep the first `keep_count` drawn visible, so salient tokens tend to be seen and the masked ones
     (to be reconstructed) tend to be the less salient. `temperature` 1 is the paper's plain softmax.
+    The draw runs on the generator's device (a CPU generator gives a GPU run the very masks of a CPU run:
+    scripts/gpu_check.sh compares the two that way); the result is on the saliency's device.
     """
-    probabilities = torch.softmax(saliency.float() / temperature, dim=1)
+    probabilities = torch.softmax(saliency.float() / temperature, dim=1).to(generator.device)
     order = torch.multinomial(probabilities, saliency.shape[1], replacement=False, generator=generator)
-    return _first_drawn_visible(order, keep_count(saliency.shape[1], mask_ratio))
+    return _first_drawn_visible(order, keep_count(saliency.shape[1], mask_ratio)).to(saliency.device)
 
 
 def _first_drawn_visible(order: torch.Tensor, keep: int) -> torch.Tensor:

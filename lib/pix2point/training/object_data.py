@@ -12,6 +12,7 @@ import MinkowskiEngine as ME
 import numpy as np
 import torch
 
+from pix2point.training.device import to_device
 from pix2point.training.voxelize import Rounding, collate_sparse, voxelize
 
 
@@ -67,12 +68,14 @@ def epoch_order(count: int, samples: int, rng: np.random.Generator) -> np.ndarra
     return np.concatenate([rng.permutation(count) for _ in range(passes)])[:samples]
 
 
-def object_batch(points: list[np.ndarray], voxel_size: float, rounding: Rounding = "round") -> ME.SparseTensor:
-    """One sparse tensor of the objects (batch index b = object b), each voxel's features the xyz of a point in
-    it; voxel coordinates rounded (Image2Point's np.round(xyz / voxel_size)) or floored."""
+def object_batch(points: list[np.ndarray], voxel_size: float, rounding: Rounding = "round",
+                 device: torch.device = torch.device("cpu")) -> ME.SparseTensor:
+    """One sparse tensor of the objects (batch index b = object b) on `device`, each voxel's features the xyz
+    of a point in it; voxel coordinates rounded (Image2Point's np.round(xyz / voxel_size)) or floored.
+    Voxelised on the CPU; the collated coordinates and features move to `device` in one go."""
     samples = []
     for object_points in points:
         xyz = torch.from_numpy(np.array(object_points, np.float32))  # a copy: Arrow-backed arrays are read-only
         voxels = voxelize(xyz, voxel_size, rounding)
         samples.append((voxels, voxels.voxel_features(xyz)))
-    return collate_sparse(samples).sparse_tensor()
+    return to_device(collate_sparse(samples), device).sparse_tensor()

@@ -8,6 +8,9 @@ after the last epoch, with voting.
 A trainer trains its queue of runs one after another (training/trials.py); its checkpoints hold the run in
 progress, and each finished run's result and history. An epoch is enough steps for one pass over the
 training split; test scoring and voting run on rank 0 and are sent to the other workers.
+
+Ray is imported by the Ray Train entry points alone: the model and `step_loss` import without it
+(scripts/gpu_check.sh runs them on a GPU machine that has no Ray).
 """
 
 from __future__ import annotations
@@ -17,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import ray.train
-import ray.train.torch
 import torch
 from torch.optim.swa_utils import update_bn
 
@@ -32,7 +33,6 @@ from pix2point.models.point_m2ae_classifier import (
     load_pretrained_encoder,
     smoothed_cross_entropy,
 )
-from pix2point.training import distributed
 from pix2point.training.classification import epoch_steps
 from pix2point.training.determinism import epoch_rng, step_streams
 from pix2point.training.object_data import epoch_order
@@ -44,9 +44,7 @@ from pix2point.training.object_finetuning_data import (
     training_clouds,
     vote_copies,
 )
-from pix2point.training.progress import Progress
 from pix2point.training.schedules import warmup_cosine
-from pix2point.training.tracking import Scalars
 from pix2point.training.weight_decay import weight_decay_groups
 
 SCRATCH = "scratch"
@@ -98,6 +96,10 @@ class FinetuneObjectsConfig:
 
 def train_loop(config: FinetuneObjectsConfig) -> None:
     """A worker's loop over `config.runs` (a trainer's queue of runs: training/trials.py)."""
+    import ray.train
+
+    from pix2point.training import distributed
+
     context = ray.train.get_context()
     rank, workers = context.get_world_rank(), context.get_world_size()
     train, test = read_objects(config.objects_dir, "train"), read_objects(config.objects_dir, "test")
@@ -118,6 +120,12 @@ def build_model(config: FinetuneObjectsConfig, init: str) -> PointM2AEClassifier
 def train_run(config: FinetuneObjectsConfig, run: FinetuneObjectsRunSpec, state: dict, train: Objects,
               pools: np.ndarray, test: Objects, steps_per_epoch: int, rank: int) -> FinetuneObjectsRun:
     """One run; each evaluated epoch appends its record to state["history"]."""
+    import ray.train.torch
+
+    from pix2point.training import distributed
+    from pix2point.training.progress import Progress
+    from pix2point.training.tracking import Scalars
+
     torch.manual_seed(run.seed)  # the same head (and scratch encoder) on every worker
     device = ray.train.torch.get_device()
     model = build_model(config, run.init).to(device)
@@ -177,10 +185,18 @@ def train_run(config: FinetuneObjectsConfig, run: FinetuneObjectsRunSpec, state:
                               config.voting.votes, time.perf_counter() - started, confusion)
 
 
+def step_loss(model: torch.nn.Module, clouds: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+    """The label-smoothed cross-entropy of [B, points, 3] `clouds` against [B] int64 `labels`, both already on
+    the model's device (moved once per step by the caller)."""
+    return smoothed_cross_entropy(model(clouds), labels, label_smoothing)
+
+
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
                clouds: torch.Tensor, labels: torch.Tensor, config: FinetuneObjectsConfig) -> float:
-    loss = smoothed_cross_entropy(model(clouds), labels, config.label_smoothing)
-    return distributed.optimiser_step(loss, optimizer, schedule, config.grad_clip)
+    from pix2point.training.distributed import optimiser_step
+
+    return optimiser_step(step_loss(model, clouds, labels, config.label_smoothing), optimizer, schedule,
+                          config.grad_clip)
 
 
 def recalibrate_batchnorm(model: torch.nn.Module, clouds: np.ndarray, batch_size: int, device: torch.device,

@@ -16,7 +16,6 @@ import pyarrow as pa
 import torch
 from torch import nn
 
-import ray.train.torch
 from pix2point.io.arrow import write_table
 from pix2point.io.features_table import feature_metadata
 from pix2point.io.samples_table import FrameSample, sample_refs
@@ -33,6 +32,7 @@ from pix2point.training.augment import (
     pairs_in_crop,
 )
 from pix2point.training.determinism import StepStreams
+from pix2point.training.device import to_device
 from pix2point.training.infonce import info_nce
 from pix2point.training.loop import StepTraining, run_steps
 from pix2point.training.frame_stream import StreamSpec
@@ -183,9 +183,13 @@ class PPKTTraining(StepTraining):
                                        **data.costs(time.perf_counter() - started)}
 
 
-def build_training(config: PPKTConfig, rank: int, device: torch.device, samples: Samples) -> PPKTTraining:
+def build_training(config: PPKTConfig, rank: int, device: torch.device, samples: Samples,
+                   teacher_channels: int | None = None) -> PPKTTraining:
+    """The worker's model (on `device`), SGD and cosine schedule. `teacher_channels`: the teacher maps' C,
+    by default read from the features2d artefact (scripts/gpu_check.sh gives it, having no artefact)."""
     torch.manual_seed(config.seed)  # identical initial weights on every worker
-    teacher_channels = int(feature_metadata(config.features_dir)["channels"])
+    if teacher_channels is None:
+        teacher_channels = int(feature_metadata(config.features_dir)["channels"])
     backbone = build_backbone(config.backbone)
     model = PPKTModel(backbone, backbone.out_channels, teacher_channels, config.dim).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum,
@@ -198,6 +202,8 @@ def build_training(config: PPKTConfig, rank: int, device: torch.device, samples:
 def train_loop(config: PPKTConfig) -> None:
     """Ray Train worker loop: resumes from the latest checkpoint, writes the backbone and loss curve at the end.
     Samples come from this rank's Ray Dataset (training/sample_stream.py)."""
+    import ray.train.torch  # here, not at the top: the step above runs without Ray (scripts/gpu_check.sh)
+
     rank = ray.train.get_context().get_world_rank()
     stream = SampleStream.for_rank(rank, config.frames_per_batch, config.prefetch_batches)
     training = build_training(config, rank, ray.train.torch.get_device(), stream)
@@ -208,10 +214,10 @@ def train_loop(config: PPKTConfig) -> None:
 
 
 def ppkt_loss(model: nn.Module, batch: PPKTBatch, temperature: float, device: torch.device) -> torch.Tensor:
-    sparse = SparseBatch(*(getattr(batch.sparse, field).to(device) for field in
-                           ("coordinates", "features", "voxel_offsets", "point_rows", "point_offsets")))
-    points, pixels = model(sparse, batch.sample.to(device), batch.point.to(device), batch.teacher_features.to(device),
-                           batch.u.to(device), batch.v.to(device), batch.image_size)
+    """InfoNCE of one step's batch (built on the CPU), moved to `device` in one go first."""
+    batch = to_device(batch, device)
+    points, pixels = model(batch.sparse, batch.sample, batch.point, batch.teacher_features, batch.u, batch.v,
+                           batch.image_size)
     return info_nce(points, pixels, temperature)
 
 

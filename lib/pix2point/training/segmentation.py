@@ -1,10 +1,14 @@
 """Semantic-segmentation finetuning of a (pretrained or fresh) backbone with a new head, on Ray Train.
 
 A trainer trains its runs (init x label fraction x seed) one after another (training/trials.py); its
-checkpoints hold the run in progress, and each finished run's result and history. The run's training scenes stream to the workers
-(training/sample_stream.py, segmentation_data.SceneSource), distinct scenes in each step's batch.
-Validation runs on rank 0 only, reading one validation scene at a time. A step whose batches hold no
-labelled point on any worker is skipped, counted in the history (`skipped_steps`) and reported on the console.
+checkpoints hold the run in progress, and each finished run's result and history. The run's training
+scenes stream to the workers (training/sample_stream.py, segmentation_data.SceneSource), distinct scenes in
+each step's batch. Validation runs on rank 0 only, reading one validation scene at a time. A step whose
+batches hold no labelled point on any worker is skipped, counted in the history (`skipped_steps`) and
+reported on the console.
+
+Ray is imported by the Ray Train entry points (train_loop, train_run) alone: the model and `segmentation_loss`
+import without it (scripts/gpu_check.sh runs them on a GPU machine that has no Ray).
 """
 
 from __future__ import annotations
@@ -17,20 +21,16 @@ import numpy as np
 import torch
 from torch import nn
 
-import ray.train
-import ray.train.torch
 from pix2point.evaluation.segmentation_metrics import segmentation_scores
 from pix2point.io.finetune_table import EpochRecord, RunResult, model_path
 from pix2point.io.scenes_table import IGNORE_LABEL, ScenePoints, read_points
 from pix2point.models.checkpoints import load_fitting_weights
 from pix2point.models.backbone import BackboneSpec, build_backbone, point_input_features
 from pix2point.models.heads import SegmentationHead
-from pix2point.training import distributed
 from pix2point.training.determinism import step_streams
 from pix2point.training.augment import PointAugmentation, augment_points
-from pix2point.training.progress import Progress, send
+from pix2point.training.device import to_device
 from pix2point.training.run_grid import RunSpec
-from pix2point.training.tracking import Scalars
 from pix2point.training.sample_stream import SampleStream
 from pix2point.training.segmentation_data import LabelUnit, SceneSource, validation_scenes
 from pix2point.training.voxelize import SparseBatch, collate_sparse, voxelize
@@ -103,6 +103,8 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_function
     would be NaN, pytorch/pytorch#70348). A worker without one while others have some still joins their
     gradient all-reduce, with a zero loss.
     """
+    from pix2point.training import distributed
+
     if distributed.mean_over_workers(float(len(label))) == 0:
         return False, None
     logits = model(batch, sample, point)
@@ -116,19 +118,28 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_function
 def window_loss(losses: list[float]) -> float | None:
     """Mean of the losses every worker had since the last evaluation; None when none had any (every step of
     the window skipped), never NaN."""
+    from pix2point.training import distributed
+
     count = distributed.mean_over_workers(float(len(losses)))
     return distributed.mean_over_workers(float(sum(losses))) / count if count > 0 else None
+def segmentation_loss(model: nn.Module, scenes: list[ScenePoints], spec: BackboneSpec, rng: np.random.Generator,
+                      augmentation: PointAugmentation, device: torch.device) -> torch.Tensor:
+    """One step's cross-entropy over the labelled points of `scenes` (augmented with `rng`): the batch is
+    built on the CPU and moved to `device` in one go."""
+    batch, sample, point, label = to_device(scene_batch(scenes, spec, rng, augmentation), device)
+    return nn.functional.cross_entropy(model(batch, sample, point), label)
 
 
 def confusion_matrix(model: nn.Module, scenes_dir: Path, scenes: list[str], spec: BackboneSpec,
-                     num_classes: int) -> np.ndarray:
-    """[K, K] counts of (true, predicted) class over the labelled points of `scenes`, read one at a time."""
+                     num_classes: int, device: torch.device = torch.device("cpu")) -> np.ndarray:
+    """[K, K] counts of (true, predicted) class over the labelled points of `scenes`, read one at a time;
+    the forward passes on `device`."""
     model.eval()
     confusion = np.zeros((num_classes, num_classes), np.int64)
     with torch.inference_mode():
         for scene in scenes:
             batch, sample, point, label = scene_batch([read_points(scenes_dir, scene)], spec, None, PointAugmentation())
-            prediction = model(batch, sample, point).argmax(1)
+            prediction = model(*to_device((batch, sample, point), device)).argmax(1).cpu()
             confusion += np.bincount(label.numpy() * num_classes + prediction.numpy(),
                                      minlength=num_classes ** 2).reshape(num_classes, num_classes)
     model.train()
@@ -138,6 +149,10 @@ def confusion_matrix(model: nn.Module, scenes_dir: Path, scenes: list[str], spec
 def train_loop(config: FinetuneConfig) -> None:
     """A worker's loop over `config.runs` (a trainer's queue of runs: training/trials.py); the
     results travel in the final checkpoint's state, and the stage writes the tables from them."""
+    import ray.train
+
+    from pix2point.training import distributed
+
     rank = ray.train.get_context().get_world_rank()
     validation = validation_scenes(config.scenes_dir) if rank == 0 else []
     stream = SampleStream.for_rank(rank, config.scenes_per_batch)
@@ -148,12 +163,20 @@ def train_loop(config: FinetuneConfig) -> None:
 def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: list[str], stream: SampleStream,
               rank: int) -> RunResult:
     """One run; evaluations append to state["history"] (an "epoch" there is one evaluation, every eval_every steps)."""
+    import ray.train.torch
+
+    from pix2point.training import distributed
+    from pix2point.training.progress import Progress, send
+    from pix2point.training.tracking import Scalars
+
+    device = ray.train.torch.get_device()
     torch.manual_seed(run.seed)
     backbone = build_backbone(config.backbone)
     if run.init == "pretrain":
         loaded = load_pretrained(backbone, config.pretrained_backbone)
         print(f"run {run.name}: loaded all {loaded} backbone tensors from {config.pretrained_backbone}")
-    model = SegmentationModel(backbone, len(config.class_names))
+    # On the device before a checkpoint is restored: the optimiser's state then loads onto the parameters' device.
+    model = SegmentationModel(backbone, len(config.class_names)).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
@@ -170,7 +193,7 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
         rng = step_streams(run.seed, rank, step).numpy
         scenes = [ScenePoints(arrays["xyz"], arrays["rgb"], arrays["label"]) for arrays in
                   stream.next(step, run.name, config.sources[run.name].per_rank).samples]
-        batch, sample, point, label = scene_batch(scenes, config.backbone, rng, config.augmentation)
+        batch, sample, point, label = to_device(scene_batch(scenes, config.backbone, rng, config.augmentation), device)
         stepped, loss = train_step(ddp_model, optimizer, loss_function, batch, sample, point, label)
         if not stepped:
             skipped += 1
@@ -182,7 +205,8 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
         schedule.step()  # also after a skipped step: the rate follows the step number
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
             confusion = distributed.on_rank_zero(
-                lambda: confusion_matrix(model, config.scenes_dir, validation, config.backbone, len(config.class_names)))
+                lambda: confusion_matrix(model, config.scenes_dir, validation, config.backbone, len(config.class_names),
+                                         device))
             scores = segmentation_scores(confusion)
             best = max(best, scores.miou)
             train_loss = window_loss(running_loss)

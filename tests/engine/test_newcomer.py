@@ -92,7 +92,9 @@ def test_ctrl_c_in_a_training_stage_stops_within_seconds_starts_no_second_ray_an
     console = "".join(before) + after
 
     assert run.returncode == 130, console
-    assert seconds < 20, f"exit took {seconds:.1f} s after Ctrl-C:\n{console}"
+    # Seconds on a quiet machine (11 s at load 60); the bound leaves room for a shared CI machine. The bug took
+    # 44 s and started a second Ray, which the checks below catch whatever the load.
+    assert seconds < 40, f"exit took {seconds:.1f} s after Ctrl-C:\n{console}"
     # Nothing raw after the interrupt: further progress lines at most, then the message.
     rest = [line for line in after.splitlines() if not re.match(r"train: toy: step \d+/1000, ", line)]
     assert rest[0].startswith("interrupted: ") and len(rest) == 3, after

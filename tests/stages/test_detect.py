@@ -105,11 +105,12 @@ def test_params_reject_more_proposals_than_seeds_and_bad_fractions():
 
 
 DRIVER = """
-import sys, pickle, ray
+import sys, pickle
 from pathlib import Path
 from stages import detect
+from pix2point.engine.cluster import start_local_ray
 params, inputs, out, scratch = pickle.loads(bytes.fromhex(sys.argv[1]))
-ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+start_local_ray(num_cpus=2, include_dashboard=False, log_to_driver=False)  # never another session's Ray
 detect.run(params, inputs, out, scratch=scratch)
 """
 

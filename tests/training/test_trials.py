@@ -121,9 +121,9 @@ def test_the_limit_follows_the_cluster_and_an_impossible_request_is_an_error(ray
 KILLED_STAGE = """
 import sys
 from pathlib import Path
-import ray
 from stages import finetune
-ray.init(num_cpus=2, include_dashboard=False)
+from pix2point.engine.cluster import start_local_ray
+start_local_ray(num_cpus=2, include_dashboard=False)  # never another session's Ray
 scenes, pretrain, root = map(Path, sys.argv[1:4])
 params = finetune.Params(inits=["scratch"], label_fractions=[1.0], seeds=[0, 1, 2], steps=40, eval_every=20,
                          scenes_per_batch=1, cpus_per_worker=1, checkpoint_every=2, max_concurrent_runs=1,

@@ -41,12 +41,7 @@ def main() -> None:
     parser.add_argument("--finetune-steps", type=int, default=10)
     parser.add_argument("--artefacts", type=Path, default=Path("artefacts"))
     args = parser.parse_args()
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    start_local_ray(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
-    pipeline = load_pipeline(PIPELINE, args.profile)
-    inputs = {outcome.stage: outcome.path for outcome in
-              run_pipeline(pipeline, ArtefactStore(args.artefacts), targets=["scenes", "objects"])}
-    cpus = int(ray.cluster_resources()["CPU"])
+    pipeline, inputs, cpus = object_and_scene_inputs(args.profile, args.artefacts)
     print(f"{cpus} CPUs; every run: 1 worker x 1 CPU; profile {args.profile}")
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
@@ -70,6 +65,17 @@ def main() -> None:
                               for gpus in (1, 4, 12))
             print(f"  on paper, 12 runs, one run per GPU at this run's time: {paper}")
     ray.shutdown()
+
+
+def object_and_scene_inputs(profile: str | None, artefacts: Path):
+    """A local Ray with this machine's CPUs, then the profile's pipeline, its `scenes` and `objects` artefacts
+    (built if missing) and the cluster's CPU count: what the grid benches start from."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    start_local_ray(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
+    pipeline = load_pipeline(PIPELINE, profile)
+    inputs = {outcome.stage: outcome.path for outcome in
+              run_pipeline(pipeline, ArtefactStore(artefacts), targets=["scenes", "objects"])}
+    return pipeline, inputs, int(ray.cluster_resources()["CPU"])
 
 
 def random_pretrain(work: Path, pipeline) -> Path:

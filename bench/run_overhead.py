@@ -16,20 +16,14 @@ Prints one line per stage: runs, slots, T(S), T(2S), fixed cost per run.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 from pathlib import Path
 
 import ray
 
-from concurrent_runs import random_pretrain, timed  # bench/ is on the path of a bench script
+from concurrent_runs import object_and_scene_inputs, random_pretrain, timed  # bench/ is on the path of a bench script
 from stages import classify, finetune
-from pix2point.engine.artefacts import ArtefactStore
-from pix2point.engine.cluster import start_local_ray
-from pix2point.engine.pipeline import load_pipeline
-from pix2point.engine.runner import run_pipeline
 
-PIPELINE = Path(__file__).resolve().parents[1] / "pipeline.yaml"
 ONE_CPU_RUNS = {"num_workers": 1, "cpus_per_worker": 1, "deterministic": True, "max_concurrent_runs": None}
 
 
@@ -40,12 +34,7 @@ def main() -> None:
     parser.add_argument("--stages", nargs="+", default=["finetune", "classify"], choices=["finetune", "classify"])
     parser.add_argument("--artefacts", type=Path, default=Path("artefacts"))
     args = parser.parse_args()
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    start_local_ray(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)
-    pipeline = load_pipeline(PIPELINE, args.profile)
-    inputs = {outcome.stage: outcome.path for outcome in
-              run_pipeline(pipeline, ArtefactStore(args.artefacts), targets=["scenes", "objects"])}
-    cpus = int(ray.cluster_resources()["CPU"])
+    pipeline, inputs, cpus = object_and_scene_inputs(args.profile, args.artefacts)
     print(f"{cpus} CPUs; profile {args.profile}; every run: 1 worker x 1 CPU, deterministic")
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)

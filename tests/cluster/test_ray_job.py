@@ -80,7 +80,9 @@ def finetune_artefact(artefacts: Path, max_concurrent_runs: int | None) -> Path:
 def test_finetune_runs_train_side_by_side_on_two_nodes_and_equal_runs_one_after_another(two_node_cluster, tmp_path):
     artefacts = tmp_path / "artefacts"
     grid = ["--set", "finetune.inits=[scratch]", "--set", "finetune.label_fractions=[1.0]", "--set", "finetune.seeds=[0, 1]",
-            "--set", "finetune.cpus_per_worker=1", "--set", "pretrain.cpus_per_worker=1"]  # the nodes have 1 CPU each
+            "--set", "finetune.cpus_per_worker=1", "--set", "pretrain.cpus_per_worker=1",  # the nodes have 1 CPU each
+            # Runs long against a trainer's start (~5 s, more on a loaded machine), so side by side means overlap.
+            "--set", "finetune.steps=24", "--set", "finetune.eval_every=12"]
     together = submit(two_node_cluster, "finetune", "--profile", "smoke", "--artefacts", str(artefacts), *grid)
     assert together.returncode == 0, together.stdout + together.stderr
     apart = submit(two_node_cluster, "finetune", "--profile", "smoke", "--artefacts", str(artefacts), *grid,

@@ -48,8 +48,12 @@ class Params(BaseModel):
     # Frames per Parquet row group. One: a PPKT step reads a frame's map with one targeted row-group read
     # (io/samples_table.py); with 64, reading one frame decoded 64 (Parquet reads whole column chunks).
     row_group_size: int = Field(1, ge=1)
-    num_workers: int = Field(1, ge=1)  # Ray tasks, each loading the teacher once
-    cpus_per_worker: int | None = Field(None, ge=1)  # unset: the CPUs of the largest node shared among the workers
+    # Ray tasks, each loading the teacher once; unset: one per `cpus_per_worker` CPUs of the cluster (one per GPU
+    # with gpus_per_worker), at most one per scene.
+    num_workers: int | None = Field(None, ge=1)
+    # One by default: a task asking for k CPUs waits until k are free at once, which a cluster kept busy by 1-CPU
+    # trainers never offers (a 2-CPU task waited 55 min in a default run); k 1-thread tasks also beat one k-thread one.
+    cpus_per_worker: int = Field(1, ge=1)
     gpus_per_worker: float = Field(0, ge=0)  # > 0: the teacher runs on the task's GPU
     # Also store the teacher's map of each mirrored image (column features_mirrored), which PPKT's 2D flip
     # needs (SLidR flips the image before the teacher). Doubles the artefact's size and the teacher's work.
@@ -98,9 +102,9 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
 
     started = time.perf_counter()
     batches = plan_batches(read_frames(inputs["scenes"]), params.frame_step, params.batch_size)
-    groups = group_scenes(batches, params.num_workers)
-    cpus = params.cpus_per_worker or _default_cpus_per_worker(len(groups))
     check_gpus("gpus_per_worker", params.gpus_per_worker)
+    groups = group_scenes(batches, params.num_workers or default_workers(params.cpus_per_worker, params.gpus_per_worker))
+    cpus = params.cpus_per_worker
     task = ray.remote(num_cpus=cpus, num_gpus=params.gpus_per_worker, max_retries=0)(extract_features)
     streams = [task.remote(group, params, out, cpus) for group in groups]
     reports = follow_streams(streams, total_frames=frame_count(batches))
@@ -240,10 +244,11 @@ def feature_shape(layer: TeacherLayer, image_size: tuple[int, int]) -> tuple[int
     return layer.channels, height // layer.stride, width // layer.stride
 
 
-def _default_cpus_per_worker(workers: int) -> int:
-    # The cluster's CPUs shared among the workers, but never more than one node has: such a task would wait for ever.
+def default_workers(cpus_per_worker: int, gpus_per_worker: float) -> int:
+    """As many tasks as the cluster runs at once: its GPUs / `gpus_per_worker` when the teacher runs on a GPU,
+    else its CPUs / `cpus_per_worker` (at least 1)."""
     import ray
 
-    largest_node = max(int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node["Alive"])
-    return max(1, min(largest_node, cluster_cpus() // max(workers, 1)))
-
+    if gpus_per_worker > 0:
+        return max(1, int(ray.cluster_resources().get("GPU", 0) // gpus_per_worker))
+    return max(1, cluster_cpus() // cpus_per_worker)

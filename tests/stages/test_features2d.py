@@ -53,6 +53,14 @@ def test_scenes_are_dealt_whole_to_balanced_workers():
     assert [sorted({batch.scene for batch in group}) for group in groups] == [["a"], ["b", "c"]]
 
 
+def test_by_default_one_single_cpu_task_per_cpu_of_the_cluster_at_most_one_per_scene(features_run):
+    import ray
+
+    _, metrics = features_run
+    assert metrics["cpus_per_worker"] == 1  # a multi-CPU task starves behind 1-CPU trainers
+    assert metrics["workers"] == min(metrics["scenes"], int(ray.cluster_resources()["CPU"])) == 2
+
+
 def test_every_second_frame_of_each_scene_gets_a_shard_row(features_run, tiny_scenes):
     out, metrics = features_run
     frame_ids = {}

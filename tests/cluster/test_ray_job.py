@@ -71,7 +71,7 @@ def test_a_failing_stage_fails_the_job_and_the_job_logs_name_the_error(two_node_
     assert not list((tmp_path / "artefacts").glob(f"scenes/*/{MANIFEST}"))
 
 
-def finetune_artefact(artefacts: Path, max_concurrent_runs: int | None) -> Path:
+def finetune_artefact(artefacts: Path, max_concurrent_runs: int | None) -> Path:  # None: as many as fit
     (artefact,) = [path.parent for path in (artefacts / "finetune").glob(f"*/{MANIFEST}")
                    if json.loads(path.read_text())["params"]["max_concurrent_runs"] == max_concurrent_runs]
     return artefact
@@ -83,7 +83,8 @@ def test_finetune_runs_train_side_by_side_on_two_nodes_and_equal_runs_one_after_
             "--set", "finetune.cpus_per_worker=1", "--set", "pretrain.cpus_per_worker=1",  # the nodes have 1 CPU each
             # Runs long against a trainer's start (~5 s, more on a loaded machine), so side by side means overlap.
             "--set", "finetune.steps=24", "--set", "finetune.eval_every=12"]
-    together = submit(two_node_cluster, "finetune", "--profile", "smoke", "--artefacts", str(artefacts), *grid)
+    together = submit(two_node_cluster, "finetune", "--profile", "smoke", "--artefacts", str(artefacts), *grid,
+                      "--set", "finetune.max_concurrent_runs=null")  # the smoke profile's 1: one trainer start per stage
     assert together.returncode == 0, together.stdout + together.stderr
     apart = submit(two_node_cluster, "finetune", "--profile", "smoke", "--artefacts", str(artefacts), *grid,
                    "--set", "finetune.max_concurrent_runs=1")

@@ -217,7 +217,7 @@ def _parser(pipeline_path: Path = DEFAULT_PIPELINE) -> argparse.ArgumentParser:
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else an embedded local Ray)")
     run.add_argument("--verbose", action="store_true", help="show Ray's and the stages' own output on the console too")
     run.add_argument("--max-parallel-stages", type=_positive_int, metavar="N",
-                     help="stages run side by side at most (default: every stage whose inputs are ready)")
+                     help="stages run side by side at most, the longest chain's first (default: the Ray cluster's CPUs)")
     status = commands.add_parser("status", help="each stage's key and whether it is cached, stale or missing")
     status.add_argument("names", nargs="*", metavar="[PIPELINE]")
     status.add_argument("--verify", action="store_true", help="also check every file's content hash (reads all of them)")

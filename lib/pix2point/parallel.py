@@ -102,6 +102,13 @@ def check_gpus(param: str, per_task: float) -> None:
         raise ValueError(f"{param}={per_task} but the Ray cluster has {available:g} GPUs")
 
 
+def ray_connected() -> bool:
+    """Whether this process is connected to a Ray cluster (ray.init has run)."""
+    import ray
+
+    return ray.is_initialized()
+
+
 def cluster_cpus() -> int:
     """CPUs the connected Ray cluster offers (at least 1)."""
     import ray

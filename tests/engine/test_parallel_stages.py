@@ -13,6 +13,7 @@ from pix2point.engine.artefacts import ArtefactStore
 from pix2point.engine.failures import StageFailed
 from pix2point.engine.pipeline import load_pipeline
 from pix2point.engine.runner import run_pipeline, stage_states
+from pix2point.engine.schedule import critical_path_first
 
 BRANCHES = """
 stages:
@@ -83,3 +84,31 @@ def test_the_run_table_shows_when_each_stage_that_ran_started_and_ended(toy):
     for stage in ("other", "third", "total"):
         local = [moment.astimezone().strftime("%H:%M:%S") for moment in (outcomes[stage].started_at, outcomes[stage].finished_at)]
         assert rows[stage][2] == "ran" and rows[stage][-2:] == local
+
+
+def test_under_a_limit_the_ready_stage_heading_the_longest_chain_starts_first(toy):
+    # `third` comes first in the file, but `numbers` heads a chain (`total` needs it): numbers goes first.
+    text = textwrap.dedent(BRANCHES.format(package=toy.package, sleep=0.2))
+    third = text[text.index("  third:"):text.index("  total:")]
+    toy.pipeline.write_text(text.replace(third, "").replace("stages:\n", "stages:\n" + third))
+    outcomes = {outcome.stage: outcome for outcome in
+                run_pipeline(load_pipeline(toy.pipeline), ArtefactStore(toy.artefacts), max_parallel=1)}
+    assert list(load_pipeline(toy.pipeline).stages)[0] == "third"
+    assert outcomes["numbers"].finished_at <= outcomes["third"].started_at
+    assert outcomes["numbers"].finished_at <= outcomes["other"].started_at
+
+
+def test_critical_path_first_orders_by_the_longest_chain_that_needs_each_node_ties_in_order():
+    needs = {"leaf": [], "scenes": [], "features": ["scenes"], "pretrain": ["features"], "objects": [],
+             "views": ["objects"], "classify": ["objects"]}
+    assert critical_path_first(list(needs), needs) == ["scenes", "features", "objects", "leaf", "pretrain", "views",
+                                                        "classify"]
+
+
+def test_with_ray_connected_the_stages_side_by_side_are_at_most_the_clusters_cpus(toy, ray_runtime):
+    import ray
+
+    outcomes = run_pipeline(load_pipeline(branches(toy, sleep=0.5)), ArtefactStore(toy.artefacts))
+    at_once = max(sum(other.started_at <= outcome.started_at < other.finished_at for other in outcomes)
+                  for outcome in outcomes)
+    assert at_once == min(3, int(ray.cluster_resources()["CPU"]))  # numbers, other and third are ready at once

@@ -26,7 +26,7 @@ from pix2point.engine.read_paths import read_path_problems
 from pix2point.engine.runlog import naming_stage
 from pix2point.engine.schedule import run_when_ready
 from pix2point.engine.stores import Store
-from pix2point.parallel import counting_task_nodes
+from pix2point.parallel import cluster_cpus, counting_task_nodes, ray_connected
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +133,10 @@ def run_pipeline(
     PipelineError listing every problem. `build_command(*stages)` is the command an error suggests to build
     those stages and what they need (the CLI's carries the user's options).
 
-    Every stage whose inputs are done starts at once, up to `max_parallel` side by side (None: every ready
-    one; engine/schedule.py). A stage that raises ends the run with StageFailed (its root cause), after the
+    Every stage whose inputs are done starts at once, the head of the longest chain first, up to
+    `max_parallel` side by side (engine/schedule.py). None: one stage per CPU of the Ray cluster once one is
+    connected (every ready one without Ray): each stage holds at least one CPU while it runs, so more would only
+    queue inside Ray, where the chain the run waits for gets no precedence over a stage nothing needs. A stage that raises ends the run with StageFailed (its root cause), after the
     stages already running have finished; nothing starts after it. A stage is computed under its artefact's
     lock: a concurrent run of the same pipeline on the same root waits for it and then finds it cached.
     `board` (the live view), if given, is told each stage's state and progress.
@@ -148,6 +150,8 @@ def run_pipeline(
     preflight(pipeline, [name for name in selected if name in forced or not store.is_complete(name, keys[name])])
     if forced or not all(_intact(store, name, keys[name], say=False) for name in selected):
         before_first_run()
+    if max_parallel is None and ray_connected():
+        max_parallel = cluster_cpus()
     # Rebuilt because they were damaged, or an input was: what reads them is rebuilt too, since when the
     # damage happened (before or after a downstream stage read the file) cannot be known.
     rebuilt: set[str] = set()

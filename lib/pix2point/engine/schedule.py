@@ -1,4 +1,5 @@
-"""Running a DAG's nodes side by side: each node on its own thread as soon as the nodes it needs are done.
+"""Running a DAG's nodes side by side: each node on its own thread as soon as the nodes it needs are done,
+the ready node heading the longest chain first.
 
 Threads, not processes: a stage spends its time in Ray (tasks, Train workers) or in native code, and the
 engine's locks, stores and Ray connection are this process's. The threads are daemons, so Ctrl-C ends the
@@ -21,13 +22,14 @@ Result = TypeVar("Result")
 def run_when_ready(order: Sequence[str], needs: Mapping[str, Sequence[str]], work: Callable[[str], Result],
                    max_parallel: int | None = None) -> dict[str, Result]:
     """`{name: work(name)}` for every name of `order`, each started once all of `needs[name]` (names of
-    `order`) have returned, at most `max_parallel` at once (None: every ready one), ready ones in `order`.
+    `order`) have returned, at most `max_parallel` at once (None: every ready one). Ready ones start in
+    critical-path order (`critical_path_first`), so under a limit the chain the run waits longest for goes first.
 
     When a `work` raises, nothing new starts; the running ones finish (their results are kept where they
     write them) and then the first error is raised, with a note naming the node it came from.
     """
     results: dict[str, Result] = {}
-    pending = list(order)
+    pending = critical_path_first(order, needs)
     running: set[str] = set()
     finished: queue.Queue[tuple[str, Result | None, BaseException | None]] = queue.Queue()
     failure: tuple[str, BaseException] | None = None
@@ -56,6 +58,24 @@ def run_when_ready(order: Sequence[str], needs: Mapping[str, Sequence[str]], wor
         error.add_note(f"stage {name!r} failed" + (f"; not started: {', '.join(pending)}" if pending else ""))
         raise error
     return results
+
+
+def critical_path_first(order: Sequence[str], needs: Mapping[str, Sequence[str]]) -> list[str]:
+    """`order` sorted by the number of nodes on the longest chain that depends on each (most first), ties in
+    `order`: the list scheduler's classic priority (Graham; HLFET), with every node counted as one unit of time
+    because a stage's cost is not known before it runs."""
+    dependents: dict[str, list[str]] = {name: [] for name in order}
+    for name in order:
+        for need in needs[name]:
+            dependents.setdefault(need, []).append(name)
+    depth: dict[str, int] = {}
+
+    def chain(name: str) -> int:
+        if name not in depth:
+            depth[name] = max((1 + chain(after) for after in dependents.get(name, ())), default=0)
+        return depth[name]
+
+    return sorted(order, key=lambda name: -chain(name))
 
 
 def _call(work: Callable[[str], Result], name: str, finished: queue.Queue) -> None:

@@ -68,7 +68,7 @@ class SceneRef:
 
     root: Path  # the dataset's folder; for a source that writes its own data, the artefact's source/
     name: str
-    folder: Path  # the scene's folder, relative to root
+    folder: Path  # the scene's folder (or file, for a one-file-per-scene dataset), relative to root
     index: int  # position in the source's listing (a generated source's seed)
 
 
@@ -86,7 +86,7 @@ class SceneReader(Protocol):
     CLASS_NAMES: tuple[str, ...]  # the label names of the point tables
 
     def scene_folders(self, params: SceneSourceParams) -> dict[str, Path]:
-        """Scene name -> its folder relative to the root, in reading order. The reader's error (a ValueError
+        """Scene name -> its folder (or file) relative to the root, in reading order. The reader's error (a ValueError
         naming the folder) when the root lacks its layout."""
 
     def scene_splits(self, params: SceneSourceParams, scenes: list[str], warn: bool) -> dict[str, str]:

@@ -10,7 +10,7 @@ Runs the pipeline's `scale` profile (ScanNet's per-item sizes; see pipeline.yaml
 to a file (only costs are measured here). Prints:
 
 - read amplification (bytes read from storage per step / bytes of the samples the step uses): the
-  streamed loader's, measured in loss.parquet, and the whole-scene loader's (training/ppkt_data.py),
+  streamed loader's, measured in loss.parquet, and the whole-scene loader's (tests/reference_loaders.py `PretrainFrames`),
   replayed from its sampling (frames drawn with replacement, an LRU of 64 scenes, each miss reading the
   scene's points, pairs and features files whole) at this rehearsal's size and at ScanNet's shape;
 - data wait (seconds waiting for the batch / step seconds): against the rehearsal's CPU steps (steps after

@@ -31,7 +31,7 @@ from pix2point.models.classifier_spec import (
     Init,
     Pooling,
 )
-from pix2point.training.params import RunGridParams, SGDParams
+from pix2point.training.param_groups import RunGridParams, SGDParams
 from pix2point.training.run_grid import with_drift_repeats
 
 if TYPE_CHECKING:  # the training code (torch, MinkowskiEngine, Ray) is imported by run: loading the pipeline stays light

@@ -23,7 +23,7 @@ from pix2point.io.detect_table import REPORT_FILE, write_history, write_runs
 from pix2point.io.scannet_boxes import SCANNET18_CLASS_NAMES
 from pix2point.io.trials_table import write_trials
 from pix2point.models.backbone_spec import BACKBONE_WEIGHTS, load_backbone_spec
-from pix2point.training.params import RunGridParams
+from pix2point.training.param_groups import RunGridParams
 from pix2point.training.run_grid import scene_runs
 from stages.scenes import require_splits
 

@@ -3,7 +3,7 @@ features look like before any finetuning.
 
 Inputs: `finetune` (runs with their validation confusion matrices, per-epoch history), `pretrain` (the
 backbone and its loss log) and `scenes` (points of the probed split). Outputs report.md, metrics.json and
-the figures (pix2point.evaluation.report); the per-scene embedding of probe points runs as Ray tasks.
+the figures (pix2point.evaluation.segmentation_report); the per-scene embedding of probe points runs as Ray tasks.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from pix2point.evaluation.report_note import ReportNoteParams, add_note
-from pix2point.evaluation.summary import CellSummary, finetune_drift, pretraining_verdicts, score_runs, summarise_cells
+from pix2point.evaluation.segmentation_summary import CellSummary, finetune_drift, pretraining_verdicts, score_runs, summarise_cells
 from pix2point.io.finetune_table import read_history, read_runs, runs_deterministic, runs_metadata
 from pix2point.io.scenes_table import class_names, read_points, read_splits
 from pix2point.parallel import map_tasks
@@ -25,7 +25,7 @@ from stages.scenes import require_splits
 
 if TYPE_CHECKING:  # scikit-learn, matplotlib and torch are imported where used: loading the pipeline stays light
     from pix2point.evaluation.feature_probe import ProbeScore
-    from pix2point.evaluation.report import LossSummary
+    from pix2point.evaluation.segmentation_report import LossSummary
 
 
 class Params(ReportNoteParams):
@@ -68,7 +68,7 @@ def preflight(params: Params, inputs: dict[str, Any]) -> None:
 
 def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
     from pix2point.evaluation.plots import plot_pretrain_loss, plot_validation_curves
-    from pix2point.evaluation.report import REPORT_FILE, Evaluation, manifest_metrics, print_summary, write_report
+    from pix2point.evaluation.segmentation_report import REPORT_FILE, Evaluation, manifest_metrics, print_summary, write_report
 
     every_run = read_runs(inputs["finetune"])
     runs = [run for run in every_run if run.repeat == 0]  # same-seed repeats only measure drift
@@ -117,7 +117,7 @@ def read_pretrain_loss(pretrain_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def summarise_loss(step: np.ndarray, loss: np.ndarray) -> LossSummary:
-    from pix2point.evaluation.report import LossSummary
+    from pix2point.evaluation.segmentation_report import LossSummary
 
     return LossSummary(steps=len(step), first=float(loss[0]), last=float(loss[-1]), minimum=float(loss.min()))
 

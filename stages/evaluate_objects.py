@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
+from pydantic import ConfigDict, Field, PositiveFloat
 
 from pix2point.evaluation.report_note import ReportNoteParams, add_note
 from pix2point.evaluation.linear_svm import I2P_MAE_MODELNET40_C, linear_svm_score
 from pix2point.evaluation.svm_report import RANDOM, REPORT_FILE, EncoderScore, write_report
 from pix2point.io.objects_table import Objects, class_names, read_objects
-from pix2point.models.point_m2ae_spec import PointM2AESpec, load_encoder_spec
+from pix2point.models.point_m2ae_spec import common_spec
 
 if TYPE_CHECKING:  # torch is imported by run: loading the pipeline stays light
     from pix2point.models.point_m2ae import HierarchicalEncoder
@@ -86,15 +86,6 @@ def read_pretraining(directory: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing; is {directory} an I2P-MAE pretrain artefact?")
     return json.loads(path.read_text())
-
-
-def common_spec(pretrained: dict[str, Path]) -> PointM2AESpec:
-    """The one encoder spec of all pretrained inputs: the random-init twin must match them to compare."""
-    specs = {name: load_encoder_spec(path) for name, path in pretrained.items()}
-    if len(set(specs.values())) != 1:
-        listing = "; ".join(f"{name}: {spec}" for name, spec in specs.items())
-        raise ValueError(f"the pretrained encoders differ in spec, so one random-init twin cannot match them: {listing}")
-    return next(iter(specs.values()))
 
 
 def score_encoder(name: str, encoder: HierarchicalEncoder, pretraining: dict | None, train: Objects, test: Objects,

@@ -33,7 +33,7 @@ from pix2point.io.paths import AbsolutePath
 from pix2point.models.backbone_spec import Rounding
 from pix2point.models.classifier_spec import ClassifierNetwork, ClassifierSpec, FipMode
 from pix2point.training.episodes import Episode, draw_episode, episode_seed
-from pix2point.training.params import SGDParams
+from pix2point.training.param_groups import SGDParams
 
 if TYPE_CHECKING:  # the training code (torch, MinkowskiEngine, Ray) is imported by run: loading the pipeline stays light
     from pix2point.io.fewshot_table import EpisodeRecord
@@ -246,7 +246,7 @@ def recipes(params: Params, inputs: dict[str, Path]) -> dict[str, Recipe]:
 
 def encoder_spec(params: Params, inputs: dict[str, Path]):
     """The Point-M2AE spec of the pretrain inputs (they must agree) with the fine-tuning's group sizes."""
-    from stages.evaluate_objects import common_spec
+    from pix2point.models.point_m2ae_spec import common_spec
 
     pretrained = {network.init for network in params.networks if network.family == "point_m2ae" and network.init != SCRATCH}
     missing = sorted(pretrained - inputs.keys())

@@ -21,7 +21,7 @@ from pix2point.io.finetune_table import write_history, write_runs
 from pix2point.io.scenes_table import class_names, scene_names
 from pix2point.io.trials_table import write_trials
 from pix2point.models.backbone_spec import BACKBONE_WEIGHTS, load_backbone_spec
-from pix2point.training.params import PointAugmentationParams, RunGridParams, SGDParams
+from pix2point.training.param_groups import PointAugmentationParams, RunGridParams, SGDParams
 from pix2point.training.run_grid import RunSpec, scene_runs
 from pix2point.training.segmentation_data import LabelUnit
 from stages.scenes import require_splits

@@ -28,7 +28,7 @@ from pix2point.io.finetune_objects_table import read_history, read_runs, run_nam
 from pix2point.io.objects_table import class_names, objects_metadata, objects_path
 from pix2point.io.trials_table import write_trials
 from pix2point.models.point_m2ae_spec import PointM2AESpec, load_encoder_spec
-from pix2point.training.params import RunGridParams
+from pix2point.training.param_groups import RunGridParams
 from pix2point.training.run_grid import with_drift_repeats
 
 if TYPE_CHECKING:  # the training code (torch, Ray) is imported by run: loading the pipeline stays light

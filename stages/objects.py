@@ -4,8 +4,9 @@
 `ShapeNet55-34` folder (I2P-MAE's pretraining set; no normals) and `scanobjectnn` the `h5_files` folder of
 ScanObjectNN in one `variant` (OBJ-BG, OBJ-ONLY or PB-T50-RS; no normals). `source: synthetic` first writes
 procedural objects in the ModelNet layout under the artefact's `source/` folder and reads them back through
-the same reader. One Ray task per class writes (synthetic) and one per class reads (ScanObjectNN: its two
-h5 files are read in the driver).
+the same reader. `source` names the dataset; its reader (pix2point/datasets/objects.py) lists and reads the
+objects. One Ray task per class writes (synthetic) and one per class reads (a source with one file per
+split, ScanObjectNN: its two h5 files are read in the driver).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pix2point.io.paths import AbsolutePath
-from pix2point.io import modelnet, scanobjectnn, shapenet55
+from pix2point.datasets.objects import OBJECT_READERS, ObjectSource
+from pix2point.io import scanobjectnn
 from pix2point.io.arrow import write_table
+from pix2point.io.dataset_reader import ObjectFileReader, ShapeEntry, SplitFileReader
 from pix2point.io.objects_table import OBJECTS_FILE, ROW_GROUP_ROWS, SOURCE_DIR, SPLITS, Objects, objects_table
+from pix2point.io.paths import AbsolutePath
 from pix2point.parallel import map_tasks
 from pix2point.synthetic import objects as synthetic_objects
 
@@ -40,7 +43,7 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # synthetic: procedural shapes written here; else the dataset under root (ScanObjectNN: real scans, with variant)
-    source: Literal["synthetic", "modelnet40", "shapenet55", "scanobjectnn"] = "synthetic"
+    source: ObjectSource = "synthetic"
     # modelnet40: the modelnet40_normal_resampled folder; shapenet55: ShapeNet55-34; scanobjectnn: h5_files
     root: AbsolutePath | None = None
     variant: scanobjectnn.Variant = "PB-T50-RS"  # source: scanobjectnn only
@@ -54,18 +57,16 @@ class Params(BaseModel):
 
     @model_validator(mode="after")
     def _root_for_a_dataset(self) -> Params:
-        if self.source != "synthetic" and self.root is None:
-            raise ValueError(f"source {self.source!r} needs `root`, the dataset's folder ({ROOT_FOLDERS[self.source]})")
+        root_folder = OBJECT_READERS[self.source].ROOT_FOLDER
+        if root_folder is not None and self.root is None:
+            raise ValueError(f"source {self.source!r} needs `root`, the dataset's folder ({root_folder})")
         return self
 
 
-ROOT_FOLDERS = {"modelnet40": "modelnet40_normal_resampled", "shapenet55": "ShapeNet55-34", "scanobjectnn": "h5_files"}
-UP_AXES = {"synthetic": modelnet.UP_AXIS, "modelnet40": modelnet.UP_AXIS, "shapenet55": shapenet55.UP_AXIS, "scanobjectnn": scanobjectnn.UP_AXIS}
-
-
 def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
-    if params.source == "scanobjectnn":
-        class_names, result = list(scanobjectnn.CLASS_NAMES), read_scanobjectnn(params)
+    reader = OBJECT_READERS[params.source]
+    if reader.LAYOUT == "file_per_split":
+        class_names, result = list(reader.CLASS_NAMES), read_split_files(reader, params)
     else:
         class_names, shapes = read_index(params, out)
         by_class = [[e for e in shapes if e.label == label] for label in range(len(class_names))]
@@ -79,7 +80,7 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
             ),
             splits=[split for r in results for split in r.splits],
         )
-    table = objects_table(result.objects, result.splits, class_names, up_axis=UP_AXES[params.source], normalized=params.normalize)
+    table = objects_table(result.objects, result.splits, class_names, up_axis=reader.UP_AXIS, normalized=params.normalize)
     write_table(table, out / OBJECTS_FILE, row_group_size=ROW_GROUP_ROWS)
     return {
         "classes": len(class_names),
@@ -88,19 +89,18 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
     }
 
 
-def read_index(params: Params, out: Path) -> tuple[list[str], list[modelnet.ShapeEntry]]:
-    """Class names and every shape (train first) of a per-file source."""
-    if params.source == "shapenet55":
-        return shapenet55.read_index(params.root)
-    root = write_synthetic_source(out / SOURCE_DIR, params) if params.source == "synthetic" else params.root
-    index = modelnet.read_index(root)
-    return index.class_names, index.shapes
+def read_index(params: Params, out: Path) -> tuple[list[str], list[ShapeEntry]]:
+    """Class names and every shape (train first) of a per-file source; a source without a root writes its
+    files into the artefact's source/ folder first."""
+    reader: ObjectFileReader = OBJECT_READERS[params.source]
+    root = reader.write_source(out / SOURCE_DIR, params) if reader.ROOT_FOLDER is None else params.root
+    return reader.object_index(params, root)
 
 
-def read_scanobjectnn(params: Params) -> ClassObjects:
-    """Both split files of the variant, each object's points drawn as `sampling` says."""
-    scans = {split: scanobjectnn.read_split(params.root, params.variant, split, params.points_per_object) for split in SPLITS}
-    shapes = {split: scanobjectnn.shape_ids(split, len(scan.labels)) for split, scan in scans.items()}
+def read_split_files(reader: SplitFileReader, params: Params) -> ClassObjects:
+    """Both splits of a one-file-per-split source, each object's points drawn as `sampling` says."""
+    scans = {split: reader.read_split_objects(params, split) for split in SPLITS}
+    shapes = {split: reader.shape_ids(split, len(scan.labels)) for split, scan in scans.items()}
     points = [_sample_rows(cloud, shape, params) for split in SPLITS for cloud, shape in zip(scans[split].points, shapes[split])]
     objects = Objects(
         points=_normalized(np.stack(points), params), normals=None,
@@ -109,30 +109,13 @@ def read_scanobjectnn(params: Params) -> ClassObjects:
     return ClassObjects(objects=objects, splits=[split for split in SPLITS for _ in shapes[split]])
 
 
-def write_synthetic_source(root: Path, params: Params) -> Path:
-    """A ModelNet-layout tree of synthetic objects: shape numbers 1..train_per_class train, the next test."""
-    synthetic = params.synthetic
-    classes = synthetic_objects.CLASSES[: synthetic.num_classes]
-    numbers = {
-        "train": list(range(1, synthetic.train_per_class + 1)),
-        "test": list(range(synthetic.train_per_class + 1, synthetic.train_per_class + synthetic.test_per_class + 1)),
-    }
-    split_shapes = {split: [modelnet.shape_id(c.name, n) for c in classes for n in nums] for split, nums in numbers.items()}
-    synthetic_objects.write_index(root, [c.name for c in classes], split_shapes)
-    map_tasks(
-        synthetic_objects.write_class_shapes, list(range(len(classes))), desc="synthetic objects",
-        root=root, numbers=numbers["train"] + numbers["test"], count=params.points_per_object, seed=synthetic.seed,
-    )
-    return root
-
-
 @dataclass(frozen=True)
 class ClassObjects:
     objects: Objects
     splits: list[str]
 
 
-def read_class(entries: list[modelnet.ShapeEntry], params: Params) -> ClassObjects:
+def read_class(entries: list[ShapeEntry], params: Params) -> ClassObjects:
     """One Ray task: the point clouds of one class's shapes, in `entries` order."""
     clouds = [read_shape(e, params) for e in entries]
     objects = Objects(
@@ -144,12 +127,10 @@ def read_class(entries: list[modelnet.ShapeEntry], params: Params) -> ClassObjec
     return ClassObjects(objects=objects, splits=[e.split for e in entries])
 
 
-def read_shape(entry: modelnet.ShapeEntry, params: Params) -> tuple[np.ndarray, np.ndarray | None]:
+def read_shape(entry: ShapeEntry, params: Params) -> tuple[np.ndarray, np.ndarray | None]:
     """([N, 3] points, [N, 3] normals or None) of one shape file, N = points_per_object."""
-    rng = _sampling_rng(entry.shape, params)
-    if params.source == "shapenet55":
-        return shapenet55.read_cloud(entry.path, params.points_per_object, rng), None
-    return modelnet.read_shape(entry.path, params.points_per_object, rng)
+    reader: ObjectFileReader = OBJECT_READERS[params.source]
+    return reader.read_object(entry, params.points_per_object, _sampling_rng(entry.shape, params))
 
 
 def _sample_rows(cloud: np.ndarray, shape: str, params: Params) -> np.ndarray:

@@ -27,7 +27,7 @@ from pix2point.io.features_table import feature_metadata
 from pix2point.io.objects_table import split_rows
 from pix2point.models.backbone_spec import BackboneSpec, InputFeatures, UNetSizeName
 from pix2point.models.point_m2ae_spec import PointM2AESpec
-from pix2point.training.params import (
+from pix2point.training.param_groups import (
     AdamWParams,
     Masking,
     PointAugmentationParams,

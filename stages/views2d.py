@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from pix2point.geometry.interpolation import Interpolation
+from pix2point.geometry.camera import Interpolation
 from pix2point.geometry.orthographic import VIEW_AXES, check_image_size, project_views
 from pix2point.io.objects_table import objects_path, read_objects
 from pix2point.io.paths import AbsolutePath

@@ -18,9 +18,8 @@ from rich.table import Table
 import pix2point
 from pix2point.cli_help import console_for, pipeline_summary, print_params, print_table, require_pipeline_file
 from pix2point.engine.cluster import connect_ray, no_implicit_ray, release_ray
-from pix2point.engine.errors import PipelineError
 from pix2point.engine.failures import StageFailed, describe, root_cause
-from pix2point.engine.pipeline import load_pipeline
+from pix2point.engine.pipeline import PipelineError, load_pipeline
 from pix2point.engine.runlog import append_traceback, new_log_path, quiet_console
 from pix2point.engine.live import StageBoard, showing
 from pix2point.engine.runner import (

@@ -11,9 +11,8 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
-from pix2point.engine.errors import PipelineError
 from pix2point.engine.param_docs import param_docs
-from pix2point.engine.pipeline import Pipeline, unknown_stage
+from pix2point.engine.pipeline import Pipeline, PipelineError, unknown_stage
 
 
 def console_for(stream=None) -> Console:

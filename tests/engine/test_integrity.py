@@ -8,8 +8,7 @@ import pytest
 
 from pix2point.cli import main
 from pix2point.engine.artefacts import ArtefactStore
-from pix2point.engine.errors import PipelineError
-from pix2point.engine.pipeline import load_pipeline
+from pix2point.engine.pipeline import PipelineError, load_pipeline
 from pix2point.engine.remote import RemoteArtefactStore
 from pix2point.engine.runner import run_pipeline, stage_states
 

@@ -24,8 +24,7 @@ import yaml
 from pix2point.cli import main
 from pix2point.engine import runner
 from pix2point.engine.artefacts import ArtefactStore
-from pix2point.engine.errors import PipelineError
-from pix2point.engine.pipeline import load_pipeline
+from pix2point.engine.pipeline import PipelineError, load_pipeline
 from pix2point.engine.runner import run_pipeline, select_stages
 
 REPOSITORY = Path(__file__).resolve().parents[2]

@@ -3,8 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pix2point.engine.errors import PipelineError
-from pix2point.engine.pipeline import load_pipeline
+from pix2point.engine.pipeline import PipelineError, load_pipeline
 
 
 def test_defaults_profile_and_overrides_merge_in_order(toy):

@@ -7,9 +7,8 @@ import pytest
 
 from pix2point.cli import main
 from pix2point.engine.artefacts import MANIFEST, ArtefactStore
-from pix2point.engine.errors import PipelineError
 from pix2point.engine.failures import StageFailed
-from pix2point.engine.pipeline import load_pipeline
+from pix2point.engine.pipeline import PipelineError, load_pipeline
 from pix2point.engine.runner import run_pipeline, stage_states
 
 

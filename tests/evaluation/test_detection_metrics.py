@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from pix2point.evaluation.detection_metrics import Detections, box_iou, detection_scores, voc_ap
+from pix2point.evaluation.detection_metrics import detection_scores, voc_ap
+from pix2point.geometry.boxes import Detections, box_iou
 
 
 def test_box_iou_by_hand():

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from plyfile import PlyData, PlyElement
 
-from pix2point.evaluation.detection_metrics import Detections, detection_scores
+from pix2point.evaluation.detection_metrics import detection_scores
+from pix2point.geometry.boxes import Detections
 from pix2point.io.scannet import SceneReadError
 from pix2point.io.scannet import read_axis_alignment
 from pix2point.io.scannet_boxes import SCANNET18_CLASS_NAMES, annotation_paths, instance_boxes, read_scene_boxes

@@ -7,7 +7,7 @@ from torch import nn
 
 from pix2point.models.heads import ProjectionHead, SegmentationHead
 from pix2point.models.res16unet import Res16UNet, UNetSize, unet_size
-from pix2point.training.voxelize import collate_sparse, voxelize
+from pix2point.models.voxelize import collate_sparse, voxelize
 
 VOXEL_SIZE = 0.05
 

@@ -13,8 +13,7 @@ import torch
 
 from stages import objects, pretrain, views2d
 
-from pix2point.engine.errors import PipelineError
-from pix2point.engine.pipeline import validate_params
+from pix2point.engine.pipeline import PipelineError, validate_params
 from pix2point.io.objects_table import read_objects
 from pix2point.models.point_m2ae import embed_objects, load_encoder
 

@@ -8,6 +8,8 @@ import pytest
 
 from stages import scenes
 
+from pix2point.io import scannet
+from pix2point.io.scannet_split import params_split
 from pix2point.io.scenes_table import read_frames, read_points
 
 
@@ -53,7 +55,7 @@ def test_scannet_source_needs_an_absolute_root():
 
 def test_unknown_validation_scene_is_an_error():
     with pytest.raises(ValueError, match=r"val_scenes \['nope'\]"):
-        scenes.assign_splits(["a", "b"], scenes.Params(val_scenes=["nope"]))
+        params_split(["a", "b"], scenes.Params(val_scenes=["nope"]))
 
 
 def test_s3dis_source_writes_a_point_only_artefact_with_area5_held_out(ray_runtime, s3dis_tree, tmp_path):
@@ -136,4 +138,4 @@ def test_scannet_scans_are_axis_aligned_unless_turned_off(ray_runtime, tiny_scen
     np.testing.assert_allclose(aligned[:, :2].min(axis=0), 0.0, atol=0.05)  # the room's corner at the origin
     assert not np.allclose(aligned, raw, atol=0.1)
     pose = lambda name: read_frames(tmp_path / name, ["scene0000_00"])[0].pose  # noqa: E731
-    np.testing.assert_allclose(pose("on"), scenes.scannet.read_axis_alignment(root / "scene0000_00") @ pose("off"))
+    np.testing.assert_allclose(pose("on"), scannet.read_axis_alignment(root / "scene0000_00") @ pose("off"))

@@ -21,7 +21,7 @@ from pix2point.io.images import standardise_images
 from pix2point.io.objects_table import read_objects
 from pix2point.io.views_table import read_views, views_metadata
 from pix2point.models.view_teachers import build_view_teacher
-from pix2point.training.i2p_mae_data import load_object_views, sample_batch
+from tests.reference_loaders import load_object_views, sample_batch
 
 POINTS = 64
 SIZE = 64

@@ -10,7 +10,7 @@ import torch
 
 from pix2point.training.device import to_device
 from pix2point.training.fewshot import episode_device
-from pix2point.training.voxelize import SparseBatch
+from pix2point.models.voxelize import SparseBatch
 
 META = torch.device("meta")  # a real torch device on every machine: tensors moved there have no data
 

@@ -16,7 +16,7 @@ from pix2point.training.frame_stream import StreamSpec
 from pix2point.training.sample_stream import DirectSamples, decode_samples, encode_sample, rank_dataset_name, rank_datasets
 from pix2point.training.augment import mirror_columns
 from pix2point.training.ppkt import teacher_map_and_columns
-from pix2point.training.ppkt_data import PretrainFrames
+from tests.reference_loaders import PretrainFrames
 from pix2point.training.sample_order import rank_samples, step_samples
 
 SCENES = ["scene0000_00", "scene0001_00"]

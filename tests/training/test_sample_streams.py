@@ -12,7 +12,6 @@ from pix2point.io.objects_table import ROW_GROUP_ROWS, objects_path, read_object
 from pix2point.io.scenes_table import IGNORE_LABEL
 from pix2point.training.classification import run_source
 from pix2point.training.distributed import checkpoint_step, run_snapshot
-from pix2point.training.i2p_mae_data import load_object_views
 from pix2point.training.object_samples import ObjectSource
 from pix2point.training.sample_order import rank_samples
 from pix2point.training.sample_stream import (
@@ -21,7 +20,8 @@ from pix2point.training.sample_stream import (
     rank_dataset_name,
     rank_datasets,
 )
-from pix2point.training.segmentation_data import SceneSource, limited_labels
+from pix2point.training.segmentation_data import SceneSource
+from tests.reference_loaders import limited_labels, load_object_views
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from pix2point.models.backbone import BackboneSpec, build_backbone
+from pix2point.models.backbone import BackboneSpec, build_backbone, load_pretrained
 from pix2point.models.res16unet import Res16UNet, UNetSize
-from pix2point.training.segmentation import load_pretrained
-from pix2point.training.segmentation_data import limited_labels, split_scenes
+from pix2point.training.segmentation_data import split_scenes
+from tests.reference_loaders import limited_labels
 
 
 def test_pretrained_backbone_weights_load_into_a_fresh_backbone(tmp_path):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pix2point.engine.errors import PipelineError
+from pix2point.engine.pipeline import PipelineError
 
 # Attributes through which Ray wraps the exception that started it: RayTaskError.cause (a task or actor raised),
 # Ray Train v2's WorkerGroupError.worker_failures (rank -> exception) and ControllerError.controller_failure.

@@ -26,7 +26,9 @@ from typing import Any, Literal
 import pydantic
 import yaml
 
-from pix2point.engine.errors import PipelineError
+
+class PipelineError(ValueError):
+    """A problem with the pipeline definition, its params or its artefacts, found before or between stages."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from pix2point.engine.artefacts import MANIFEST, ArtefactStore, describe_files, manifest_text
-from pix2point.engine.errors import PipelineError
+from pix2point.engine.pipeline import PipelineError
 from pix2point.engine.integrity import differences, stream_sha256
 from pix2point.engine.locks import Holder, ObjectLockRecord, holding, live_holder
 

@@ -25,8 +25,7 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from pix2point.engine.errors import PipelineError
-from pix2point.engine.pipeline import Pipeline, load_pipeline, profile_names
+from pix2point.engine.pipeline import Pipeline, PipelineError, load_pipeline, profile_names
 from pix2point.engine.runner import stage_states
 from pix2point.engine.stores import Store
 

@@ -16,11 +16,10 @@ from pydantic import BaseModel
 
 import pix2point
 from pix2point import stage_progress
-from pix2point.engine.errors import PipelineError
 from pix2point.engine.failures import StageFailed
 from pix2point.engine.keys import code_fingerprint, stage_key
 from pix2point.engine.live import StageBoard
-from pix2point.engine.pipeline import Pipeline, Stage, load_pipeline, profile_names, unknown_stage
+from pix2point.engine.pipeline import Pipeline, PipelineError, Stage, load_pipeline, profile_names, unknown_stage
 from pix2point.engine.provenance import run_provenance
 from pix2point.engine.read_paths import read_path_problems
 from pix2point.engine.runlog import naming_stage

@@ -14,14 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Detections:
-    """Boxes of one scene, predicted (with scores) or ground truth (scores unused)."""
-
-    boxes: np.ndarray  # [D, 6] metres: (xmin, ymin, zmin, xmax, ymax, zmax)
-    classes: np.ndarray  # [D] int
-    scores: np.ndarray  # [D] float, higher = more confident
+from pix2point.geometry.boxes import Detections, box_iou
 
 
 @dataclass(frozen=True)
@@ -44,15 +37,6 @@ class DetectionScores:
 def _mean_over_present(per_class: np.ndarray) -> float:
     present = ~np.isnan(per_class)
     return float(per_class[present].mean()) if present.any() else float("nan")
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """[A, 6] x [B, 6] axis-aligned (min, max) boxes -> [A, B] intersection over union (0 for empty boxes)."""
-    a, b = np.asarray(a, np.float64)[:, None], np.asarray(b, np.float64)[None]
-    overlap = np.clip(np.minimum(a[..., 3:], b[..., 3:]) - np.maximum(a[..., :3], b[..., :3]), 0, None).prod(-1)
-    volume = lambda boxes: np.clip(boxes[..., 3:] - boxes[..., :3], 0, None).prod(-1)  # noqa: E731
-    union = volume(a) + volume(b) - overlap
-    return np.divide(overlap, union, out=np.zeros_like(overlap), where=union > 0)
 
 
 def voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:

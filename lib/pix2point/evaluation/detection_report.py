@@ -13,7 +13,7 @@ import numpy as np
 from pix2point.evaluation.drift import Drift, drift_markdown, repeated_run_drift
 from pix2point.evaluation.markdown import json_number, markdown_table, mean_and_spread, percent
 from pix2point.evaluation.verdict import Verdict, compare, verdict_document, verdict_table
-from pix2point.evaluation.summary import BASELINE_INIT, PRETRAINED_INIT, init_order
+from pix2point.evaluation.segmentation_summary import BASELINE_INIT, PRETRAINED_INIT, init_order
 from pix2point.io.detect_table import DetectRunResult, ap_array
 
 

@@ -5,7 +5,7 @@ kernel (libsvm, one-vs-one over classes) fitted on the raw features of the train
 max-pooled tokens), scored on the test split. The features are not standardised, so the number measures
 them as they come out of the encoder, scale included. This function fits one given C; the paper fixes
 C = 0.0093 for ModelNet40 (0.018 for ScanObjectNN), while the `evaluate_objects` stage picks C among its
-`svm_c` candidates by cross-validation on the train split (a departure the README states).
+`svm_c` candidates by cross-validation on the train split (a departure docs/departures.md states).
 """
 
 from __future__ import annotations

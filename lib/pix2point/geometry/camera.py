@@ -6,7 +6,13 @@ with the centre of the top-left pixel at (0, 0).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
+
+# How a low-resolution map is upsampled to image pixels (pixel_sampling.py), named here so that params can
+# use it without importing torch: torch.nn.functional.interpolate's modes of the same names.
+Interpolation = Literal["bilinear", "bicubic"]
 
 
 def transform(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:

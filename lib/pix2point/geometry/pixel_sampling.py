@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pix2point.geometry.interpolation import Interpolation  # noqa: F401 (re-exported)
+from pix2point.geometry.camera import Interpolation
 
 
 def normalised_coordinate(index: torch.Tensor, size: int, align_corners: bool) -> torch.Tensor:

@@ -16,14 +16,23 @@ belong to neither surface) and the color pixel a seen point is paired with.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from pix2point.geometry.camera import project, world_to_camera
-from pix2point.io.scenes_table import Frame
 
 DEPTH_LOOKUP_RULE = "nearest depth pixel, index floor(coordinate + 0.5), pixel centres at integer coordinates"
 PIXEL_ROUNDING_RULE = "nearest color pixel, index floor(coordinate + 0.5), pixel centres at integer coordinates"
+
+
+class FrameGeometry(Protocol):
+    """What visibility needs of an RGB-D frame (a frames-table row, io/scenes_table.py `Frame`, has it)."""
+
+    pose: np.ndarray  # [4, 4] camera-to-world
+    color_intrinsics: np.ndarray  # [3, 3]
+    color_size: tuple[int, int]  # (width, height)
+    depth_intrinsics: np.ndarray  # [3, 3]
 
 
 @dataclass(frozen=True)
@@ -70,7 +79,7 @@ def seen_in_depth(points_camera: np.ndarray, depth_m: np.ndarray, depth_intrinsi
     return candidates[rule.agrees(point_depth[candidates], measured)]
 
 
-def frame_correspondences(points_world: np.ndarray, frame: Frame, depth_m: np.ndarray,
+def frame_correspondences(points_world: np.ndarray, frame: FrameGeometry, depth_m: np.ndarray,
                           rule: DepthAgreement) -> tuple[np.ndarray, np.ndarray]:
     """Points of the scene [N, 3] seen by `frame`: ([P] int64 point indices, [P, 2] int64 color pixels (u, v)).
 

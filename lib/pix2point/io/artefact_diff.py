@@ -1,7 +1,7 @@
 """Bit-for-bit comparison of two artefacts of one stage: every Parquet table and every saved state dict.
 
 Tables are equal when their schemas (metadata included) and every cell match bit for bit, except the
-columns in `determinism.MEASUREMENT_COLUMNS` (wall time, memory), which measure the machine and are
+columns in `MEASUREMENT_COLUMNS` (wall time, memory), which measure the machine and are
 skipped. Weights (`*.pt`) are equal when both hold the same tensor names with bit-identical values.
 Other files (reports, plots, manifests) are derived from these or hold timings, and are not compared.
 """
@@ -17,7 +17,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import torch
 
-from pix2point.training.determinism import MEASUREMENT_COLUMNS
+# Table columns that measure the machine, not the training: never equal between two runs.
+MEASUREMENT_COLUMNS = frozenset({"seconds", "worker_peak_rss_mb", "started_at", "finished_at",
+                                 "data_wait_s", "step_s", "data_wait"})
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from pix2point.io.arrow import read_metadata, tensor_column, tensor_column_to_numpy, with_metadata, write_table
+from pix2point.io.arrow import read_metadata
+from pix2point.io.records import read_records, write_records
 
 RUNS_FILE = "runs.parquet"
 HISTORY_FILE = "history.parquet"
@@ -75,26 +75,24 @@ HISTORY_SCHEMA = pa.schema([
 ])
 
 
+TENSORS = {"confusion": np.int64}
+
+
 def write_runs(out: Path, runs: list[ClassifyRun], class_names: list[str], network: str, epoch_steps: int) -> None:
-    rows = [{key: value for key, value in run.__dict__.items() if key != "confusion"} for run in runs]
-    table = pa.Table.from_pylist(rows, schema=RUNS_SCHEMA)
-    table = table.append_column("confusion", tensor_column(np.stack([run.confusion.astype(np.int64) for run in runs])))
-    metadata = {"class_names": class_names, "network": network, "epoch_steps": epoch_steps}
-    write_table(with_metadata(table, metadata), out / RUNS_FILE)
+    write_records(out / RUNS_FILE, runs, RUNS_SCHEMA, TENSORS,
+                  {"class_names": class_names, "network": network, "epoch_steps": epoch_steps})
 
 
 def write_history(out: Path, epochs: list[ClassifyEpoch]) -> None:
-    write_table(pa.Table.from_pylist([epoch.__dict__ for epoch in epochs], schema=HISTORY_SCHEMA), out / HISTORY_FILE)
+    write_records(out / HISTORY_FILE, epochs, HISTORY_SCHEMA)
 
 
 def read_runs(classify_dir: Path) -> list[ClassifyRun]:
-    table = pq.read_table(classify_dir / RUNS_FILE)
-    confusion = tensor_column_to_numpy(table["confusion"])
-    return [ClassifyRun(**row, confusion=confusion[i]) for i, row in enumerate(table.drop_columns(["confusion"]).to_pylist())]
+    return read_records(classify_dir / RUNS_FILE, ClassifyRun, list(TENSORS))
 
 
 def read_history(classify_dir: Path) -> list[ClassifyEpoch]:
-    return [ClassifyEpoch(**row) for row in pq.read_table(classify_dir / HISTORY_FILE).to_pylist()]
+    return read_records(classify_dir / HISTORY_FILE, ClassifyEpoch)
 
 
 def runs_metadata(classify_dir: Path) -> tuple[list[str], str, int]:

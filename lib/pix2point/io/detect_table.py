@@ -19,14 +19,14 @@ Schema metadata of runs.parquet: class_names (JSON list).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from pix2point.io.arrow import read_metadata, with_metadata, write_table
+from pix2point.io.arrow import read_metadata
+from pix2point.io.records import read_records, write_records
 
 RUNS_FILE = "runs.parquet"
 HISTORY_FILE = "history.parquet"
@@ -80,20 +80,19 @@ class DetectEvaluation:
 
 
 def write_runs(out: Path, results: list[DetectRunResult], class_names: list[str]) -> None:
-    table = pa.Table.from_pylist([asdict(r) for r in results], schema=RUNS_SCHEMA)
-    write_table(with_metadata(table, {"class_names": class_names}), out / RUNS_FILE)
+    write_records(out / RUNS_FILE, results, RUNS_SCHEMA, metadata={"class_names": class_names})
 
 
 def write_history(out: Path, records: list[DetectEvaluation]) -> None:
-    write_table(pa.Table.from_pylist([asdict(r) for r in records], schema=HISTORY_SCHEMA), out / HISTORY_FILE)
+    write_records(out / HISTORY_FILE, records, HISTORY_SCHEMA)
 
 
 def read_runs(detect_dir: Path) -> list[DetectRunResult]:
-    return [DetectRunResult(**row) for row in pq.read_table(detect_dir / RUNS_FILE).to_pylist()]
+    return read_records(detect_dir / RUNS_FILE, DetectRunResult)
 
 
 def read_history(detect_dir: Path) -> list[DetectEvaluation]:
-    return [DetectEvaluation(**row) for row in pq.read_table(detect_dir / HISTORY_FILE).to_pylist()]
+    return read_records(detect_dir / HISTORY_FILE, DetectEvaluation)
 
 
 def run_class_names(detect_dir: Path) -> list[str]:

@@ -14,13 +14,13 @@ epochs).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from pix2point.io.arrow import read_metadata, with_metadata, write_table
+from pix2point.io.arrow import read_metadata
+from pix2point.io.records import read_records, write_records
 
 EPISODES_FILE = "episodes.parquet"
 
@@ -49,15 +49,11 @@ EPISODES_SCHEMA = pa.schema([
 
 
 def write_episodes(out: Path, records: list[EpisodeRecord], metadata: dict) -> None:
-    table = pa.Table.from_pylist([asdict(record) for record in records], schema=EPISODES_SCHEMA)
-    write_table(with_metadata(table, metadata), out / EPISODES_FILE)
+    write_records(out / EPISODES_FILE, records, EPISODES_SCHEMA, metadata=metadata)
 
 
 def read_episodes(directory: Path) -> list[EpisodeRecord]:
-    path = directory / EPISODES_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; is {directory} a fewshot artefact?")
-    return [EpisodeRecord(**row) for row in pq.read_table(path).to_pylist()]
+    return read_records(directory / EPISODES_FILE, EpisodeRecord)
 
 
 def episodes_metadata(directory: Path) -> dict:

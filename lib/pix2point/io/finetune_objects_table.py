@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from pix2point.io.arrow import read_metadata, tensor_column, tensor_column_to_numpy, with_metadata, write_table
-from pix2point.io.classify_table import HISTORY_FILE, MODEL_FILE, RUNS_DIR, read_history, write_history  # noqa: F401
+from pix2point.io.arrow import read_metadata
+from pix2point.io.classify_table import HISTORY_FILE, MODEL_FILE, RUNS_DIR, TENSORS, read_history, write_history  # noqa: F401
+from pix2point.io.records import read_records, write_records
 
 RUNS_FILE = "runs.parquet"
 
@@ -63,18 +63,12 @@ def run_name(init: str, seed: int) -> str:
 
 def write_runs(out: Path, runs: list[FinetuneObjectsRun], class_names: list[str], encoder: dict,
                deterministic: bool) -> None:
-    rows = [{key: value for key, value in run.__dict__.items() if key != "confusion"} for run in runs]
-    table = pa.Table.from_pylist(rows, schema=RUNS_SCHEMA)
-    table = table.append_column("confusion", tensor_column(np.stack([run.confusion.astype(np.int64) for run in runs])))
-    metadata = {"class_names": class_names, "encoder": encoder, "deterministic": deterministic}
-    write_table(with_metadata(table, metadata), out / RUNS_FILE)
+    write_records(out / RUNS_FILE, runs, RUNS_SCHEMA, TENSORS,
+                  {"class_names": class_names, "encoder": encoder, "deterministic": deterministic})
 
 
 def read_runs(directory: Path) -> list[FinetuneObjectsRun]:
-    table = pq.read_table(directory / RUNS_FILE)
-    confusion = tensor_column_to_numpy(table["confusion"])
-    return [FinetuneObjectsRun(**row, confusion=confusion[i])
-            for i, row in enumerate(table.drop_columns(["confusion"]).to_pylist())]
+    return read_records(directory / RUNS_FILE, FinetuneObjectsRun, list(TENSORS))
 
 
 def runs_metadata(directory: Path) -> dict:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from pix2point.io.arrow import read_metadata, tensor_column, tensor_column_to_numpy, with_metadata, write_table
+from pix2point.io.arrow import read_metadata
+from pix2point.io.records import read_records, write_records
 
 RUNS_FILE = "runs.parquet"
 HISTORY_FILE = "history.parquet"
@@ -55,45 +55,38 @@ class EpochRecord:
     skipped_steps: int = 0  # 0 also in a history written before the column existed
 
 
+RUNS_SCHEMA = pa.schema([
+    ("run", pa.string()), ("init", pa.string()), ("label_fraction", pa.float64()), ("seed", pa.int32()),
+    ("epochs", pa.int32()), ("final_val_miou", pa.float64()), ("best_val_miou", pa.float64()),
+    ("repeat", pa.int32()),
+])
+HISTORY_SCHEMA = pa.schema([
+    ("run", pa.string()), ("epoch", pa.int32()), ("train_loss", pa.float64()), ("val_miou", pa.float64()),
+    ("val_macc", pa.float64()), ("seconds", pa.float64()), ("skipped_steps", pa.int32()),
+])
+TENSORS = {"confusion": np.int64}
+
+
 def run_name(init: str, label_fraction: float, seed: int) -> str:
     return f"{init}-labels{label_fraction:g}-seed{seed}"
 
 
 def write_runs(out: Path, results: list[RunResult], class_names: list[str], label_unit: str,
                deterministic: bool = False) -> None:
-    table = pa.table({
-        "run": [r.run for r in results],
-        "init": [r.init for r in results],
-        "label_fraction": pa.array([r.label_fraction for r in results], pa.float64()),
-        "seed": pa.array([r.seed for r in results], pa.int32()),
-        "epochs": pa.array([r.epochs for r in results], pa.int32()),
-        "final_val_miou": pa.array([r.final_val_miou for r in results], pa.float64()),
-        "best_val_miou": pa.array([r.best_val_miou for r in results], pa.float64()),
-        "repeat": pa.array([r.repeat for r in results], pa.int32()),
-        "confusion": tensor_column(np.stack([r.confusion.astype(np.int64) for r in results])),
-    })
-    metadata = {"class_names": class_names, "label_unit": label_unit, "deterministic": deterministic}
-    write_table(with_metadata(table, metadata), out / RUNS_FILE)
+    write_records(out / RUNS_FILE, results, RUNS_SCHEMA, TENSORS,
+                  {"class_names": class_names, "label_unit": label_unit, "deterministic": deterministic})
 
 
 def write_history(out: Path, records: list[EpochRecord]) -> None:
-    table = pa.Table.from_pylist([record.__dict__ for record in records], schema=pa.schema([
-        ("run", pa.string()), ("epoch", pa.int32()), ("train_loss", pa.float64()),
-        ("val_miou", pa.float64()), ("val_macc", pa.float64()), ("seconds", pa.float64()),
-        ("skipped_steps", pa.int32()),
-    ]))
-    write_table(table, out / HISTORY_FILE)
+    write_records(out / HISTORY_FILE, records, HISTORY_SCHEMA)
 
 
 def read_runs(finetune_dir: Path) -> list[RunResult]:
-    table = pq.read_table(finetune_dir / RUNS_FILE)
-    confusion = tensor_column_to_numpy(table["confusion"])
-    rows = table.drop_columns(["confusion"]).to_pylist()
-    return [RunResult(**row, confusion=confusion[i]) for i, row in enumerate(rows)]
+    return read_records(finetune_dir / RUNS_FILE, RunResult, list(TENSORS))
 
 
 def read_history(finetune_dir: Path) -> list[EpochRecord]:
-    return [EpochRecord(**row) for row in pq.read_table(finetune_dir / HISTORY_FILE).to_pylist()]
+    return read_records(finetune_dir / HISTORY_FILE, EpochRecord)
 
 
 def runs_metadata(finetune_dir: Path) -> tuple[list[str], str]:

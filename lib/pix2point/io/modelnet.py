@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pix2point.io.dataset_reader import ObjectSourceParams, ShapeEntry
+
 SHAPE_NAMES_FILE = "modelnet40_shape_names.txt"
 SPLIT_FILES = {"train": "modelnet40_train.txt", "test": "modelnet40_test.txt"}
 UP_AXIS = 1  # y
@@ -25,14 +27,6 @@ COLUMNS = ("x", "y", "z", "nx", "ny", "nz")
 
 class ObjectReadError(ValueError):
     """An object dataset file (ModelNet, ShapeNet-55, ScanObjectNN) is missing or malformed; the message names it."""
-
-
-@dataclass(frozen=True)
-class ShapeEntry:
-    shape: str  # e.g. night_stand_0007
-    label: int  # index into the class names
-    split: str  # train | test
-    path: Path
 
 
 @dataclass(frozen=True)
@@ -130,3 +124,18 @@ def _load_rows(path: Path, max_rows: int | None) -> np.ndarray:
     if len(rows) and rows.shape[1] != len(COLUMNS):
         raise ObjectReadError(f"{path}: rows have {rows.shape[1]} columns, expected {len(COLUMNS)} ({','.join(COLUMNS)})")
     return rows
+
+
+# Object reader (io/dataset_reader.py): the objects stage's `source: modelnet40` (and the layout `source:
+# synthetic` writes).
+ROOT_FOLDER = "modelnet40_normal_resampled"
+LAYOUT = "file_per_object"
+
+
+def object_index(params: ObjectSourceParams, root: Path) -> tuple[list[str], list[ShapeEntry]]:
+    index = read_index(root)
+    return index.class_names, index.shapes
+
+
+def read_object(entry: ShapeEntry, count: int, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+    return read_shape(entry.path, count, rng)

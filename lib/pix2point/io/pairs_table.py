@@ -120,13 +120,6 @@ class ScenePairsWriter:
         self._pending, self._pending_rows = [table.slice(ready)], len(table) - ready
 
 
-def write_scene_pairs(pairs_dir: Path, scene: str, pairs: ScenePairs, metadata: dict[str, Any]) -> Path:
-    """Write one scene's whole shard at once (see ScenePairsWriter)."""
-    with ScenePairsWriter(pairs_dir, scene, metadata) as writer:
-        writer.write(pairs)
-    return writer.path
-
-
 def read_scene_pairs(pairs_dir: Path, scene: str) -> ScenePairs:
     table = pq.read_table(pairs_path(pairs_dir, scene))
     return ScenePairs(

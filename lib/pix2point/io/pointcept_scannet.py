@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from pix2point.io.coordinates import near_origin_float32
-from pix2point.io.scannet import SceneReadError
-from pix2point.io.scenes_table import IGNORE_LABEL, SCANNET20_CLASS_NAMES, ScenePoints
+from pix2point.io.dataset_reader import ReadScene, SceneRef, SceneSourceParams
+from pix2point.io.scenes_table import IGNORE_LABEL, SCANNET20_CLASS_NAMES, ScenePoints, SceneReadError
 
 SPLITS = ("train", "val")
 FILES = ("coord.npy", "color.npy", "segment20.npy")
@@ -62,3 +62,27 @@ def _load(path: Path) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
         raise SceneReadError(f"{path}: not a NumPy .npy array ({error})") from error
+
+
+# Scene reader (io/dataset_reader.py): the scenes stage's `source: pointcept_scannet`, points only; the
+# train/ and val/ folders are the split.
+ROOT_FOLDER = "Pointcept's scannet folder with train/ and val/"
+FRAMES = False
+CLASS_NAMES = SCANNET20_CLASS_NAMES
+
+
+def scene_folders(params: SceneSourceParams) -> dict[str, Path]:
+    return {name: Path(split, name) for name, split in list_scenes(params.root).items()}
+
+
+def scene_splits(params: SceneSourceParams, scenes: list[str], warn: bool) -> dict[str, str]:
+    splits = list_scenes(params.root)
+    return {name: splits[name] for name in scenes}
+
+
+def split_remedy(stage: str, params: SceneSourceParams) -> str:
+    return f"{params.root}'s train/ and val/ folders are the split: each needs a scene folder"
+
+
+def read_source_scene(params: SceneSourceParams, scene: SceneRef) -> ReadScene:
+    return ReadScene(read_scene(scene.root / scene.folder))

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from pix2point.io.coordinates import near_origin_float32
+from pix2point.io.dataset_reader import ReadScene, SceneRef, SceneSourceParams
 from pix2point.io.scenes_table import ScenePoints
 
 log = logging.getLogger(__name__)
@@ -104,3 +105,26 @@ def read_object_rows(path: Path) -> np.ndarray:
     if rows[:, 3:].min() < 0 or rows[:, 3:].max() > 255:
         raise S3DISReadError(f"{path}: colours outside 0..255")
     return rows
+
+
+# Scene reader (io/dataset_reader.py): the scenes stage's `source: s3dis`, points only; the rooms of
+# `s3dis_val_area` are val, the others train.
+ROOT_FOLDER = "Stanford3dDataset_v1.2_Aligned_Version"
+FRAMES = False
+CLASS_NAMES = S3DIS13_CLASS_NAMES
+
+
+def scene_folders(params: SceneSourceParams) -> dict[str, Path]:
+    return {name: path.relative_to(params.root) for name, path in list_rooms(params.root).items()}
+
+
+def scene_splits(params: SceneSourceParams, scenes: list[str], warn: bool) -> dict[str, str]:
+    return {name: "val" if area_of(name) == params.s3dis_val_area else "train" for name in scenes}
+
+
+def split_remedy(stage: str, params: SceneSourceParams) -> str:
+    return f"set {stage}.s3dis_val_area to another of the areas under {params.root}"
+
+
+def read_source_scene(params: SceneSourceParams, scene: SceneRef) -> ReadScene:
+    return ReadScene(read_room(scene.root / scene.folder))

@@ -8,6 +8,8 @@
     <root>/<scene>/<scene>_vh_clean_2.ply             the scan: vertices x, y, z, red, green, blue
     <root>/<scene>/<scene>_vh_clean_2.labels.ply      optional: the same vertices with an NYU40 `label`
     <root>/<scene>/<scene>.txt                        ScanNet's scene metadata: `axisAlignment = <16 numbers>`
+
+The reader of `source: scannet` (io/dataset_reader.py `SceneReader`: the names after "Scene reader" below).
 """
 
 from __future__ import annotations
@@ -22,15 +24,15 @@ import numpy as np
 from plyfile import PlyData
 
 from pix2point.io.coordinates import fixed_frame_float32
-from pix2point.io.scenes_table import IGNORE_LABEL, SCANNET20_NYU40_IDS, Frame, ScenePoints
+from pix2point.io.dataset_reader import ReadScene, SceneRef, SceneSourceParams
+from pix2point.io.scenes_table import (
+    IGNORE_LABEL, SCANNET20_CLASS_NAMES, SCANNET20_NYU40_IDS, Frame, ScenePoints, SceneReadError,
+)
+from pix2point.io.scannet_split import params_split
 
 log = logging.getLogger(__name__)
 
 NYU40_MAX_ID = 40  # labels.ply holds NYU40 class ids 1..40, 0 where a vertex is unannotated
-
-
-class SceneReadError(ValueError):
-    """A scene cannot be read at all; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -220,3 +222,34 @@ def _read_frame(root, scene, frame_id, color_intrinsics, depth_intrinsics, depth
         depth_intrinsics=depth_intrinsics, depth_size=(depth.shape[1], depth.shape[0]), depth_scale=depth_scale,
     )
     return frame, ""
+
+
+# Scene reader (io/dataset_reader.py): the scenes stage's `source: scannet`.
+ROOT_FOLDER = "the directory of exported scenes"
+FRAMES = True
+CLASS_NAMES = SCANNET20_CLASS_NAMES
+
+
+def scene_folders(params: SceneSourceParams) -> dict[str, Path]:
+    """The root's scenes (or the `scenes` param's subset), each in its own folder."""
+    return {name: Path(name) for name in params.scenes or list_scenes(params.root)}
+
+
+def scene_splits(params: SceneSourceParams, scenes: list[str], warn: bool) -> dict[str, str]:
+    if warn and params.val_scenes is None and params.split_files is None:
+        log.warning("no split_files: a random split of the rooms (val_fraction %s), not ScanNet's official one", params.val_fraction)
+    return params_split(scenes, params, warn)
+
+
+def split_remedy(stage: str, params: SceneSourceParams) -> str:
+    return f"set {stage}.val_scenes or {stage}.val_fraction (all scans of a room go to one side), or {stage}.split_files"
+
+
+def read_source_scene(params: SceneSourceParams, scene: SceneRef) -> ReadScene:
+    """A scene's usable frames (every `frame_step`-th) and its scan, both moved by its axisAlignment when
+    `axis_align` is on."""
+    scene_frames = read_scene_frames(scene.root, scene.name, params.depth_scale, params.frame_step)
+    (points, unlabelled), frames = read_scan_counting(scene.root / scene.folder), scene_frames.frames
+    if params.axis_align:
+        points, frames = aligned(points, frames, read_axis_alignment(scene.root / scene.folder))
+    return ReadScene(points, frames, scene_frames.skipped, unlabelled)

@@ -9,12 +9,16 @@ room's scans together, and so does `grouped_random_split`, so no room is on both
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
 import numpy as np
 
-from pix2point.io.scannet import SceneReadError
+from pix2point.io.dataset_reader import SceneSourceParams, SplitFilesParams
+from pix2point.io.scenes_table import SceneReadError
+
+log = logging.getLogger(__name__)
 
 SCENE_PATTERN = re.compile(r"(scene\d{4})_\d{2}")
 
@@ -57,3 +61,32 @@ def grouped_random_split(scenes: list[str], val_fraction: float, seed: int) -> d
     count = max(1, round(len(rooms) * val_fraction)) if len(rooms) > 1 else 0
     val_rooms = set(np.random.default_rng(seed).choice(rooms, size=count, replace=False).tolist())
     return {scene: "val" if room_of(scene) in val_rooms else "train" for scene in sorted(scenes)}
+
+
+def params_split(names: list[str], params: SceneSourceParams, warn: bool = False) -> dict[str, str]:
+    """Scene -> train | val for the scenes read, as the scenes stage's params ask: explicit `val_scenes`,
+    else ScanNet's official `split_files` (only the listed scenes; `warn`: log the scenes left out), else
+    `val_fraction` of the rooms drawn with `split_seed`. ValueError for a val scene that was not read."""
+    if params.val_scenes is not None:
+        unknown = sorted(set(params.val_scenes) - set(names))
+        if unknown:
+            raise ValueError(f"scenes: val_scenes {unknown} are not among the scenes read")
+        return {name: "val" if name in params.val_scenes else "train" for name in sorted(names)}
+    if params.split_files is not None:
+        return listed_splits(names, params.split_files, warn)
+    return grouped_random_split(names, params.val_fraction, params.split_seed)
+
+
+def listed_splits(names: list[str], files: SplitFilesParams, warn: bool = False) -> dict[str, str]:
+    official = official_split(files.train, files.val)
+    unlisted = sorted(set(names) - set(official))
+    if unlisted and warn:
+        log.warning("%d scenes are in neither %s nor %s and are left out: %s", len(unlisted), files.train, files.val, unlisted[:5])
+    absent = set(official) - set(names)
+    if absent and warn:
+        log.warning("%d scenes of the split files are not among the scenes read", len(absent))
+    splits = {name: official[name] for name in sorted(names) if name in official}
+    if set(splits.values()) != {"train", "val"}:
+        raise SceneReadError(
+            f"none of the scenes read is listed in {files.train if 'train' not in splits.values() else files.val}")
+    return splits

@@ -21,6 +21,7 @@ from typing import Literal, NamedTuple
 import h5py
 import numpy as np
 
+from pix2point.io.dataset_reader import ObjectSourceParams
 from pix2point.io.modelnet import ObjectReadError
 
 Variant = Literal["OBJ-BG", "OBJ-ONLY", "PB-T50-RS"]
@@ -76,3 +77,13 @@ def read_split(root: Path, variant: Variant, split: str, count: int) -> ScanObje
     if not np.all(np.isfinite(points)):
         raise ObjectReadError(f"{path}: contains NaN or infinite values")
     return ScanObjects(points=points, labels=labels.astype(np.int16))
+
+
+# Object reader (io/dataset_reader.py): the objects stage's `source: scanobjectnn`, one h5 file per split
+# of the `variant`; no normals.
+ROOT_FOLDER = "h5_files"
+LAYOUT = "file_per_split"
+
+
+def read_split_objects(params: ObjectSourceParams, split: str) -> ScanObjects:
+    return read_split(params.root, params.variant, split, params.points_per_object)

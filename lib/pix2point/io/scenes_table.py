@@ -61,6 +61,10 @@ POINTS_SCHEMA = pa.schema([
 SPLITS_SCHEMA = pa.schema([pa.field("scene", pa.string(), nullable=False), pa.field("split", pa.string(), nullable=False)])
 
 
+class SceneReadError(ValueError):
+    """A scene cannot be read at all; the message names the file."""
+
+
 @dataclass(frozen=True)
 class Frame:
     """One RGB-D frame with its geometry, as stored in a frames-table row."""

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2point.io.modelnet import ObjectReadError, ShapeEntry
+from pix2point.io.dataset_reader import ObjectSourceParams, ShapeEntry
+from pix2point.io.modelnet import ObjectReadError
 
 SPLIT_FILES = {"train": Path("ShapeNet-55", "train.txt"), "test": Path("ShapeNet-55", "test.txt")}
 CLOUDS_DIR = "shapenet_pc"
@@ -78,3 +79,16 @@ def read_cloud(path: Path, count: int, rng: np.random.Generator | None = None) -
     if not np.all(np.isfinite(points)):
         raise ObjectReadError(f"{path}: contains NaN or infinite values")
     return points
+
+
+# Object reader (io/dataset_reader.py): the objects stage's `source: shapenet55`; no normals.
+ROOT_FOLDER = "ShapeNet55-34"
+LAYOUT = "file_per_object"
+
+
+def object_index(params: ObjectSourceParams, root: Path) -> tuple[list[str], list[ShapeEntry]]:
+    return read_index(root)
+
+
+def read_object(entry: ShapeEntry, count: int, rng: np.random.Generator | None) -> tuple[np.ndarray, None]:
+    return read_cloud(entry.path, count, rng), None

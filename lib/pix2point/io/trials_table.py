@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Protocol
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from pix2point.io.arrow import write_table
+from pix2point.io.records import read_records, write_records
 
 TRIALS_FILE = "trials.parquet"
 SCHEMA = pa.schema([
@@ -48,14 +47,16 @@ class Trial:
     worker_peak_rss_mb: float | None
 
 
-def write_trials(out: Path, runs: list[TimedRun]) -> None:
+def trial(run: TimedRun) -> Trial:
+    """A run's times as a trials row: Unix seconds -> UTC datetimes, wall seconds of the attempt."""
     utc = lambda seconds: datetime.fromtimestamp(seconds, timezone.utc)  # noqa: E731
-    write_table(pa.Table.from_pylist([
-        {"run": r.run, "started_at": utc(r.started_at), "finished_at": utc(r.finished_at),
-         "seconds": r.finished_at - r.started_at, "resumed_from_step": r.resumed_from_step,
-         "worker_peak_rss_mb": r.worker_peak_rss_mb} for r in runs
-    ], schema=SCHEMA), out / TRIALS_FILE)
+    return Trial(run.run, utc(run.started_at), utc(run.finished_at), run.finished_at - run.started_at,
+                 run.resumed_from_step, run.worker_peak_rss_mb)
+
+
+def write_trials(out: Path, runs: list[TimedRun]) -> None:
+    write_records(out / TRIALS_FILE, [trial(run) for run in runs], SCHEMA)
 
 
 def read_trials(artefact: Path) -> list[Trial]:
-    return [Trial(**row) for row in pq.read_table(artefact / TRIALS_FILE).to_pylist()]
+    return read_records(artefact / TRIALS_FILE, Trial)

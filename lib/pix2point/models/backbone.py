@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from pix2point.models.backbone_spec import (  # noqa: F401 (re-exported: the light part of this module)
     BACKBONE_SPEC,
@@ -21,8 +22,10 @@ from pix2point.models.backbone_spec import (  # noqa: F401 (re-exported: the lig
     InputFeatures,
     load_backbone_spec,
 )
+from pix2point.models.checkpoints import load_fitting_weights
 from pix2point.models.res16unet import Res16UNet, unet_size
-from pix2point.training.voxelize import collate_sparse, voxelize
+from pix2point.models.voxelize import collate_sparse, voxelize
+
 
 def build_backbone(spec: BackboneSpec) -> Res16UNet:
     return Res16UNet(spec.in_channels, unet_size(spec.size))
@@ -47,6 +50,15 @@ def load_backbone(directory: str | os.PathLike) -> tuple[Res16UNet, BackboneSpec
     model = build_backbone(spec)
     model.load_state_dict(torch.load(directory / BACKBONE_WEIGHTS, map_location="cpu", weights_only=True))
     return model, spec
+
+
+def load_pretrained(backbone: nn.Module, weights: Path) -> int:
+    """Copy a pretrained state dict of the same backbone spec; returns how many tensors it holds. A tensor
+    missing, unexpected or of another shape is a ValueError naming the file and the tensors (a partial load
+    would silently finetune a half-random network)."""
+    pretrained = torch.load(weights, map_location="cpu", weights_only=True)
+    load_fitting_weights(backbone, "the finetuned backbone", pretrained, weights, source="pretrained backbone file")
+    return len(pretrained)
 
 
 @torch.inference_mode()

@@ -12,7 +12,7 @@ from typing import Literal
 
 ENCODER_STAGES = 4
 # How points map to voxel coordinates: floor(xyz / v) (MinkowskiEngine's sparse_quantize, SLidR) or
-# round(xyz / v) (Image2Point); see training/voxelize.py.
+# round(xyz / v) (Image2Point); see models/voxelize.py.
 Rounding = Literal["floor", "round"]
 
 

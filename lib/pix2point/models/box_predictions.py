@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pix2point.evaluation.detection_metrics import Detections, box_iou
+from pix2point.geometry.boxes import Detections, box_iou
 
 NMS_IOU = 0.25
 CONFIDENCE_THRESHOLD = 0.05

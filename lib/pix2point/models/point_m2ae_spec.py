@@ -54,3 +54,12 @@ def load_encoder_spec(directory: str | os.PathLike) -> PointM2AESpec:
         return PointM2AESpec(**{key: tuple(value) if isinstance(value, list) else value for key, value in raw.items()})
     except (json.JSONDecodeError, TypeError, ValueError) as error:
         raise ValueError(f"{path}: not a Point-M2AE encoder spec: {error}") from error
+
+
+def common_spec(pretrained: dict[str, Path]) -> PointM2AESpec:
+    """The one encoder spec of all pretrained inputs: the random-init twin must match them to compare."""
+    specs = {name: load_encoder_spec(path) for name, path in pretrained.items()}
+    if len(set(specs.values())) != 1:
+        listing = "; ".join(f"{name}: {spec}" for name, spec in specs.items())
+        raise ValueError(f"the pretrained encoders differ in spec, so one random-init twin cannot match them: {listing}")
+    return next(iter(specs.values()))

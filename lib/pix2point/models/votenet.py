@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pix2point.training.voxelize import SparseBatch, tensors_to
+from pix2point.models.voxelize import SparseBatch, tensors_to
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from pix2point.training.determinism import step_streams
 from pix2point.training.object_data import ObjectAugmentation, augment_object, few_shot_indices, object_batch
 from pix2point.training.object_samples import ObjectSource
 from pix2point.training.sample_stream import Arrays, SampleStream
-from pix2point.training.voxelize import Rounding
+from pix2point.models.voxelize import Rounding
 
 
 @dataclass(frozen=True)

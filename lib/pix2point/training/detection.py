@@ -17,10 +17,11 @@ import torch
 
 import ray.train
 import ray.train.torch
-from pix2point.evaluation.detection_metrics import Detections, DetectionScores, detection_scores
+from pix2point.evaluation.detection_metrics import DetectionScores, detection_scores
+from pix2point.geometry.boxes import Detections
 from pix2point.io.detect_table import DetectEvaluation, DetectRunResult
 from pix2point.io.finetune_table import model_path
-from pix2point.models.backbone import BackboneSpec, build_backbone
+from pix2point.models.backbone import BackboneSpec, build_backbone, load_pretrained
 from pix2point.training.determinism import step_streams
 from pix2point.models.box_predictions import scene_detections
 from pix2point.models.votenet import DetectionModel, VoteHeadSpec
@@ -30,7 +31,6 @@ from pix2point.training.detection_data import (
 )
 from pix2point.training.detection_loss import TERMS, detection_loss
 from pix2point.training.run_grid import RunSpec
-from pix2point.training.segmentation import load_pretrained
 from pix2point.training.label_budget import kept_scenes
 from pix2point.training.progress import Progress
 from pix2point.training.tracking import Scalars

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from pix2point.models.votenet import HeadOutput
-from pix2point.training.voxelize import tensors_to
+from pix2point.models.voxelize import tensors_to
 
 TERMS = ("vote", "objectness", "centre", "size", "class")  # the loss's terms, in its formula's order
 

@@ -1,15 +1,15 @@
 """Reproducible training on CPU: per-step random streams (always) and the `deterministic` switch.
 
-Where two runs of the same stage with the same params differed before (evidence in the README's
-"Reproducibility" section):
+Where two runs of the same stage with the same params differed before (evidence in
+docs/reproducibility.md):
 
 1. MinkowskiEngine's CPU kernel maps are filled by OpenMP threads that claim slots with an atomic counter
    (src/coordinate_map_cpu.hpp, `kernel_map`), so the order of a kernel offset's (input, output) pairs
    depends on thread timing; a convolution's weight gradient is a gemm summing over those pairs in that
    order (src/convolution_kernel.hpp), so it differs in the last bits from run to run and training drifts.
    Every new coordinate manager also sets OpenMP to min(cpu_count, 20) threads, whatever the worker got.
-   -> `sparse_tensor` gives each tensor a manager that uses torch's thread count; `configure(True)` makes
-   that 1, and one thread fills the maps in one order.
+   -> `sparse_tensor` (models/voxelize.py) gives each tensor a manager that uses torch's thread count;
+   `configure(True)` makes that 1, and one thread fills the maps in one order.
 2. torch splits CPU reductions by its thread count, and OpenBLAS (MinkowskiEngine's gemms) its products
    by its own thread count (OMP_NUM_THREADS, which Ray sets to the worker's CPUs), so results depend on the
    worker's CPUs. -> `configure(True)`: one thread everywhere and torch's deterministic algorithms.
@@ -26,21 +26,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import MinkowskiEngine as ME
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-# Table columns that measure the machine, not the training: never equal between two runs.
-MEASUREMENT_COLUMNS = frozenset({"seconds", "worker_peak_rss_mb", "started_at", "finished_at",
-                                 "data_wait_s", "step_s", "data_wait"})
-
 
 def configure(deterministic: bool) -> None:
     """Call first in a training worker. On: one thread for torch, OpenMP (so MinkowskiEngine, see
-    `sparse_tensor`) and every BLAS loaded (MinkowskiEngine's gemms run on OpenBLAS, whose pthreads ignore
-    torch's setting), and torch's deterministic algorithms (on a GPU: warn-only, see below). Off: the
-    worker's defaults."""
+    `sparse_tensor` in models/voxelize.py) and every BLAS loaded (MinkowskiEngine's gemms run on OpenBLAS,
+    whose pthreads ignore torch's setting), and torch's deterministic algorithms (on a GPU: warn-only, see
+    below). Off: the worker's defaults."""
     if deterministic:
         torch.set_num_threads(1)
         threadpool_limits(limits=1)
@@ -82,15 +77,6 @@ def epoch_rng(seed: int, rank: int, epoch: int) -> np.random.Generator:
 def _children(seed: int, rank: int, index: int) -> list[np.random.SeedSequence]:
     """(step numpy, step torch global, step torch generator, epoch order) for key (seed, rank, index)."""
     return np.random.SeedSequence([seed, rank, index]).spawn(4)
-
-
-def sparse_tensor(features: torch.Tensor, coordinates: torch.Tensor) -> ME.SparseTensor:
-    """ME.SparseTensor([N, C] features, [N, 1 + D] int32 batched coordinates) whose coordinate manager runs
-    torch's current thread count instead of ME's min(cpu_count, 20) (MinkowskiCoordinateManager.py)."""
-    manager = ME.CoordinateManager(
-        D=coordinates.shape[1] - 1, num_threads=torch.get_num_threads(),
-        coordinate_map_type=ME.CoordinateMapType.CUDA if coordinates.is_cuda else ME.CoordinateMapType.CPU)
-    return ME.SparseTensor(features, coordinates, coordinate_manager=manager)
 
 
 def _torch_seed(sequence: np.random.SeedSequence) -> int:

@@ -32,7 +32,7 @@ from pix2point.models.point_m2ae_classifier import (
 from pix2point.training.object_data import ObjectAugmentation, augment_object, object_batch
 from pix2point.training.object_finetuning_data import CloudAugmentation, evaluation_clouds, fps_pools, pool_size, training_clouds
 from pix2point.training.schedules import warmup_cosine
-from pix2point.training.voxelize import Rounding
+from pix2point.models.voxelize import Rounding
 from pix2point.training.weight_decay import weight_decay_groups
 
 Optimisation = tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]

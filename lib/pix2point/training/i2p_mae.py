@@ -36,7 +36,7 @@ from pix2point.training.object_samples import ObjectSource
 from pix2point.training.sample_stream import Samples, SampleStream
 from pix2point.training.loop import StepTraining, run_steps
 from pix2point.training.masking import guided_visible, keep_count, propagate_visible, random_visible
-from pix2point.training.params import Masking, SaliencyDistribution
+from pix2point.training.param_groups import Masking, SaliencyDistribution
 from pix2point.training.schedules import warmup_cosine
 from pix2point.training.weight_decay import weight_decay_groups
 

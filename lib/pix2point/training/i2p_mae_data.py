@@ -16,20 +16,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from pix2point.io.objects_table import objects_path, read_objects
-from pix2point.io.views_table import read_views, views_path
-from pix2point.training.params import SaliencyDistribution
-
-
-@dataclass(frozen=True)
-class ObjectViews:
-    points: np.ndarray  # [M, N, 3] float32
-    saliency: np.ndarray | None  # [M, N] float32: the mean of the 3 views' saliency at each point
-    features: np.ndarray | None  # [M, N, V * C] float16: view 0's C channels, then view 1's, then view 2's
-
-    @property
-    def feature_channels(self) -> int | None:
-        return None if self.features is None else self.features.shape[-1]
+from pix2point.io.objects_table import objects_path
+from pix2point.io.views_table import views_path
+from pix2point.training.param_groups import SaliencyDistribution
 
 
 @dataclass(frozen=True)
@@ -37,19 +26,6 @@ class MAEBatch:
     points: torch.Tensor  # [B, N, 3] augmented
     saliency: torch.Tensor | None  # [B, N]
     features: torch.Tensor | None  # [B, N, V * C] float16 (gathered per token before widening to float32)
-
-
-def load_object_views(objects_dir: Path, views_dir: Path | None,
-                      saliency_distribution: SaliencyDistribution = "reference") -> ObjectViews:
-    """The whole training split in memory: the reference the streamed objects (training/object_samples.py)
-    are tested against."""
-    objects = read_objects(objects_dir, "train")
-    if views_dir is None:
-        return ObjectViews(objects.points, None, None)
-    check_views_match(objects_dir, views_dir)
-    views = read_views(views_dir, "train")
-    saliency, features = point_views(views.features, views.saliency, saliency_distribution)
-    return ObjectViews(objects.points, saliency, features)
 
 
 def check_views_match(objects_dir: Path, views_dir: Path) -> None:
@@ -94,14 +70,6 @@ def scale_and_translate(points: np.ndarray, rng: np.random.Generator, scale_rang
     scale = rng.uniform(*scale_range, size=(len(points), 1, 3))
     shift = rng.uniform(-translate, translate, size=(len(points), 1, 3))
     return (points * scale + shift).astype(np.float32)
-
-
-def sample_batch(data: ObjectViews, size: int, rng: np.random.Generator, scale_range: tuple[float, float],
-                 translate: float) -> MAEBatch:
-    """A batch drawn from the whole split in memory (the pre-streaming path, kept for tests)."""
-    picks = np.sort(rng.choice(len(data.points), size=min(size, len(data.points)), replace=False))
-    return stacked_batch(data.points[picks], None if data.saliency is None else data.saliency[picks],
-                         None if data.features is None else data.features[picks], rng, scale_range, translate)
 
 
 def streamed_batch(samples: list[dict[str, np.ndarray]], rng: np.random.Generator, scale_range: tuple[float, float],

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from pix2point.training.device import to_device
-from pix2point.training.voxelize import Rounding, collate_sparse, voxelize
+from pix2point.models.voxelize import Rounding, collate_sparse, voxelize
 
 
 @dataclass(frozen=True)

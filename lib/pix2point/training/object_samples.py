@@ -17,7 +17,7 @@ from pix2point.io.objects_table import objects_path
 from pix2point.io.row_groups import RowGroupReader
 from pix2point.io.views_table import views_path
 from pix2point.training.i2p_mae_data import point_views
-from pix2point.training.params import SaliencyDistribution
+from pix2point.training.param_groups import SaliencyDistribution
 from pix2point.training.sample_stream import Arrays
 
 

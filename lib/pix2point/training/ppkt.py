@@ -37,7 +37,7 @@ from pix2point.training.infonce import info_nce
 from pix2point.training.loop import StepTraining, run_steps
 from pix2point.training.frame_stream import StreamSpec
 from pix2point.training.sample_stream import Samples, SampleStream
-from pix2point.training.voxelize import SparseBatch, collate_sparse, voxelize
+from pix2point.models.voxelize import SparseBatch, collate_sparse, voxelize
 
 LOSS_FILE = "loss.parquet"
 

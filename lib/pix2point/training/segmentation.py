@@ -24,8 +24,7 @@ from torch import nn
 from pix2point.evaluation.segmentation_metrics import segmentation_scores
 from pix2point.io.finetune_table import EpochRecord, RunResult, model_path
 from pix2point.io.scenes_table import IGNORE_LABEL, ScenePoints, read_points
-from pix2point.models.checkpoints import load_fitting_weights
-from pix2point.models.backbone import BackboneSpec, build_backbone, point_input_features
+from pix2point.models.backbone import BackboneSpec, build_backbone, load_pretrained, point_input_features
 from pix2point.models.heads import SegmentationHead
 from pix2point.training.determinism import step_streams
 from pix2point.training.augment import PointAugmentation, augment_points
@@ -33,7 +32,7 @@ from pix2point.training.device import to_device
 from pix2point.training.run_grid import RunSpec
 from pix2point.training.sample_stream import SampleStream
 from pix2point.training.segmentation_data import LabelUnit, SceneSource, validation_scenes
-from pix2point.training.voxelize import SparseBatch, collate_sparse, voxelize
+from pix2point.models.voxelize import SparseBatch, collate_sparse, voxelize
 
 
 @dataclass(frozen=True)
@@ -66,15 +65,6 @@ class SegmentationModel(nn.Module):
     def forward(self, batch: SparseBatch, sample: torch.Tensor, point: torch.Tensor) -> torch.Tensor:
         tensor = batch.sparse_tensor()
         return self.head(self.backbone(tensor)).F[batch.feature_rows(tensor, sample, point)]
-
-
-def load_pretrained(backbone: nn.Module, weights: Path) -> int:
-    """Copy a pretrained state dict of the same backbone spec; returns how many tensors it holds. A tensor
-    missing, unexpected or of another shape is a ValueError naming the file and the tensors (a partial load
-    would silently finetune a half-random network)."""
-    pretrained = torch.load(weights, map_location="cpu", weights_only=True)
-    load_fitting_weights(backbone, "the finetuned backbone", pretrained, weights, source="pretrained backbone file")
-    return len(pretrained)
 
 
 def scene_batch(scenes: list[ScenePoints], spec: BackboneSpec, rng: np.random.Generator | None,

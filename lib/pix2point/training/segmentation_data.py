@@ -10,15 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pix2point.io.row_groups import RowGroupReader
-from pix2point.io.scenes_table import ScenePoints, points_from_table, points_path, read_points, read_splits
+from pix2point.io.scenes_table import ScenePoints, points_from_table, points_path, read_splits
 from pix2point.training.label_budget import LabelUnit, kept_point_count, kept_point_fraction, kept_scenes
 from pix2point.training.sample_stream import Arrays
-
-
-@dataclass(frozen=True)
-class LabelledScene:
-    name: str
-    points: ScenePoints  # labels already reduced to the kept share (IGNORE_LABEL elsewhere)
 
 
 def split_scenes(scenes_dir: Path, split: str) -> list[str]:
@@ -41,14 +35,6 @@ def with_label_budget(name: str, points: ScenePoints, budget: float, unit: Label
     else:
         label = kept_point_fraction(points.label, budget, name, seed)
     return ScenePoints(points.xyz, points.rgb, label)
-
-
-def limited_labels(scenes_dir: Path, budget: float, unit: LabelUnit, seed: int) -> list[LabelledScene]:
-    """The training scenes with a label budget, all in memory (the reference the streamed scenes are tested
-    against): a fraction of whole scenes, a fraction of each scene's points, or a number of labelled points
-    per scene."""
-    return [LabelledScene(name, with_label_budget(name, read_points(scenes_dir, name), budget, unit, seed))
-            for name in budget_scenes(scenes_dir, budget, unit, seed)]
 
 
 @dataclass(frozen=True)

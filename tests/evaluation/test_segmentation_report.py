@@ -6,7 +6,7 @@ import numpy as np
 from rich.console import Console
 
 from pix2point.evaluation.feature_probe import ProbeScore
-from pix2point.evaluation.report import (
+from pix2point.evaluation.segmentation_report import (
     Evaluation,
     LossSummary,
     manifest_metrics,
@@ -15,7 +15,7 @@ from pix2point.evaluation.report import (
     report_markdown,
     write_report,
 )
-from pix2point.evaluation.summary import finetune_drift, pretraining_verdicts, score_runs, summarise_cells
+from pix2point.evaluation.segmentation_summary import finetune_drift, pretraining_verdicts, score_runs, summarise_cells
 from pix2point.io.finetune_table import RunResult
 
 # scratch: mIoU (1/3 + 1/3) / 2 = 1/3 at both seeds; pretrain: 1 at its only seed. Class 2 is never seen.

@@ -18,7 +18,7 @@ from rich.table import Table
 from pix2point.evaluation.drift import Drift, drift_document, drift_markdown
 from pix2point.evaluation.feature_probe import PROBE_FOLDS, ProbeScore
 from pix2point.evaluation.markdown import json_number, markdown_table, mean_and_spread, percent, signed_points
-from pix2point.evaluation.summary import BASELINE_INIT, PRETRAINED_INIT, CellSummary, ScoredRun, init_order
+from pix2point.evaluation.segmentation_summary import BASELINE_INIT, PRETRAINED_INIT, CellSummary, ScoredRun, init_order
 from pix2point.evaluation.verdict import Verdict, verdict_document, verdict_table
 
 REPORT_FILE = "report.md"

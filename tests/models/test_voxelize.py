@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pix2point.training.voxelize import collate_sparse, voxelize
+from pix2point.models.voxelize import collate_sparse, voxelize
 
 VOXEL_SIZE = 0.1
 

@@ -17,7 +17,6 @@ import MinkowskiEngine as ME
 import torch
 
 from pix2point.models.backbone_spec import Rounding
-from pix2point.training.determinism import sparse_tensor
 
 Record = TypeVar("Record")
 
@@ -63,6 +62,15 @@ def voxelize(xyz: torch.Tensor, voxel_size: float, rounding: Rounding = "floor")
     coordinates, representative, inverse = ME.utils.sparse_quantize(
         xyz, return_index=True, return_inverse=True, quantization_size=voxel_size)
     return VoxelizedPoints(coordinates.int(), representative.long(), inverse.long())
+
+
+def sparse_tensor(features: torch.Tensor, coordinates: torch.Tensor) -> ME.SparseTensor:
+    """ME.SparseTensor([N, C] features, [N, 1 + D] int32 batched coordinates) whose coordinate manager runs
+    torch's current thread count instead of ME's min(cpu_count, 20) (MinkowskiCoordinateManager.py)."""
+    manager = ME.CoordinateManager(
+        D=coordinates.shape[1] - 1, num_threads=torch.get_num_threads(),
+        coordinate_map_type=ME.CoordinateMapType.CUDA if coordinates.is_cuda else ME.CoordinateMapType.CPU)
+    return ME.SparseTensor(features, coordinates, coordinate_manager=manager)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pix2point.evaluation.summary import pretraining_verdicts, score_runs, summarise_cells
+from pix2point.evaluation.segmentation_summary import pretraining_verdicts, score_runs, summarise_cells
 from pix2point.io.finetune_table import RunResult, run_name
 
 # Two classes; mIoU of each matrix worked out by hand.

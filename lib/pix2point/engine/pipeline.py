@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any
 
 import pydantic
 import yaml
@@ -77,11 +77,6 @@ def load_pipeline(path: Path, profile: str | None = None, overrides: list[str] =
     for override in overrides:
         _apply_override(raw_params, override, order)
     return Pipeline(path=path, profile=profile, stages=_build_stages(order, stage_entries, raw_params, path))
-
-
-def profile_names(path: Path) -> list[str]:
-    """The profiles of a pipeline file, in its order."""
-    return list(_read_yaml(path).get("profiles") or {})
 
 
 def unknown_stage(name: str, stages: list[str], what: str = "stage") -> PipelineError:

@@ -304,6 +304,11 @@ def _print_outcomes(outcomes: list[StageOutcome], console: Console) -> None:
         table.add_row(outcome.stage, outcome.key, status, f"{outcome.seconds:.1f}", nodes, outcome.location,
                       clock(outcome.started_at), clock(outcome.finished_at))
     print_table(console, table)
+    ran = [outcome for outcome in outcomes if outcome.status == "ran" and outcome.started_at and outcome.finished_at]
+    if ran:
+        seconds = (max(o.finished_at for o in ran) - min(o.started_at for o in ran)).total_seconds()
+        console.print(f"wall time: {int(seconds // 60)} min {seconds % 60:04.1f} s from the first stage's start to the "
+                      f"last one's end ({len(ran)} ran, {len(outcomes) - len(ran)} cached)", soft_wrap=True)
 
 
 if __name__ == "__main__":

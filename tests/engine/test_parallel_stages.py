@@ -84,6 +84,9 @@ def test_the_run_table_shows_when_each_stage_that_ran_started_and_ended(toy):
     for stage in ("other", "third", "total"):
         local = [moment.astimezone().strftime("%H:%M:%S") for moment in (outcomes[stage].started_at, outcomes[stage].finished_at)]
         assert rows[stage][2] == "ran" and rows[stage][-2:] == local
+    ran = [outcomes[stage] for stage in ("other", "third", "total")]
+    seconds = (max(o.finished_at for o in ran) - min(o.started_at for o in ran)).total_seconds()
+    assert f"wall time: 0 min {seconds:04.1f} s from the first stage's start to the last one's end (3 ran, 1 cached)" in lines
 
 
 def test_under_a_limit_the_ready_stage_heading_the_longest_chain_starts_first(toy):

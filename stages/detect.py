@@ -83,10 +83,10 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
         train_loop, lambda slot: replace(config, runs=slot), runs, params, out=out, scratch=scratch,
         write_runs=lambda results: write_runs(out, results, list(SCANNET18_CLASS_NAMES)),
         write_history=lambda history: write_history(out, history),
-        report=lambda records: report(records, out, params.deterministic), report_file=out / REPORT_FILE)
+        report=lambda records: report_runs(records, out, params.deterministic), report_file=out / REPORT_FILE)
 
 
-def report(records: list, out: Path, deterministic: bool) -> dict:
+def report_runs(records: list, out: Path, deterministic: bool) -> dict:
     """report.md of the finished runs (evaluation/detection_report.py) -> the stage's metrics."""
     from pix2point.evaluation.detection_report import detect_drift, summarise, verdicts_metrics, write_report
     from pix2point.evaluation.drift import drift_document

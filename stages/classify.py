@@ -29,7 +29,7 @@ from pix2point.models.classifier_spec import (
     Init,
     Pooling,
 )
-from pix2point.training.params import RunGridParams, SGDParams
+from pix2point.training.params import RunGridParams, SGDParams, config_from_params
 from pix2point.training.run_grid import with_drift_repeats
 
 if TYPE_CHECKING:  # the training code (torch, MinkowskiEngine, Ray) is imported by run: loading the pipeline stays light
@@ -136,14 +136,9 @@ def classify_config(params: Params, objects_dir: Path, out: Path, runs: tuple[Cl
     from pix2point.training.classification import ClassifyConfig
 
     names = tuple(class_names(objects_dir))
-    return ClassifyConfig(
-        objects_dir=objects_dir, out=out, classifier=classifier_spec(params, len(names)), class_names=names,
-        runs=runs, epochs=params.epochs, batch_size=params.batch_size, voxel_size=params.voxel_size,
-        voxel_rounding=params.voxel_rounding, learning_rate=params.learning_rate, momentum=params.momentum,
-        weight_decay=params.weight_decay, augmentation=params.object_augmentation(),
-        checkpoint_every=params.checkpoint_every, save_models=params.save_models, steps_per_epoch=steps_per_epoch,
-        io_learning_rate=params.io_learning_rate,
-    )
+    return config_from_params(
+        ClassifyConfig, params, objects_dir=objects_dir, out=out, classifier=classifier_spec(params, len(names)),
+        class_names=names, runs=runs, augmentation=params.object_augmentation(), steps_per_epoch=steps_per_epoch)
 
 
 def run_specs(params: Params) -> tuple[ClassifyRunSpec, ...]:

@@ -21,7 +21,7 @@ from pix2point.evaluation.report_note import ReportNoteParams
 from pix2point.io.detect_table import REPORT_FILE, write_history, write_runs
 from pix2point.io.scannet_boxes import SCANNET18_CLASS_NAMES
 from pix2point.models.backbone_spec import BACKBONE_WEIGHTS, load_backbone_spec
-from pix2point.training.params import RunGridParams
+from pix2point.training.params import RunGridParams, config_from_params
 from pix2point.training.run_grid import scene_runs
 from stages.scenes import require_splits
 
@@ -72,13 +72,10 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
     runs = scene_runs(params.inits, params.label_fractions, params.seeds, params.drift_repeats, params.deterministic)
     head = VoteHeadSpec(len(SCANNET18_CLASS_NAMES), params.num_seeds, params.num_proposals, params.group_radius,
                         params.group_size, params.head_width)
-    config = DetectConfig(
-        scenes_dir=inputs["scenes"], pretrained_backbone=inputs["pretrain"] / BACKBONE_WEIGHTS,
+    config = config_from_params(
+        DetectConfig, params, scenes_dir=inputs["scenes"], pretrained_backbone=inputs["pretrain"] / BACKBONE_WEIGHTS,
         out=run_outputs(scratch), backbone=load_backbone_spec(inputs["pretrain"]), head=head,
-        class_names=SCANNET18_CLASS_NAMES, runs=runs, steps=params.steps, eval_every=params.eval_every,
-        scenes_per_batch=params.scenes_per_batch, learning_rate=params.learning_rate,
-        weight_decay=params.weight_decay, augment=params.augment, checkpoint_every=params.checkpoint_every,
-    )
+        class_names=SCANNET18_CLASS_NAMES, runs=runs)
     return train_grid_stage(
         train_loop, lambda slot: replace(config, runs=slot), runs, params, out=out, scratch=scratch,
         write_runs=lambda results: write_runs(out, results, list(SCANNET18_CLASS_NAMES)),

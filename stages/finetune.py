@@ -19,7 +19,7 @@ from pydantic import ConfigDict, Field, model_validator
 from pix2point.io.finetune_table import write_history, write_runs
 from pix2point.io.scenes_table import class_names, scene_names
 from pix2point.models.backbone_spec import BACKBONE_WEIGHTS, load_backbone_spec
-from pix2point.training.params import PointAugmentationParams, RunGridParams, SGDParams
+from pix2point.training.params import PointAugmentationParams, RunGridParams, SGDParams, config_from_params
 from pix2point.training.run_grid import RunSpec, scene_runs
 from pix2point.training.segmentation_data import LabelUnit
 from stages.scenes import require_splits
@@ -74,15 +74,11 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
 
     scenes_dir = inputs["scenes"]
     runs = run_specs(params)
-    config = FinetuneConfig(
-        scenes_dir=scenes_dir, pretrained_backbone=inputs["pretrain"] / BACKBONE_WEIGHTS, out=run_outputs(scratch),
-        backbone=load_backbone_spec(inputs["pretrain"]),
-        class_names=tuple(class_names(scenes_dir, scene_names(scenes_dir)[0])),
-        runs=runs, label_unit=params.label_unit, steps=params.steps, eval_every=params.eval_every,
-        scenes_per_batch=params.scenes_per_batch, learning_rate=params.learning_rate, momentum=params.momentum,
-        weight_decay=params.weight_decay, augmentation=params.point_augmentation(),
-        checkpoint_every=params.checkpoint_every,
-    )
+    config = config_from_params(
+        FinetuneConfig, params, scenes_dir=scenes_dir, pretrained_backbone=inputs["pretrain"] / BACKBONE_WEIGHTS,
+        out=run_outputs(scratch), backbone=load_backbone_spec(inputs["pretrain"]),
+        class_names=tuple(class_names(scenes_dir, scene_names(scenes_dir)[0])), runs=runs,
+        augmentation=params.point_augmentation())
     # Each run streams its own training scenes (its label budget) to its trainer's workers.
     config_for = lambda slot: replace(config, runs=slot, sources={run.name: SceneSource.for_run(  # noqa: E731
         scenes_dir, run.label_fraction, params.label_unit, run.seed, params.scenes_per_batch, params.num_workers)

@@ -26,7 +26,7 @@ from pix2point.evaluation.report_note import ReportNoteParams
 from pix2point.io.finetune_objects_table import read_history, read_runs, run_name, write_history, write_runs
 from pix2point.io.objects_table import class_names, objects_metadata, objects_path
 from pix2point.models.point_m2ae_spec import PointM2AESpec, load_encoder_spec
-from pix2point.training.params import RunGridParams
+from pix2point.training.params import RunGridParams, config_from_params
 from pix2point.training.run_grid import with_drift_repeats
 
 if TYPE_CHECKING:  # the training code (torch, Ray) is imported by run: loading the pipeline stays light
@@ -113,17 +113,12 @@ def finetune_config(params: Params, inputs: dict[str, Path], out: Path) -> Finet
     if len(params.local_radius) != spec.scales:
         raise ValueError(f"finetune_objects param local_radius {list(params.local_radius)} needs one entry per "
                          f"encoder scale ({spec.scales})")
-    return FinetuneObjectsConfig(
-        objects_dir=objects_dir, encoders=encoders, out=out, spec=spec, class_names=tuple(class_names(objects_dir)),
-        runs=run_specs(params), pooling=params.pooling, local_radius=params.local_radius,
-        drop_path_rate=params.drop_path_rate, label_smoothing=params.label_smoothing, points=params.points,
-        epochs=params.epochs, batch_size=params.batch_size, learning_rate=params.learning_rate,
-        weight_decay=params.weight_decay, warmup_epochs=params.warmup_epochs, grad_clip=params.grad_clip,
+    return config_from_params(
+        FinetuneObjectsConfig, params, objects_dir=objects_dir, encoders=encoders, out=out, spec=spec,
+        class_names=tuple(class_names(objects_dir)), runs=run_specs(params),
         augmentation=CloudAugmentation(params.scale_range, params.translate,
                                        int(metadata["up_axis"]) if params.rotate else None),
-        voting=Voting(params.voting), eval_every=params.eval_every, checkpoint_every=params.checkpoint_every,
-        save_models=params.save_models, recalibrate_batchnorm=params.recalibrate_batchnorm,
-    )
+        voting=Voting(params.voting))
 
 
 def pretrained_encoders(params: Params, inputs: dict[str, Path]) -> dict[str, Path]:

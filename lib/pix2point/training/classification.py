@@ -99,7 +99,7 @@ def train_loop(config: ClassifyConfig) -> None:
     train_runs(config.runs, lambda run, state: start_run(config, run, stream, rank))
 
 
-def start_run(config: ClassifyConfig, run: ClassifyRunSpec, stream: SampleStream, rank: int) -> ClassifyRunTraining:
+def start_run(config: ClassifyConfig, run: ClassifyRunSpec, stream: SampleStream, rank: int) -> ClassificationRun:
     """Run `run`'s classifier (scratch or inflated, its FIP mode applied) on this worker's device, SGD over its
     trainable parameters and a cosine schedule over every epoch's steps."""
     import ray.train.torch
@@ -116,13 +116,13 @@ def start_run(config: ClassifyConfig, run: ClassifyRunSpec, stream: SampleStream
                                 momentum=config.momentum, weight_decay=config.weight_decay)
     steps = config.epochs * config.steps_per_epoch
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-    return ClassifyRunTraining(model, optimizer, schedule, rank, device, run, steps, config.steps_per_epoch,
+    return ClassificationRun(model, optimizer, schedule, rank, device, run, steps, config.steps_per_epoch,
                                config.checkpoint_every, config.out,
                                model_path(config.out, run.name) if config.save_models else None, config, stream, fip)
 
 
 @dataclass
-class ClassifyRunTraining(FinetuneRun):
+class ClassificationRun(FinetuneRun):
     """A classify run (finetune_loop.py): the test split is scored after every epoch (`eval_every` is an
     epoch's steps)."""
 

@@ -9,18 +9,16 @@ inflated variant against the scratch baseline. Runs train side by side, each its
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pix2point.evaluation.report_note import ReportNoteParams, add_note
+from pix2point.evaluation.report_note import ReportNoteParams
 from pix2point.io.classify_table import read_history, read_runs, run_name, write_history, write_runs
 from pix2point.io.objects_table import class_names, split_rows
 from pix2point.io.paths import AbsolutePath
-from pix2point.io.trials_table import write_trials
 from pix2point.models.backbone_spec import Rounding
 from pix2point.models.classifier_spec import (
     Axis,
@@ -31,7 +29,7 @@ from pix2point.models.classifier_spec import (
     Init,
     Pooling,
 )
-from pix2point.training.param_groups import RunGridParams, SGDParams
+from pix2point.training.param_groups import RunGridParams, SGDParams, config_from_params
 from pix2point.training.run_grid import with_drift_repeats
 
 if TYPE_CHECKING:  # the training code (torch, MinkowskiEngine, Ray) is imported by run: loading the pipeline stays light
@@ -111,29 +109,24 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
     from pix2point.evaluation.classification_report import REPORT_FILE, write_report
     from pix2point.training.classification import epoch_steps, run_source, train_loop
     from pix2point.training.sample_stream import Segment, segments_trainer_data
-    from pix2point.training.trials import copy_run_outputs, fit_runs
+    from pix2point.training.trials import run_outputs, train_grid_stage
 
     objects_dir = inputs["objects"]
     steps = epoch_steps(len(split_rows(objects_dir, "train")), params.batch_size, params.num_workers)
-    # Runs write their models into scratch, which outlives a killed attempt; copied into `out` at the end.
-    config = classify_config(params, objects_dir, scratch / "outputs", run_specs(params), steps)
-    started = time.perf_counter()
+    config = classify_config(params, objects_dir, run_outputs(scratch), run_specs(params), steps)
     # Each run streams its own training objects (its few-shot subset) to its trainer's workers.
     config_for = lambda slot: replace(config, runs=slot, sources={run.name: run_source(  # noqa: E731
         objects_dir, run.shots, run.seed, params.batch_size, params.num_workers) for run in slot})
     data_for = lambda slot_config, starts: segments_trainer_data(  # noqa: E731
         [Segment(name, slot_config.sources[name], start, params.epochs * steps) for name, start in starts.items()])
-    records = fit_runs(train_loop, config_for, config.runs, storage=scratch, **params.run_grid_scaling(),
-                       data_for=data_for)
-    write_runs(out, [record.result for record in records], list(config.class_names), params.network, steps)
-    write_history(out, [epoch for record in records for epoch in record.state["history"]])
-    write_trials(out, records)
-    copy_run_outputs(config.out, out)
     learning_rates = {fip: config.learning_rate_for(fip) for fip in dict.fromkeys(v.fip for v in params.variants)}
-    metrics = write_report(out, read_runs(out), read_history(out), params.target_accuracy, params.network,
-                           params.deterministic, learning_rates)
-    add_note(out / REPORT_FILE, params.report_note)
-    return {**metrics, "seconds": round(time.perf_counter() - started, 1)}
+    return train_grid_stage(
+        train_loop, config_for, config.runs, params, out=out, scratch=scratch, data_for=data_for,
+        write_runs=lambda results: write_runs(out, results, list(config.class_names), params.network, steps),
+        write_history=lambda history: write_history(out, history),
+        report=lambda records: write_report(out, read_runs(out), read_history(out), params.target_accuracy,
+                                            params.network, params.deterministic, learning_rates),
+        report_file=out / REPORT_FILE)
 
 
 def classify_config(params: Params, objects_dir: Path, out: Path, runs: tuple[ClassifyRunSpec, ...] = (),
@@ -143,14 +136,9 @@ def classify_config(params: Params, objects_dir: Path, out: Path, runs: tuple[Cl
     from pix2point.training.classification import ClassifyConfig
 
     names = tuple(class_names(objects_dir))
-    return ClassifyConfig(
-        objects_dir=objects_dir, out=out, classifier=classifier_spec(params, len(names)), class_names=names,
-        runs=runs, epochs=params.epochs, batch_size=params.batch_size, voxel_size=params.voxel_size,
-        voxel_rounding=params.voxel_rounding, learning_rate=params.learning_rate, momentum=params.momentum,
-        weight_decay=params.weight_decay, augmentation=params.object_augmentation(),
-        checkpoint_every=params.checkpoint_every, save_models=params.save_models, steps_per_epoch=steps_per_epoch,
-        io_learning_rate=params.io_learning_rate,
-    )
+    return config_from_params(
+        ClassifyConfig, params, objects_dir=objects_dir, out=out, classifier=classifier_spec(params, len(names)),
+        class_names=names, runs=runs, augmentation=params.object_augmentation(), steps_per_epoch=steps_per_epoch)
 
 
 def run_specs(params: Params) -> tuple[ClassifyRunSpec, ...]:

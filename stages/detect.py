@@ -10,7 +10,6 @@ from the pretrain artefact. Writes the contract of pix2point/io/detect_table.py,
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -18,12 +17,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from pix2point.evaluation.report_note import ReportNoteParams, add_note
+from pix2point.evaluation.report_note import ReportNoteParams
 from pix2point.io.detect_table import REPORT_FILE, write_history, write_runs
 from pix2point.io.scannet_boxes import SCANNET18_CLASS_NAMES
-from pix2point.io.trials_table import write_trials
 from pix2point.models.backbone_spec import BACKBONE_WEIGHTS, load_backbone_spec
-from pix2point.training.param_groups import RunGridParams
+from pix2point.training.param_groups import RunGridParams, config_from_params
 from pix2point.training.run_grid import scene_runs
 from stages.scenes import require_splits
 
@@ -67,39 +65,36 @@ def preflight(params: Params, inputs: dict[str, Any]) -> None:
 
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
-    from pix2point.evaluation.detection_report import detect_drift, summarise, verdicts_metrics, write_report
-    from pix2point.evaluation.drift import drift_document
     from pix2point.models.votenet import VoteHeadSpec
     from pix2point.training.detection import DetectConfig, train_loop
-    from pix2point.training.trials import copy_run_outputs, fit_runs
+    from pix2point.training.trials import run_outputs, train_grid_stage
 
     runs = scene_runs(params.inits, params.label_fractions, params.seeds, params.drift_repeats, params.deterministic)
     head = VoteHeadSpec(len(SCANNET18_CLASS_NAMES), params.num_seeds, params.num_proposals, params.group_radius,
                         params.group_size, params.head_width)
-    config = DetectConfig(
-        # Runs write their models into scratch, which outlives a killed attempt; copied into `out` at the end.
-        scenes_dir=inputs["scenes"], pretrained_backbone=inputs["pretrain"] / BACKBONE_WEIGHTS,
-        out=scratch / "outputs", backbone=load_backbone_spec(inputs["pretrain"]), head=head,
-        class_names=SCANNET18_CLASS_NAMES, runs=runs, steps=params.steps, eval_every=params.eval_every,
-        scenes_per_batch=params.scenes_per_batch, learning_rate=params.learning_rate,
-        weight_decay=params.weight_decay, augment=params.augment, checkpoint_every=params.checkpoint_every,
-    )
-    started = time.perf_counter()
-    records = fit_runs(train_loop, lambda slot: replace(config, runs=slot), runs, storage=scratch,
-                       **params.run_grid_scaling())
+    config = config_from_params(
+        DetectConfig, params, scenes_dir=inputs["scenes"], pretrained_backbone=inputs["pretrain"] / BACKBONE_WEIGHTS,
+        out=run_outputs(scratch), backbone=load_backbone_spec(inputs["pretrain"]), head=head,
+        class_names=SCANNET18_CLASS_NAMES, runs=runs)
+    return train_grid_stage(
+        train_loop, lambda slot: replace(config, runs=slot), runs, params, out=out, scratch=scratch,
+        write_runs=lambda results: write_runs(out, results, list(SCANNET18_CLASS_NAMES)),
+        write_history=lambda history: write_history(out, history),
+        report=lambda records: report_runs(records, out, params.deterministic), report_file=out / REPORT_FILE)
+
+
+def report_runs(records: list, out: Path, deterministic: bool) -> dict:
+    """report.md of the finished runs (evaluation/detection_report.py) -> the stage's metrics."""
+    from pix2point.evaluation.detection_report import detect_drift, summarise, verdicts_metrics, write_report
+    from pix2point.evaluation.drift import drift_document
+
     results = [record.result for record in records]
-    write_runs(out, results, list(SCANNET18_CLASS_NAMES))
-    write_history(out, [evaluation for record in records for evaluation in record.state["history"]])
-    write_trials(out, records)
-    copy_run_outputs(config.out, out)
     left_out = {scene: reasons for record in records
                 for scene, reasons in record.state.get("left_out_objects", {}).items()}
     cells = summarise([result for result in results if result.repeat == 0])
-    write_report(out / REPORT_FILE, cells, results, list(SCANNET18_CLASS_NAMES), params.deterministic)
-    add_note(out / REPORT_FILE, params.report_note)
+    write_report(out / REPORT_FILE, cells, results, list(SCANNET18_CLASS_NAMES), deterministic)
     return {
         "runs": len(results),
-        "seconds": round(time.perf_counter() - started, 1),
         "resumed_runs": sum(record.resumed_from_step > 0 for record in records),
         # objects of aggregation.json without a box, per reason (io/scannet_boxes.py DROP_REASONS), over the
         # scenes the runs read; each is logged with its file when read
@@ -107,5 +102,5 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
         "scenes_with_objects_left_out": len(left_out),
         "cells": [cell.as_metrics() for cell in cells],
         "verdicts": verdicts_metrics(cells),
-        "drift": drift_document(detect_drift(results), params.deterministic),
+        "drift": drift_document(detect_drift(results), deterministic),
     }

@@ -10,7 +10,6 @@ Writes the contract of pix2point/io/finetune_table.py.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
@@ -19,9 +18,8 @@ from pydantic import ConfigDict, Field, model_validator
 
 from pix2point.io.finetune_table import write_history, write_runs
 from pix2point.io.scenes_table import class_names, scene_names
-from pix2point.io.trials_table import write_trials
 from pix2point.models.backbone_spec import BACKBONE_WEIGHTS, load_backbone_spec
-from pix2point.training.param_groups import PointAugmentationParams, RunGridParams, SGDParams
+from pix2point.training.param_groups import PointAugmentationParams, RunGridParams, SGDParams, config_from_params
 from pix2point.training.run_grid import RunSpec, scene_runs
 from pix2point.training.segmentation_data import LabelUnit
 from stages.scenes import require_splits
@@ -72,34 +70,25 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
     from pix2point.training.sample_stream import Segment, segments_trainer_data
     from pix2point.training.segmentation import FinetuneConfig, train_loop
     from pix2point.training.segmentation_data import SceneSource
-    from pix2point.training.trials import copy_run_outputs, fit_runs
+    from pix2point.training.trials import run_outputs, train_grid_stage
 
     scenes_dir = inputs["scenes"]
     runs = run_specs(params)
-    config = FinetuneConfig(
-        # Runs write their models into scratch, which outlives a killed attempt; copied into `out` at the end.
-        scenes_dir=scenes_dir, pretrained_backbone=inputs["pretrain"] / BACKBONE_WEIGHTS, out=scratch / "outputs",
-        backbone=load_backbone_spec(inputs["pretrain"]),
-        class_names=tuple(class_names(scenes_dir, scene_names(scenes_dir)[0])),
-        runs=runs, label_unit=params.label_unit, steps=params.steps, eval_every=params.eval_every,
-        scenes_per_batch=params.scenes_per_batch, learning_rate=params.learning_rate, momentum=params.momentum,
-        weight_decay=params.weight_decay, augmentation=params.point_augmentation(),
-        checkpoint_every=params.checkpoint_every,
-    )
-    started = time.perf_counter()
+    config = config_from_params(
+        FinetuneConfig, params, scenes_dir=scenes_dir, pretrained_backbone=inputs["pretrain"] / BACKBONE_WEIGHTS,
+        out=run_outputs(scratch), backbone=load_backbone_spec(inputs["pretrain"]),
+        class_names=tuple(class_names(scenes_dir, scene_names(scenes_dir)[0])), runs=runs,
+        augmentation=params.point_augmentation())
     # Each run streams its own training scenes (its label budget) to its trainer's workers.
     config_for = lambda slot: replace(config, runs=slot, sources={run.name: SceneSource.for_run(  # noqa: E731
         scenes_dir, run.label_fraction, params.label_unit, run.seed, params.scenes_per_batch, params.num_workers)
         for run in slot})
     data_for = lambda slot_config, starts: segments_trainer_data(  # noqa: E731
         [Segment(name, slot_config.sources[name], start, params.steps) for name, start in starts.items()])
-    records = fit_runs(train_loop, config_for, runs, storage=scratch, **params.run_grid_scaling(), data_for=data_for)
-    write_runs(out, [record.result for record in records], config.class_names, config.label_unit,
-               params.deterministic)
-    write_history(out, [epoch for record in records for epoch in record.state["history"]])
-    write_trials(out, records)
-    copy_run_outputs(config.out, out)
-    return {"runs": len(runs), "seconds": round(time.perf_counter() - started, 1)}
+    return train_grid_stage(
+        train_loop, config_for, runs, params, out=out, scratch=scratch, data_for=data_for,
+        write_runs=lambda results: write_runs(out, results, config.class_names, config.label_unit, params.deterministic),
+        write_history=lambda history: write_history(out, history), report=lambda records: {"runs": len(runs)})
 
 
 def run_specs(params: Params) -> tuple[RunSpec, ...]:

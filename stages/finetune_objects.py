@@ -16,19 +16,17 @@ Writes the contract of pix2point/io/finetune_objects_table.py and a report
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from pix2point.evaluation.report_note import ReportNoteParams, add_note
+from pix2point.evaluation.report_note import ReportNoteParams
 from pix2point.io.finetune_objects_table import read_history, read_runs, run_name, write_history, write_runs
 from pix2point.io.objects_table import class_names, objects_metadata, objects_path
-from pix2point.io.trials_table import write_trials
 from pix2point.models.point_m2ae_spec import PointM2AESpec, load_encoder_spec
-from pix2point.training.param_groups import RunGridParams
+from pix2point.training.param_groups import RunGridParams, config_from_params
 from pix2point.training.run_grid import with_drift_repeats
 
 if TYPE_CHECKING:  # the training code (torch, Ray) is imported by run: loading the pipeline stays light
@@ -82,23 +80,19 @@ class Params(RunGridParams, ReportNoteParams):
 
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
-    from pix2point.training.object_finetuning import train_loop
-    from pix2point.training.trials import copy_run_outputs, fit_runs
-
-    config = finetune_config(params, inputs, scratch / "outputs")  # scratch outlives a killed attempt
-    started = time.perf_counter()
-    records = fit_runs(train_loop, lambda slot: replace(config, runs=slot), config.runs, storage=scratch,
-                       **params.run_grid_scaling())
-    write_runs(out, [record.result for record in records], list(config.class_names), asdict(config.spec),
-               params.deterministic)
-    write_history(out, [epoch for record in records for epoch in record.state["history"]])
-    write_trials(out, records)
-    copy_run_outputs(config.out, out)
     from pix2point.evaluation.finetune_objects_report import REPORT_FILE, write_report
+    from pix2point.training.object_finetuning import train_loop
+    from pix2point.training.trials import run_outputs, train_grid_stage
 
-    metrics = write_report(out, read_runs(out), read_history(out), params.epochs, params.voting, params.deterministic)
-    add_note(out / REPORT_FILE, params.report_note)
-    return {**metrics, "seconds": round(time.perf_counter() - started, 1)}
+    config = finetune_config(params, inputs, run_outputs(scratch))
+    return train_grid_stage(
+        train_loop, lambda slot: replace(config, runs=slot), config.runs, params, out=out, scratch=scratch,
+        write_runs=lambda results: write_runs(out, results, list(config.class_names), asdict(config.spec),
+                                              params.deterministic),
+        write_history=lambda history: write_history(out, history),
+        report=lambda records: write_report(out, read_runs(out), read_history(out), params.epochs, params.voting,
+                                            params.deterministic),
+        report_file=out / REPORT_FILE)
 
 
 def finetune_config(params: Params, inputs: dict[str, Path], out: Path) -> FinetuneObjectsConfig:
@@ -119,17 +113,12 @@ def finetune_config(params: Params, inputs: dict[str, Path], out: Path) -> Finet
     if len(params.local_radius) != spec.scales:
         raise ValueError(f"finetune_objects param local_radius {list(params.local_radius)} needs one entry per "
                          f"encoder scale ({spec.scales})")
-    return FinetuneObjectsConfig(
-        objects_dir=objects_dir, encoders=encoders, out=out, spec=spec, class_names=tuple(class_names(objects_dir)),
-        runs=run_specs(params), pooling=params.pooling, local_radius=params.local_radius,
-        drop_path_rate=params.drop_path_rate, label_smoothing=params.label_smoothing, points=params.points,
-        epochs=params.epochs, batch_size=params.batch_size, learning_rate=params.learning_rate,
-        weight_decay=params.weight_decay, warmup_epochs=params.warmup_epochs, grad_clip=params.grad_clip,
+    return config_from_params(
+        FinetuneObjectsConfig, params, objects_dir=objects_dir, encoders=encoders, out=out, spec=spec,
+        class_names=tuple(class_names(objects_dir)), runs=run_specs(params),
         augmentation=CloudAugmentation(params.scale_range, params.translate,
                                        int(metadata["up_axis"]) if params.rotate else None),
-        voting=Voting(params.voting), eval_every=params.eval_every, checkpoint_every=params.checkpoint_every,
-        save_models=params.save_models, recalibrate_batchnorm=params.recalibrate_batchnorm,
-    )
+        voting=Voting(params.voting))
 
 
 def pretrained_encoders(params: Params, inputs: dict[str, Path]) -> dict[str, Path]:

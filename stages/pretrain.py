@@ -34,6 +34,7 @@ from pix2point.training.param_groups import (
     RayTrainParams,
     SaliencyDistribution,
     SGDParams,
+    config_from_params,
 )
 
 if TYPE_CHECKING:  # the training code (torch, MinkowskiEngine, Ray) is imported by run: loading the pipeline stays light
@@ -189,17 +190,14 @@ def ppkt_config(params: PPKTParams, inputs: dict[str, Path], out: Path) -> ppkt.
     if params.flip_2d and not feature_metadata(inputs["features2d"]).get("mirrored", False):
         raise ValueError(f"pretrain param flip_2d needs the teacher's maps of the mirrored images, which "
                          f"{inputs['features2d']} lacks: run features2d with mirrored: true, or set flip_2d: false")
-    return ppkt.PPKTConfig(
-        scenes_dir=inputs["scenes"], features_dir=inputs["features2d"], pairs_dir=inputs["pairs"], out=out,
-        backbone=BackboneSpec(params.backbone, params.input_features, params.voxel_size),
-        dim=params.dim, temperature=params.temperature, num_pairs=params.num_pairs // params.num_workers,
-        frames_per_batch=params.frames_per_batch // params.num_workers, steps=params.steps, learning_rate=params.learning_rate,
-        momentum=params.momentum, weight_decay=params.weight_decay,
+    return config_from_params(
+        ppkt.PPKTConfig, params, scenes_dir=inputs["scenes"], features_dir=inputs["features2d"],
+        pairs_dir=inputs["pairs"], out=out, backbone=BackboneSpec(params.backbone, params.input_features, params.voxel_size),
+        # per worker: the params are per step over all workers (PPKTParams checks they split evenly)
+        num_pairs=params.num_pairs // params.num_workers, frames_per_batch=params.frames_per_batch // params.num_workers,
         augmentation=params.point_augmentation(),
-        flip_2d=params.flip_2d,
         crop_2d=PairCrop(params.crop_area, params.crop_ratio, params.min_pairs_kept) if params.crop_2d else None,
-        drop_cuboids=params.min_pairs_kept if params.drop_cuboids else None, checkpoint_every=params.checkpoint_every, seed=params.seed,
-        num_workers=params.num_workers, prefetch_batches=params.prefetch_batches,
+        drop_cuboids=params.min_pairs_kept if params.drop_cuboids else None,
     )
 
 
@@ -215,14 +213,10 @@ def i2p_mae_config(params: I2PMAEParams, inputs: dict[str, Path], out: Path,
                              f"or set masking: random and target_2d: false")
     from pix2point.training import i2p_mae
 
-    return i2p_mae.I2PMAEConfig(
-        objects_dir=inputs["objects"], views_dir=inputs.get(VIEWS_INPUT), out=out, encoder=params.encoder_spec(),
-        decoder_depths=params.decoder_depths, mask_ratio=params.mask_ratio, masking=params.masking,
-        saliency_temperature=params.saliency_temperature, saliency_distribution=params.saliency_distribution,
+    return config_from_params(
+        i2p_mae.I2PMAEConfig, params, objects_dir=inputs["objects"], views_dir=inputs.get(VIEWS_INPUT), out=out,
+        encoder=params.encoder_spec(),
         # A split smaller than a batch trains on all of it each step (each object once).
-        target_2d=params.target_2d, batch_size=min(params.batch_size, train_objects if train_objects is not None
-                                                   else len(split_rows(inputs["objects"], "train"))),
-        steps=params.steps, learning_rate=params.learning_rate, weight_decay=params.weight_decay,
-        drop_path_rate=params.drop_path_rate, warmup_steps=params.warmup_steps, scale_range=params.scale_range, translate=params.translate,
-        checkpoint_every=params.checkpoint_every, seed=params.seed, num_workers=params.num_workers,
+        batch_size=min(params.batch_size, train_objects if train_objects is not None
+                       else len(split_rows(inputs["objects"], "train"))),
     )

@@ -72,16 +72,21 @@ def test_a_step_on_a_scene_without_labels_is_skipped_and_moves_no_weight(tmp_pat
     torch.manual_seed(0)
     model = SegmentationModel(build_backbone(spec), 20)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-2)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=4)
     before = {name: value.clone() for name, value in model.state_dict().items()}
     loss_function = torch.nn.CrossEntropyLoss()
 
-    stepped, loss = train_step(model, optimizer, loss_function, *scene_batch([unlabelled], spec, None, PointAugmentation()))
+    stepped, loss = train_step(model, optimizer, schedule, loss_function,
+                               *scene_batch([unlabelled], spec, None, PointAugmentation()))
     assert (stepped, loss) == (False, None)
     assert all(torch.equal(value, before[name]) for name, value in model.state_dict().items())
     assert not optimizer.state  # no momentum buffer started on no evidence
+    assert schedule.last_epoch == 1  # the rate follows the step number, skipped or not
 
-    stepped, loss = train_step(model, optimizer, loss_function, *scene_batch([labelled], spec, None, PointAugmentation()))
+    stepped, loss = train_step(model, optimizer, schedule, loss_function,
+                               *scene_batch([labelled], spec, None, PointAugmentation()))
     assert stepped and np.isfinite(loss) and loss > 0
+    assert schedule.last_epoch == 2
 
 
 def test_the_window_loss_is_none_not_nan_when_every_step_was_skipped():

@@ -9,16 +9,16 @@ data and the frozen parts only, never in the number of steps; a subset smaller t
 of it each step. The test split is scored after every epoch, which is what the epochs-to-target figure is
 read from.
 
-Ray is imported by the Ray Train entry points (train_loop, train_run) alone: the model and `classify_loss`
+Ray is imported by the Ray Train entry points (train_loop, start_run) alone: the model and `classify_loss`
 import without it (scripts/gpu_check.sh runs them on a GPU machine that has no Ray).
 """
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,13 +26,16 @@ from torch import nn
 
 from pix2point.io.classify_table import ClassifyEpoch, ClassifyRun, model_path
 from pix2point.io.objects_table import iter_objects, split_labels, split_rows
-from pix2point.models.fip import FipMode, apply_fip, trainable_parameters
+from pix2point.models.fip import FipMode, FipSummary, apply_fip, trainable_parameters
 from pix2point.models.object_classifier import ClassifierSpec, Init, build_classifier
-from pix2point.training.determinism import step_streams
+from pix2point.training.finetune_loop import Evaluation, FinetuneRun, Finished
 from pix2point.training.object_data import ObjectAugmentation, augment_object, few_shot_indices, object_batch
 from pix2point.training.object_samples import ObjectSource
 from pix2point.training.sample_stream import Arrays, SampleStream
 from pix2point.models.voxelize import Rounding
+
+if TYPE_CHECKING:
+    from pix2point.training.tracking import Scalars
 
 
 @dataclass(frozen=True)
@@ -85,27 +88,23 @@ def run_source(objects_dir: Path, shots: int | None, seed: int, batch_size: int,
 
 
 def train_loop(config: ClassifyConfig) -> None:
-    """A worker's loop over `config.runs` (a trainer's queue of runs, each with its source:
-    training/trials.py); the results travel in the final checkpoint's state, and the stage writes the tables from them."""
+    """A worker's loop over `config.runs` (a trainer's queue of runs, each with its source: training/trials.py,
+    finetune_loop.py); the results travel in the final checkpoint's state, and the stage writes the tables from them."""
     import ray.train
 
-    from pix2point.training import distributed
+    from pix2point.training.finetune_loop import train_runs
 
     rank = ray.train.get_context().get_world_rank()
     stream = SampleStream.for_rank(rank, config.batch_size)
-    distributed.train_runs_in_order(config.runs, lambda run, state: train_run(config, run, state, stream, rank))
+    train_runs(config.runs, lambda run, state: start_run(config, run, stream, rank))
 
 
-def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, stream: SampleStream, rank: int) -> ClassifyRun:
-    """One run; each epoch appends its record to state["history"]."""
+def start_run(config: ClassifyConfig, run: ClassifyRunSpec, stream: SampleStream, rank: int) -> ClassificationRun:
+    """Run `run`'s classifier (scratch or inflated, its FIP mode applied) on this worker's device, SGD over its
+    trainable parameters and a cosine schedule over every epoch's steps."""
     import ray.train.torch
 
-    from pix2point.training import distributed
-    from pix2point.training.progress import Progress
-    from pix2point.training.tracking import Scalars
-
     device = ray.train.torch.get_device()
-    torch.manual_seed(run.seed)
     model, inflation = build_classifier(config.classifier, run.init)
     # On the device before a checkpoint is restored: the optimiser's state then loads onto the parameters' device.
     model.to(device)
@@ -115,46 +114,55 @@ def train_run(config: ClassifyConfig, run: ClassifyRunSpec, state: dict, stream:
               f"{fip.trainable} trainable, {fip.frozen} frozen parameters")
     optimizer = torch.optim.SGD(trainable_parameters(model), lr=config.learning_rate_for(run.fip),
                                 momentum=config.momentum, weight_decay=config.weight_decay)
-    steps_per_epoch = config.steps_per_epoch
-    total_steps = config.epochs * steps_per_epoch
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-    step, best, seconds_before, losses = 0, 0.0, 0.0, []
-    if (current := distributed.resumed_run(state, run.name)) is not None:
-        step = distributed.restore_run(current, model, optimizer, schedule)
-        best, seconds_before, losses = current["best"], current["seconds"], current["epoch_losses"]
-    model.train()
-    ddp_model = ray.train.torch.prepare_model(model)
-    started = time.perf_counter() - seconds_before
-    console, scalars = Progress(f"run {run.name}", total_steps, step), Scalars(config.out, run.name, step)
-    # Counted from the records, not from `step`: a checkpoint taken on an epoch's last step precedes its evaluation.
-    for epoch in range(sum(record.run == run.name for record in state["history"]), config.epochs):
-        for _ in range(step, (epoch + 1) * steps_per_epoch):
-            losses.append(train_step(ddp_model, optimizer, stream.next(step, run.name, config.sources[run.name].per_rank).samples,
-                                     config, step_streams(run.seed, rank, step).numpy, device))
-            scalars.add(step + 1, {"train/loss": losses[-1], "train/lr": optimizer.param_groups[0]["lr"]})
-            schedule.step()
-            step += 1
-            if step % config.checkpoint_every == 0 and step < total_steps:
-                distributed.checkpoint_run(state, distributed.run_snapshot(
-                    run.name, step, model, optimizer, schedule, best=best, seconds=time.perf_counter() - started,
-                    epoch_losses=losses))
-        confusion = distributed.on_rank_zero(lambda: evaluate_confusion(model, config, device))
-        accuracy = float(np.trace(confusion) / confusion.sum())
-        best = max(best, accuracy)
-        record = ClassifyEpoch(run.name, epoch + 1, step, distributed.mean_over_workers(
-            float(np.mean(losses)) if losses else float("nan")), accuracy, time.perf_counter() - started)
-        state["history"].append(record)
-        console.report(step, epoch=record.epoch, loss=record.train_loss, test_accuracy=accuracy)
-        scalars.add(step, {"test/accuracy": accuracy})
-        losses = []
-    scalars.close()
-    if rank == 0 and config.save_models:
-        path = model_path(config.out, run.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(model.state_dict(), path)
-    return ClassifyRun(run.name, run.init, run.fip, run.shots, run.seed, len(config.sources[run.name]), fip.trainable, fip.frozen,
-                       config.epochs, accuracy, best,
-                       time.perf_counter() - started, confusion, run.repeat)
+    steps = config.epochs * config.steps_per_epoch
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    return ClassificationRun(model, optimizer, schedule, rank, device, run, steps, config.steps_per_epoch,
+                               config.checkpoint_every, config.out,
+                               model_path(config.out, run.name) if config.save_models else None, config, stream, fip)
+
+
+@dataclass
+class ClassificationRun(FinetuneRun):
+    """A classify run (finetune_loop.py): the test split is scored after every epoch (`eval_every` is an
+    epoch's steps)."""
+
+    config: ClassifyConfig
+    stream: SampleStream
+    fip: FipSummary
+    best: float = 0.0
+    accuracy: float = float("nan")  # of the latest evaluation
+    confusion: np.ndarray | None = None
+
+    def train_step(self, step: int, model: nn.Module) -> dict[str, float]:
+        from pix2point.training.distributed import optimiser_step
+
+        samples = self.stream.next(step, self.run.name, self.config.sources[self.run.name].per_rank).samples
+        loss = classify_loss(model, samples, self.config, self.streams(step).numpy, self.device)
+        return {"loss": optimiser_step(loss, self.optimizer, self.schedule)}
+
+    def evaluate(self, done: int, window: list[dict[str, float]], seconds: float) -> Evaluation:
+        from pix2point.training import distributed
+
+        self.confusion = distributed.on_rank_zero(lambda: evaluate_confusion(self.model, self.config, self.device))
+        self.accuracy = float(np.trace(self.confusion) / self.confusion.sum())
+        self.best = max(self.best, self.accuracy)
+        losses = [values["loss"] for values in window]
+        record = ClassifyEpoch(self.run.name, done // self.eval_every, done, distributed.mean_over_workers(
+            float(np.mean(losses)) if losses else float("nan")), self.accuracy, seconds)
+        return Evaluation(record, {"epoch": record.epoch, "loss": record.train_loss, "test_accuracy": self.accuracy},
+                          {"test/accuracy": self.accuracy})
+
+    def carry(self) -> dict:
+        return {"best": self.best}
+
+    def restore(self, carried: dict) -> None:
+        self.best = carried["best"]
+
+    def result(self, finished: Finished, scalars: Scalars) -> ClassifyRun:
+        run, config = self.run, self.config
+        return ClassifyRun(run.name, run.init, run.fip, run.shots, run.seed, len(config.sources[run.name]),
+                           self.fip.trainable, self.fip.frozen, config.epochs, self.accuracy, self.best,
+                           finished.seconds, self.confusion, run.repeat)
 
 
 def classify_loss(model: nn.Module, samples: list[Arrays], config: ClassifyConfig, rng: np.random.Generator,

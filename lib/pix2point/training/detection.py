@@ -1,14 +1,14 @@
 """3D-detection finetuning (VoteNet head on a fresh or pretrained Res16UNet), on Ray Train.
 
-As segmentation.py: a trainer trains its queue of the grid's runs one after another (training/trials.py);
-the checkpoints carry each finished run's result and history, and the stage writes the tables from them.
+As segmentation.py: a trainer trains its queue of the grid's runs one after another (training/trials.py) in
+the fine-tuning loop (finetune_loop.py); the checkpoints carry each finished run's result and history, and the
+stage writes the tables from them.
 Validation runs on rank 0 alone and is sent to the other workers. A step's batch and targets are moved once
 to the model's device (the one prepare_model put it on); the head and loss make their tensors there.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,6 @@ from pix2point.geometry.boxes import Detections
 from pix2point.io.detect_table import DetectEvaluation, DetectRunResult
 from pix2point.io.finetune_table import model_path
 from pix2point.models.backbone import BackboneSpec, build_backbone, load_pretrained
-from pix2point.training.determinism import step_streams
 from pix2point.models.box_predictions import scene_detections
 from pix2point.models.votenet import DetectionModel, VoteHeadSpec
 from pix2point.training import distributed
@@ -30,9 +29,9 @@ from pix2point.training.detection_data import (
     DetectionScene, batch_to, detection_batch, left_out_objects, load_detection_scenes,
 )
 from pix2point.training.detection_loss import TERMS, detection_loss
+from pix2point.training.finetune_loop import Evaluation, FinetuneRun, Finished, train_runs
 from pix2point.training.run_grid import RunSpec
 from pix2point.training.label_budget import kept_scenes
-from pix2point.training.progress import Progress
 from pix2point.training.tracking import Scalars
 from pix2point.training.segmentation_data import split_scenes
 
@@ -92,7 +91,7 @@ def train_loop(config: DetectConfig) -> None:
     validation = load_detection_scenes(config.scenes_dir, split_scenes(config.scenes_dir, "val")) if rank == 0 else []
     if rank == 0 and not validation:
         raise ValueError(f"no validation scene of {config.scenes_dir} has box annotations")
-    distributed.train_runs_in_order(config.runs, lambda run, state: train_run(config, run, state, validation, rank))
+    train_runs(config.runs, lambda run, state: start_run(config, run, state, validation, rank))
 
 
 def training_scenes(config: DetectConfig, run: RunSpec) -> list[DetectionScene]:
@@ -105,7 +104,6 @@ def training_scenes(config: DetectConfig, run: RunSpec) -> list[DetectionScene]:
 
 
 def build_model(config: DetectConfig, run: RunSpec) -> DetectionModel:
-    torch.manual_seed(run.seed)
     backbone = build_backbone(config.backbone)
     if run.init == "pretrain":
         loaded = load_pretrained(backbone, config.pretrained_backbone)
@@ -113,54 +111,65 @@ def build_model(config: DetectConfig, run: RunSpec) -> DetectionModel:
     return DetectionModel(backbone, config.head)
 
 
-def train_run(config: DetectConfig, run: RunSpec, state: dict, validation: list[DetectionScene],
-              rank: int) -> DetectRunResult:
-    """One run; evaluations every eval_every steps append to state["history"], and state["left_out_objects"]
-    (scene -> {reason: count}) says which objects of its scenes had no box (io/scannet_boxes.py)."""
-    model = build_model(config, run)
+def start_run(config: DetectConfig, run: RunSpec, state: dict, validation: list[DetectionScene],
+              rank: int) -> DetectionRun:
+    """Run `run`'s model on this worker's device, AdamW and cosine schedule, and its training scenes;
+    state["left_out_objects"] (scene -> {reason: count}) says which objects of its scenes had no box
+    (io/scannet_boxes.py)."""
+    device = ray.train.torch.get_device()
+    # On its device before a checkpoint is restored: the optimiser's state then loads onto the parameters' device.
+    model = build_model(config, run).to(device)
     # AdamW as VoteNet (Adam, lr 1e-3, no weight decay there), cosine-annealed as the other stages.
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
-    # On its device before a checkpoint is restored: the optimiser's state then loads onto the parameters' device.
-    ddp_model = ray.train.torch.prepare_model(model)
-    device = model_device(model)
-    start_step, best, running = 0, 0.0, []
-    if (current := distributed.resumed_run(state, run.name)) is not None:
-        start_step = distributed.restore_run(current, model, optimizer, schedule)
-        best, running = current["best"], current.get("running", [])
     training = training_scenes(config, run)
     state["left_out_objects"] = left_out_objects(training + validation)
-    started, scores = time.perf_counter(), None
-    console = Progress(f"run {run.name}", config.steps, start_step)
-    scalars = Scalars(config.out, run.name, start_step)
-    for step in range(start_step, config.steps):
-        rng = step_streams(run.seed, rank, step).numpy
-        chosen = rng.choice(len(training), size=min(config.scenes_per_batch, len(training)), replace=False)
-        batch, seeds, targets = batch_to(device, *detection_batch(
-            [training[i] for i in chosen], config.backbone, config.head.num_seeds, rng, config.augment))
-        loss, terms = detection_loss(ddp_model(batch, seeds), targets)
-        lr = schedule.get_last_lr()[0]  # the rate this step uses
-        running.append({"loss": distributed.optimiser_step(loss, optimizer, schedule), **terms})
-        scalars.add(step + 1, {"train/loss": running[-1]["loss"], "train/lr": lr,
-                               **{f"train/{name}": value for name, value in terms.items()}})
-        if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-            scores = distributed.on_rank_zero(lambda: evaluate(model, validation, config))
-            best = max(best, scores[0].mean_ap)
-            state["history"].append(evaluation_record(run.name, step + 1, running, scores, time.perf_counter() - started))
-            running = []
-            console.report(step + 1, loss=state["history"][-1].train_loss, val_map25=scores[0].mean_ap)
-            scalars.add(step + 1, {"val/map25": scores[0].mean_ap, "val/map50": scores[1].mean_ap,
-                                   "val/recall25": scores[0].mean_recall})
-        distributed.checkpoint_if_due(state, run.name, step + 1, config.steps, config.checkpoint_every, model,
-                                      optimizer, schedule, best=best, running=running)
-    scalars.close()
-    distributed.save_on_rank_zero(model, model_path(config.out, run.name))
-    if scores is None:  # resumed past the last step (a shorter rerun): score the restored model
-        scores = distributed.on_rank_zero(lambda: evaluate(model, validation, config))
-    evaluations = sum(record.run == run.name for record in state["history"])
-    return DetectRunResult(run.name, run.init, run.label_fraction, run.seed, evaluations, start_step,
-                           scores[0].mean_ap, scores[1].mean_ap, best, scores[0].average_precision.tolist(),
-                           scores[1].average_precision.tolist(), run.repeat)
+    return DetectionRun(model, optimizer, schedule, rank, device, run, config.steps, config.eval_every,
+                        config.checkpoint_every, config.out, model_path(config.out, run.name), config, training,
+                        validation)
+
+
+@dataclass
+class DetectionRun(FinetuneRun):
+    """A detect run (finetune_loop.py): evaluations every eval_every steps score mAP at IoU 0.25 and 0.5."""
+
+    config: DetectConfig
+    training: list[DetectionScene]
+    validation: list[DetectionScene]  # rank 0's; empty on the other ranks
+    best: float = 0.0
+    scores: tuple[DetectionScores, DetectionScores] | None = None  # of the latest evaluation
+
+    def train_step(self, step: int, model: torch.nn.Module) -> dict[str, float]:
+        rng = self.streams(step).numpy
+        chosen = rng.choice(len(self.training), size=min(self.config.scenes_per_batch, len(self.training)),
+                            replace=False)
+        batch, seeds, targets = batch_to(self.device, *detection_batch(
+            [self.training[i] for i in chosen], self.config.backbone, self.config.head.num_seeds, rng,
+            self.config.augment))
+        loss, terms = detection_loss(model(batch, seeds), targets)
+        return {"loss": distributed.optimiser_step(loss, self.optimizer, self.schedule), **terms}
+
+    def evaluate(self, done: int, window: list[dict[str, float]], seconds: float) -> Evaluation:
+        self.scores = distributed.on_rank_zero(lambda: evaluate(self.model, self.validation, self.config))
+        self.best = max(self.best, self.scores[0].mean_ap)
+        record = evaluation_record(self.run.name, done, window, self.scores, seconds)
+        return Evaluation(record, {"loss": record.train_loss, "val_map25": self.scores[0].mean_ap},
+                          {"val/map25": self.scores[0].mean_ap, "val/map50": self.scores[1].mean_ap,
+                           "val/recall25": self.scores[0].mean_recall})
+
+    def carry(self) -> dict:
+        return {"best": self.best}
+
+    def restore(self, carried: dict) -> None:
+        self.best = carried["best"]
+
+    def result(self, finished: Finished, scalars: Scalars) -> DetectRunResult:
+        if self.scores is None:  # resumed past the last step (a shorter rerun): score the restored model
+            self.scores = distributed.on_rank_zero(lambda: evaluate(self.model, self.validation, self.config))
+        run, scores = self.run, self.scores
+        return DetectRunResult(run.name, run.init, run.label_fraction, run.seed, finished.evaluations,
+                               finished.resumed_from, scores[0].mean_ap, scores[1].mean_ap, self.best,
+                               scores[0].average_precision.tolist(), scores[1].average_precision.tolist(), run.repeat)
 
 
 def evaluation_record(run: str, step: int, running: list[dict[str, float]], scores: tuple[DetectionScores, ...],

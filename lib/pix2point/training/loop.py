@@ -16,11 +16,13 @@ from pix2point.training.determinism import StepStreams, step_streams
 
 
 @dataclass
-class StepTraining:
-    """What a worker trains with: subclasses add their data and `config` (whose `out` is the artefact
-    directory), `seed` and `step`."""
+class Training:
+    """What a worker trains a run with: the model, its optimiser and schedule, and where its random streams come
+    from (`seed`, a subclass's). Pretraining (`StepTraining`, `run_steps`) and fine-tuning
+    (finetune_loop.FinetuneRun) both build on it."""
 
-    model: torch.nn.Module  # what forward runs through (replaced by its DDP wrapper in run_steps)
+    # what forward runs through: run_steps replaces it by its DDP wrapper; finetune_loop keeps it unwrapped
+    model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     schedule: torch.optim.lr_scheduler.LRScheduler
     rank: int
@@ -33,14 +35,20 @@ class StepTraining:
     def seed(self) -> int:
         raise NotImplementedError
 
+    def streams(self, step: int) -> StepStreams:
+        """Step `step`'s (0-based) random streams: the same whether or not the run was resumed before it."""
+        return step_streams(self.seed, self.rank, step, self.device)
+
+
+@dataclass
+class StepTraining(Training):
+    """What a pretraining worker trains with: subclasses add their data and `config` (whose `out` is the artefact
+    directory), `seed` and `step`."""
+
     def step(self, streams: StepStreams) -> tuple[dict[str, float], dict[str, Any]]:
         """One optimiser step drawing its randomness from `streams` only -> (values to average over workers,
         e.g. losses; values kept as rank's own)."""
         raise NotImplementedError
-
-    def streams(self, step: int) -> StepStreams:
-        """Step `step`'s (0-based) random streams: the same whether or not the run was resumed before it."""
-        return step_streams(self.seed, self.rank, step, self.device)
 
     def optimise(self, loss: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)

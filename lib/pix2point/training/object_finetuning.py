@@ -15,9 +15,9 @@ Ray is imported by the Ray Train entry points alone: the model and `step_loss` i
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -34,7 +34,8 @@ from pix2point.models.point_m2ae_classifier import (
     smoothed_cross_entropy,
 )
 from pix2point.training.classification import epoch_steps
-from pix2point.training.determinism import epoch_rng, step_streams
+from pix2point.training.determinism import epoch_rng
+from pix2point.training.finetune_loop import Evaluation, FinetuneRun, Finished
 from pix2point.training.object_data import epoch_order
 from pix2point.training.object_finetuning_data import (
     CloudAugmentation,
@@ -46,6 +47,9 @@ from pix2point.training.object_finetuning_data import (
 )
 from pix2point.training.schedules import warmup_cosine
 from pix2point.training.weight_decay import weight_decay_groups
+
+if TYPE_CHECKING:
+    from pix2point.training.tracking import Scalars
 
 SCRATCH = "scratch"
 VOTE_STREAM = 7_001  # key of the voting draws' stream, apart from every step's and epoch's
@@ -95,18 +99,17 @@ class FinetuneObjectsConfig:
 
 
 def train_loop(config: FinetuneObjectsConfig) -> None:
-    """A worker's loop over `config.runs` (a trainer's queue of runs: training/trials.py)."""
+    """A worker's loop over `config.runs` (a trainer's queue of runs: training/trials.py, finetune_loop.py)."""
     import ray.train
 
-    from pix2point.training import distributed
+    from pix2point.training.finetune_loop import train_runs
 
     context = ray.train.get_context()
     rank, workers = context.get_world_rank(), context.get_world_size()
     train, test = read_objects(config.objects_dir, "train"), read_objects(config.objects_dir, "test")
     steps = epoch_steps(len(train.labels), config.batch_size, workers)
     pools = fps_pools(train.points, pool_size(config.points, train.points.shape[1]))
-    distributed.train_runs_in_order(
-        config.runs, lambda run, state: train_run(config, run, state, train, pools, test, steps, rank))
+    train_runs(config.runs, lambda run, state: start_run(config, run, train, pools, test, steps, rank))
 
 
 def build_model(config: FinetuneObjectsConfig, init: str) -> PointM2AEClassifier:
@@ -117,86 +120,98 @@ def build_model(config: FinetuneObjectsConfig, init: str) -> PointM2AEClassifier
     return model
 
 
-def train_run(config: FinetuneObjectsConfig, run: FinetuneObjectsRunSpec, state: dict, train: Objects,
-              pools: np.ndarray, test: Objects, steps_per_epoch: int, rank: int) -> FinetuneObjectsRun:
-    """One run; each evaluated epoch appends its record to state["history"]."""
+def start_run(config: FinetuneObjectsConfig, run: FinetuneObjectsRunSpec, train: Objects, pools: np.ndarray,
+              test: Objects, steps_per_epoch: int, rank: int) -> ObjectFinetuningRun:
+    """Run `run`'s classifier on this worker's device, AdamW (no decay on biases, norms and tokens) and a
+    warm-up-then-cosine schedule over every epoch's steps."""
     import ray.train.torch
 
-    from pix2point.training import distributed
-    from pix2point.training.progress import Progress
-    from pix2point.training.tracking import Scalars
-
-    torch.manual_seed(run.seed)  # the same head (and scratch encoder) on every worker
     device = ray.train.torch.get_device()
     model = build_model(config, run.init).to(device)
     optimizer = torch.optim.AdamW(weight_decay_groups(model, config.weight_decay), lr=config.learning_rate)
-    total_steps = config.epochs * steps_per_epoch
-    schedule = warmup_cosine(optimizer, total_steps, config.warmup_epochs * steps_per_epoch)
-    step, best, best_epoch, seconds_before, losses = 0, 0.0, 0, 0.0, []
-    if (current := distributed.resumed_run(state, run.name)) is not None:
-        step = distributed.restore_run(current, model, optimizer, schedule)
-        best, best_epoch, seconds_before, losses = current["best"], current["best_epoch"], current["seconds"], current["epoch_losses"]
-    model.train()
-    ddp_model = ray.train.torch.prepare_model(model)
-    started = time.perf_counter() - seconds_before
-    console, scalars = Progress(f"run {run.name}", total_steps, step), Scalars(config.out, run.name, step)
-    confusion = np.zeros((len(config.class_names),) * 2, np.int64)
-    # A checkpoint on an epoch's last step precedes that epoch's evaluation: resume inside that epoch.
-    for epoch in range(max(0, step - 1) // steps_per_epoch, config.epochs):
-        order = epoch_order(len(train.labels), steps_per_epoch * config.batch_size, epoch_rng(run.seed, rank, epoch))
-        for in_epoch in range(step - epoch * steps_per_epoch, steps_per_epoch):
-            batch = np.sort(order[in_epoch * config.batch_size:(in_epoch + 1) * config.batch_size])
-            streams = step_streams(run.seed, rank, step, device)
-            clouds = training_clouds(train.points[batch], pools[batch], config.points, streams.numpy, config.augmentation)
-            labels = torch.from_numpy(train.labels[batch].astype(np.int64)).to(device)
-            losses.append(train_step(ddp_model, optimizer, schedule, clouds.to(device), labels, config))
-            scalars.add(step + 1, {"train/loss": losses[-1], "train/lr": schedule.get_last_lr()[0]})
-            step += 1
-            distributed.checkpoint_if_due(state, run.name, step, total_steps, config.checkpoint_every, model,
-                                          optimizer, schedule, best=best, best_epoch=best_epoch,
-                                          seconds=time.perf_counter() - started, epoch_losses=losses)
-        if (epoch + 1) % config.eval_every and epoch + 1 < config.epochs:
-            continue
+    steps = config.epochs * steps_per_epoch
+    schedule = warmup_cosine(optimizer, steps, config.warmup_epochs * steps_per_epoch)
+    return ObjectFinetuningRun(model, optimizer, schedule, rank, device, run, steps,
+                               config.eval_every * steps_per_epoch, config.checkpoint_every, config.out,
+                               model_path(config.out, run.name) if config.save_models else None, config, train,
+                               pools, test, steps_per_epoch,
+                               confusion=np.zeros((len(config.class_names),) * 2, np.int64))
+
+
+@dataclass
+class ObjectFinetuningRun(FinetuneRun):
+    """A finetune_objects run (finetune_loop.py): each epoch is a fresh order of the training split; the test
+    split is scored every `config.eval_every` epochs and after the last, then once more with voting."""
+
+    config: FinetuneObjectsConfig
+    train: Objects
+    pools: np.ndarray  # the training objects' FPS pools (fps_pools)
+    test: Objects
+    steps_per_epoch: int
+    confusion: np.ndarray  # of the latest evaluation
+    best: float = 0.0
+    best_epoch: int = 0
+    order: tuple[int, np.ndarray] | None = None  # (epoch, its order of the training objects)
+
+    def train_step(self, step: int, model: torch.nn.Module) -> dict[str, float]:
+        from pix2point.training.distributed import optimiser_step
+
+        config, epoch = self.config, step // self.steps_per_epoch
+        if self.order is None or self.order[0] != epoch:
+            self.order = epoch, epoch_order(len(self.train.labels), self.steps_per_epoch * config.batch_size,
+                                            epoch_rng(self.run.seed, self.rank, epoch))
+        in_epoch = step - epoch * self.steps_per_epoch
+        batch = np.sort(self.order[1][in_epoch * config.batch_size:(in_epoch + 1) * config.batch_size])
+        streams = self.streams(step)
+        clouds = training_clouds(self.train.points[batch], self.pools[batch], config.points, streams.numpy,
+                                 config.augmentation)
+        labels = torch.from_numpy(self.train.labels[batch].astype(np.int64)).to(self.device)
+        loss = step_loss(model, clouds.to(self.device), labels, config.label_smoothing)
+        return {"loss": optimiser_step(loss, self.optimizer, self.schedule, config.grad_clip)}
+
+    def evaluate(self, done: int, window: list[dict[str, float]], seconds: float) -> Evaluation:
+        from pix2point.training import distributed
+
+        config, epoch = self.config, done // self.steps_per_epoch  # 1-based: the epoch just finished
         if config.recalibrate_batchnorm:
+            key = np.random.SeedSequence([self.run.seed, BATCHNORM_STREAM, epoch - 1]).generate_state(1)[0]
             distributed.on_rank_zero(lambda: recalibrate_batchnorm(
-                model, evaluation_clouds(train.points, config.points), config.batch_size, device,
-                int(np.random.SeedSequence([run.seed, BATCHNORM_STREAM, epoch]).generate_state(1)[0])))
-        confusion = distributed.on_rank_zero(lambda: confusion_matrix(test.labels, predict(model, evaluation_clouds(
-            test.points, config.points), config.batch_size, device).argmax(1), len(config.class_names)))
-        accuracy = float(np.trace(confusion) / confusion.sum())
-        if accuracy > best:
-            best, best_epoch = accuracy, epoch + 1
-        record = ClassifyEpoch(run.name, epoch + 1, step, distributed.mean_over_workers(float(np.mean(losses))),
-                               accuracy, time.perf_counter() - started)
-        state["history"].append(record)
-        console.report(step, epoch=record.epoch, loss=record.train_loss, test_accuracy=accuracy)
-        scalars.add(step, {"test/accuracy": accuracy})
-        losses = []
-    vote_accuracy = distributed.on_rank_zero(lambda: voting_accuracy(model, test, config, run.seed, device))
-    if vote_accuracy is not None:
-        scalars.add(step, {"test/vote_accuracy": vote_accuracy})
-    scalars.close()
-    if rank == 0 and config.save_models:
-        path = model_path(config.out, run.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(model.state_dict(), path)
-    return FinetuneObjectsRun(run.name, run.init, run.seed, run.repeat, len(train.labels), config.epochs,
-                              float(np.trace(confusion) / confusion.sum()), best, best_epoch, vote_accuracy,
-                              config.voting.votes, time.perf_counter() - started, confusion)
+                self.model, evaluation_clouds(self.train.points, config.points), config.batch_size, self.device,
+                int(key)))
+        self.confusion = distributed.on_rank_zero(lambda: confusion_matrix(self.test.labels, predict(
+            self.model, evaluation_clouds(self.test.points, config.points), config.batch_size, self.device
+        ).argmax(1), len(config.class_names)))
+        accuracy = float(np.trace(self.confusion) / self.confusion.sum())
+        if accuracy > self.best:
+            self.best, self.best_epoch = accuracy, epoch
+        record = ClassifyEpoch(self.run.name, epoch, done, distributed.mean_over_workers(
+            float(np.mean([values["loss"] for values in window]))), accuracy, seconds)
+        return Evaluation(record, {"epoch": epoch, "loss": record.train_loss, "test_accuracy": accuracy},
+                          {"test/accuracy": accuracy})
+
+    def carry(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def restore(self, carried: dict) -> None:
+        self.best, self.best_epoch = carried["best"], carried["best_epoch"]
+
+    def result(self, finished: Finished, scalars: Scalars) -> FinetuneObjectsRun:
+        from pix2point.training import distributed
+
+        run, config = self.run, self.config
+        vote_accuracy = distributed.on_rank_zero(lambda: voting_accuracy(self.model, self.test, config, run.seed,
+                                                                         self.device))
+        if vote_accuracy is not None:
+            scalars.add(finished.step, {"test/vote_accuracy": vote_accuracy})
+        return FinetuneObjectsRun(run.name, run.init, run.seed, run.repeat, len(self.train.labels), config.epochs,
+                                  float(np.trace(self.confusion) / self.confusion.sum()), self.best, self.best_epoch,
+                                  vote_accuracy, config.voting.votes, finished.seconds, self.confusion)
 
 
 def step_loss(model: torch.nn.Module, clouds: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> torch.Tensor:
     """The label-smoothed cross-entropy of [B, points, 3] `clouds` against [B] int64 `labels`, both already on
     the model's device (moved once per step by the caller)."""
     return smoothed_cross_entropy(model(clouds), labels, label_smoothing)
-
-
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
-               clouds: torch.Tensor, labels: torch.Tensor, config: FinetuneObjectsConfig) -> float:
-    from pix2point.training.distributed import optimiser_step
-
-    return optimiser_step(step_loss(model, clouds, labels, config.label_smoothing), optimizer, schedule,
-                          config.grad_clip)
 
 
 def recalibrate_batchnorm(model: torch.nn.Module, clouds: np.ndarray, batch_size: int, device: torch.device,

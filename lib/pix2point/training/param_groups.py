@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -72,3 +73,18 @@ class AdamWParams(BaseModel):
     # AdamW's decoupled decay, on weight matrices only; I2P-MAE/Point-M2AE: 0.05
     weight_decay: float = Field(0.05, ge=0)
     warmup_steps: int = Field(0, ge=0)  # steps of linear learning-rate warm-up from 0 (I2P-MAE: 10 epochs); 0: none
+
+
+Config = TypeVar("Config")
+
+
+def config_from_params(config_type: type[Config], params: BaseModel, **derived: Any) -> Config:
+    """The training config `config_type` (a dataclass the Ray Train workers receive, so picklable) of a stage's
+    `params`, without copying each param by hand: every field named as a param of `params` takes that param's
+    value; `derived` gives the rest (paths, specs, the runs, a value built from params) and overrides a param of
+    the same name whose config value is derived from it (pretrain's per-worker `num_pairs`).
+
+    A config field neither gives is a TypeError naming it (the dataclass's own), unless it has a default."""
+    names = {field.name for field in fields(config_type)}
+    taken = {name: getattr(params, name) for name in names & type(params).model_fields.keys() if name not in derived}
+    return config_type(**taken, **derived)

@@ -7,15 +7,15 @@ each step's batch. Validation runs on rank 0 only, reading one validation scene 
 batches hold no labelled point on any worker is skipped, counted in the history (`skipped_steps`) and
 reported on the console.
 
-Ray is imported by the Ray Train entry points (train_loop, train_run) alone: the model and `segmentation_loss`
+Ray is imported by the Ray Train entry points (train_loop, start_run) alone: the model and `segmentation_loss`
 import without it (scripts/gpu_check.sh runs them on a GPU machine that has no Ray).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,13 +26,16 @@ from pix2point.io.finetune_table import EpochRecord, RunResult, model_path
 from pix2point.io.scenes_table import IGNORE_LABEL, ScenePoints, read_points
 from pix2point.models.backbone import BackboneSpec, build_backbone, load_pretrained, point_input_features
 from pix2point.models.heads import SegmentationHead
-from pix2point.training.determinism import step_streams
 from pix2point.training.augment import PointAugmentation, augment_points
 from pix2point.training.device import to_device
+from pix2point.training.finetune_loop import Evaluation, FinetuneRun, Finished
 from pix2point.training.run_grid import RunSpec
 from pix2point.training.sample_stream import SampleStream
 from pix2point.training.segmentation_data import LabelUnit, SceneSource, validation_scenes
 from pix2point.models.voxelize import SparseBatch, collate_sparse, voxelize
+
+if TYPE_CHECKING:
+    from pix2point.training.tracking import Scalars
 
 
 @dataclass(frozen=True)
@@ -83,10 +86,12 @@ def scene_batch(scenes: list[ScenePoints], spec: BackboneSpec, rng: np.random.Ge
     return collate_sparse(samples), to_tensor(sample_index), to_tensor(point_index), to_tensor(labels)
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_function: nn.Module, batch: SparseBatch,
-               sample: torch.Tensor, point: torch.Tensor, label: torch.Tensor) -> tuple[bool, float | None]:
-    """One optimiser step on the labelled points (`scene_batch`'s output) -> (whether the weights moved, this
-    worker's mean cross-entropy, None when its batch has no labelled point).
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
+               loss_function: nn.Module, batch: SparseBatch, sample: torch.Tensor, point: torch.Tensor,
+               label: torch.Tensor) -> tuple[bool, float | None]:
+    """One optimiser step on the labelled points (`scene_batch`'s output), the schedule moved on whether or not
+    it stepped (the rate follows the step number) -> (whether the weights moved, this worker's mean
+    cross-entropy, None when its batch has no labelled point).
 
     No worker's batch with a labelled point (a scene without labels.ply, a small label budget): no step at
     all, so neither momentum nor weight decay moves the weights on no evidence (the mean over no point
@@ -96,12 +101,11 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_function
     from pix2point.training import distributed
 
     if distributed.mean_over_workers(float(len(label))) == 0:
+        schedule.step()
         return False, None
     logits = model(batch, sample, point)
     loss = loss_function(logits, label) if len(label) else logits.sum() * 0
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    distributed.optimiser_step(loss, optimizer, schedule)
     return True, loss.item() if len(label) else None
 
 
@@ -112,6 +116,8 @@ def window_loss(losses: list[float]) -> float | None:
 
     count = distributed.mean_over_workers(float(len(losses)))
     return distributed.mean_over_workers(float(sum(losses))) / count if count > 0 else None
+
+
 def segmentation_loss(model: nn.Module, scenes: list[ScenePoints], spec: BackboneSpec, rng: np.random.Generator,
                       augmentation: PointAugmentation, device: torch.device) -> torch.Tensor:
     """One step's cross-entropy over the labelled points of `scenes` (augmented with `rng`): the batch is
@@ -137,30 +143,24 @@ def confusion_matrix(model: nn.Module, scenes_dir: Path, scenes: list[str], spec
 
 
 def train_loop(config: FinetuneConfig) -> None:
-    """A worker's loop over `config.runs` (a trainer's queue of runs: training/trials.py); the
+    """A worker's loop over `config.runs` (a trainer's queue of runs: training/trials.py, finetune_loop.py); the
     results travel in the final checkpoint's state, and the stage writes the tables from them."""
     import ray.train
 
-    from pix2point.training import distributed
+    from pix2point.training.finetune_loop import train_runs
 
     rank = ray.train.get_context().get_world_rank()
     validation = validation_scenes(config.scenes_dir) if rank == 0 else []
     stream = SampleStream.for_rank(rank, config.scenes_per_batch)
-    distributed.train_runs_in_order(config.runs, lambda run, state: train_run(config, run, state, validation,
-                                                                              stream, rank))
+    train_runs(config.runs, lambda run, state: start_run(config, run, validation, stream, rank))
 
 
-def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: list[str], stream: SampleStream,
-              rank: int) -> RunResult:
-    """One run; evaluations append to state["history"] (an "epoch" there is one evaluation, every eval_every steps)."""
+def start_run(config: FinetuneConfig, run: RunSpec, validation: list[str], stream: SampleStream,
+              rank: int) -> SegmentationRun:
+    """Run `run`'s model (its backbone fresh or pretrained) on this worker's device, SGD and cosine schedule."""
     import ray.train.torch
 
-    from pix2point.training import distributed
-    from pix2point.training.progress import Progress, send
-    from pix2point.training.tracking import Scalars
-
     device = ray.train.torch.get_device()
-    torch.manual_seed(run.seed)
     backbone = build_backbone(config.backbone)
     if run.init == "pretrain":
         loaded = load_pretrained(backbone, config.pretrained_backbone)
@@ -170,49 +170,62 @@ def train_run(config: FinetuneConfig, run: RunSpec, state: dict, validation: lis
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
-    start_step, best, running_loss, skipped = 0, 0.0, [], 0
-    if (current := distributed.resumed_run(state, run.name)) is not None:
-        start_step = distributed.restore_run(current, model, optimizer, schedule)
-        best, running_loss, skipped = current["best"], current["running_loss"], current.get("skipped", 0)
-    ddp_model = ray.train.torch.prepare_model(model)
-    loss_function = nn.CrossEntropyLoss()
-    started = time.perf_counter()
-    confusion, console = None, Progress(f"run {run.name}", config.steps, start_step)
-    scalars = Scalars(config.out, run.name, start_step)
-    for step in range(start_step, config.steps):
-        rng = step_streams(run.seed, rank, step).numpy
+    return SegmentationRun(model, optimizer, schedule, rank, device, run, config.steps, config.eval_every,
+                           config.checkpoint_every, config.out, model_path(config.out, run.name), config, validation,
+                           stream)
+
+
+@dataclass
+class SegmentationRun(FinetuneRun):
+    """A finetune run (finetune_loop.py): an "epoch" of its history is one evaluation, every eval_every steps;
+    a step no worker had a labelled point for is skipped and counted in the next record."""
+
+    config: FinetuneConfig
+    validation: list[str]  # rank 0's validation scenes; empty on the other ranks
+    stream: SampleStream
+    best: float = 0.0
+    skipped: int = 0  # steps skipped since the last evaluation
+    confusion: np.ndarray | None = None  # of the latest evaluation
+    loss_function: nn.Module = field(default_factory=nn.CrossEntropyLoss)
+
+    def train_step(self, step: int, model: nn.Module) -> dict[str, float]:
+        rng = self.streams(step).numpy
         scenes = [ScenePoints(arrays["xyz"], arrays["rgb"], arrays["label"]) for arrays in
-                  stream.next(step, run.name, config.sources[run.name].per_rank).samples]
-        batch, sample, point, label = to_device(scene_batch(scenes, config.backbone, rng, config.augmentation), device)
-        stepped, loss = train_step(ddp_model, optimizer, loss_function, batch, sample, point, label)
+                  self.stream.next(step, self.run.name, self.config.sources[self.run.name].per_rank).samples]
+        batch, sample, point, label = to_device(
+            scene_batch(scenes, self.config.backbone, rng, self.config.augmentation), self.device)
+        stepped, loss = train_step(model, self.optimizer, self.schedule, self.loss_function, batch, sample, point,
+                                   label)
         if not stepped:
-            skipped += 1
-            if rank == 0:
-                send(f"run {run.name}: step {step + 1} skipped: no worker's batch has a labelled point")
-        running_loss += [] if loss is None else [loss]
-        lr = optimizer.param_groups[0]["lr"]
-        scalars.add(step + 1, {**({} if loss is None else {"train/loss": loss}), "train/lr": lr})
-        schedule.step()  # also after a skipped step: the rate follows the step number
-        if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-            confusion = distributed.on_rank_zero(
-                lambda: confusion_matrix(model, config.scenes_dir, validation, config.backbone, len(config.class_names),
-                                         device))
-            scores = segmentation_scores(confusion)
-            best = max(best, scores.miou)
-            train_loss = window_loss(running_loss)
-            state["history"].append(EpochRecord(run.name, (step + 1) // config.eval_every, train_loss, scores.miou,
-                                                scores.mean_class_accuracy, time.perf_counter() - started, skipped))
-            running_loss, skipped = [], 0
-            console.report(step + 1, **({} if train_loss is None else {"loss": train_loss}), val_miou=scores.miou)
-            scalars.add(step + 1, {"val/miou": scores.miou, "val/macc": scores.mean_class_accuracy})
-        if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
-            distributed.checkpoint_run(state, distributed.run_snapshot(
-                run.name, step + 1, model, optimizer, schedule, best=best, running_loss=running_loss, skipped=skipped))
-    scalars.close()
-    if rank == 0:
-        path = model_path(config.out, run.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(model.state_dict(), path)
-    evaluations = sum(record.run == run.name for record in state["history"])
-    return RunResult(run.name, run.init, run.label_fraction, run.seed, evaluations,
-                     segmentation_scores(confusion).miou, best, confusion, run.repeat)
+            self.skipped += 1
+            if self.rank == 0:
+                from pix2point.training.progress import send
+
+                send(f"run {self.run.name}: step {step + 1} skipped: no worker's batch has a labelled point")
+        return {} if loss is None else {"loss": loss}
+
+    def evaluate(self, done: int, window: list[dict[str, float]], seconds: float) -> Evaluation:
+        from pix2point.training import distributed
+
+        config = self.config
+        self.confusion = distributed.on_rank_zero(lambda: confusion_matrix(
+            self.model, config.scenes_dir, self.validation, config.backbone, len(config.class_names), self.device))
+        scores = segmentation_scores(self.confusion)
+        self.best = max(self.best, scores.miou)
+        train_loss = window_loss([values["loss"] for values in window if "loss" in values])
+        record = EpochRecord(self.run.name, done // config.eval_every, train_loss, scores.miou,
+                             scores.mean_class_accuracy, seconds, self.skipped)
+        self.skipped = 0
+        return Evaluation(record, {**({} if train_loss is None else {"loss": train_loss}), "val_miou": scores.miou},
+                          {"val/miou": scores.miou, "val/macc": scores.mean_class_accuracy})
+
+    def carry(self) -> dict:
+        return {"best": self.best, "skipped": self.skipped}
+
+    def restore(self, carried: dict) -> None:
+        self.best, self.skipped = carried["best"], carried["skipped"]
+
+    def result(self, finished: Finished, scalars: Scalars) -> RunResult:
+        run = self.run
+        return RunResult(run.name, run.init, run.label_fraction, run.seed, finished.evaluations,
+                         segmentation_scores(self.confusion).miou, self.best, self.confusion, run.repeat)

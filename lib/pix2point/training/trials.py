@@ -30,12 +30,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
 from pix2point import stage_progress
 from pix2point.training import distributed
+
+if TYPE_CHECKING:
+    from pix2point.training.param_groups import RunGridParams
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +206,41 @@ def concurrent_runs(runs: int, *, num_workers: int, cpus_per_worker: int, use_gp
     with `use_gpu`, on one node). Raises ValueError if not even one run fits: its trainer would wait for ever."""
     fit = distributed.runs_that_fit(num_workers=num_workers, cpus_per_worker=cpus_per_worker, use_gpu=use_gpu)
     return max(1, min(runs, fit, requested or runs))
+
+
+def train_grid_stage(train_loop: Callable[[Any], None], config_for: Callable[[tuple[Any, ...]], Any],
+                     runs: Sequence[Any], params: RunGridParams, *, out: Path, scratch: Path,
+                     write_runs: Callable[[list[Any]], None], write_history: Callable[[list[Any]], None],
+                     report: Callable[[list[RunRecord]], dict] | None = None, report_file: Path | None = None,
+                     data_for: Callable[[Any, dict[str, int]], dict[str, Any]] | None = None) -> dict:
+    """What every grid stage (finetune, classify, detect, finetune_objects) does with its runs, `params` its
+    Params (a RunGridParams; a ReportNoteParams too when it names a `report_file`): train them
+    (`fit_runs` under `params.run_grid_scaling()`, checkpoints and records under `scratch`), write its runs
+    table (`write_runs(results)`, in grid order) and history (`write_history(records)`, every run's in turn),
+    trials.parquet, copy the files the runs wrote under `scratch/outputs` into `out`, then
+    `report(run records)` -> its metrics, and put `params.report_note` atop `report_file` (none: no note).
+    Returns the metrics with `seconds`, the stage's wall time from the first run's start."""
+    import time
+
+    from pix2point.evaluation.report_note import add_note
+    from pix2point.io.trials_table import write_trials
+
+    started = time.perf_counter()
+    records = fit_runs(train_loop, config_for, runs, storage=scratch, **params.run_grid_scaling(), data_for=data_for)
+    write_runs([record.result for record in records])
+    write_history([entry for record in records for entry in record.state["history"]])
+    write_trials(out, records)
+    copy_run_outputs(run_outputs(scratch), out)
+    metrics = {} if report is None else report(records)
+    if report_file is not None:
+        add_note(report_file, params.report_note)
+    return {**metrics, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def run_outputs(scratch: Path) -> Path:
+    """Where a grid's runs write their files (models, TensorBoard events): in the stage's scratch, which
+    outlives a killed attempt; `train_grid_stage` copies them into the artefact at the end."""
+    return scratch / "outputs"
 
 
 def copy_run_outputs(source: Path, out: Path) -> None:

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pix2point.cli import main
+from tests.processes import sigint_as_in_a_terminal
 
 pytestmark = pytest.mark.slow
 LOG_LINE = re.compile(r"^log: (\S+\.log)$", re.MULTILINE)
@@ -127,7 +128,8 @@ def test_ctrl_c_says_what_survives_and_how_to_go_on_without_a_traceback(toy):
     goes on, and the interrupted stage left uncached (its temporary directory is not an artefact)."""
     command, env = toy.cli("run", str(toy.pipeline), "--artefacts", str(toy.artefacts),
                            "--set", "numbers.sleep_after_write=120")
-    run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           preexec_fn=sigint_as_in_a_terminal)
     deadline = time.monotonic() + 300
     while not list(toy.artefacts.glob("numbers/.tmp-*/started")):  # the stage has written and is sleeping
         assert run.poll() is None and time.monotonic() < deadline, run.communicate()[0]

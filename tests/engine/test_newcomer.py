@@ -26,6 +26,7 @@ from pix2point.engine import runner
 from pix2point.engine.artefacts import ArtefactStore
 from pix2point.engine.pipeline import PipelineError, load_pipeline
 from pix2point.engine.runner import run_pipeline, select_stages
+from tests.processes import sigint_as_in_a_terminal
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PIPELINE = REPOSITORY / "pipeline.yaml"
@@ -75,7 +76,8 @@ def test_ctrl_c_in_a_training_stage_stops_within_seconds_starts_no_second_ray_an
     options = ["--set", "train.steps=1000", "--set", "train.seconds_per_step=1", "--artefacts", str(toy.artefacts)]
     command, env = toy.cli("run", str(toy.ray_pipeline), "train", "--force", *options)
     run = subprocess.Popen(command, env={**env, "RAY_TMPDIR": str(ray_temp)}, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                           stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                           preexec_fn=sigint_as_in_a_terminal)
     before = []
     for line in run.stdout:  # until the training stage has reported a step: its workers are up
         before.append(line)

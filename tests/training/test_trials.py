@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections import namedtuple
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from stages import finetune
 from pix2point.io.finetune_table import read_history, read_runs
 from pix2point.io.trials_table import read_trials
 from pix2point.models.backbone import BackboneSpec, build_backbone, save_backbone
-from pix2point.training import trials
+from pix2point.training import distributed, trials
 from pix2point.training.distributed import runs_that_fit
 
 TINY = dict(inits=["scratch"], label_fractions=[1.0], steps=4, eval_every=2, scenes_per_batch=1, cpus_per_worker=1)
@@ -166,3 +167,15 @@ def test_a_killed_stage_keeps_its_finished_run_and_resumes_the_interrupted_one(r
     for run in read_runs(out):
         assert [step for step, _ in scalars(out, run.run, "train/loss")] == list(range(1, 41)), run.run
         assert [step for step, _ in scalars(out, run.run, "val/miou")] == [20, 40], run.run
+
+
+def test_a_runs_record_carries_what_its_method_noted_when_it_started_and_only_its_own_results():
+    # Detection notes the objects its scenes left out (io/scannet_boxes.py) in state["run_extras"] at a run's start.
+    Result = namedtuple("Result", "run")
+    state = {"finished": [Result("a"), Result("b")], "history": [Result("a"), Result("b"), Result("b")],
+             "resumed_from": {"b": 7}, "times": {"a": (0.0, 1.0), "b": (1.0, 3.0)}, "worker_peak_rss_mb": 512.0,
+             "run_extras": {"left_out_objects": {"scene0000_00": {"no_vertices": 2}}}, "current": {"model": "big"}}
+    record = distributed.run_state(state, "b")
+    assert record == {"left_out_objects": {"scene0000_00": {"no_vertices": 2}}, "finished": [Result("b")],
+                      "history": [Result("b"), Result("b")], "resumed_from": {"b": 7}, "times": {"b": (1.0, 3.0)},
+                      "worker_peak_rss_mb": 512.0}

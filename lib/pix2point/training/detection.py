@@ -114,8 +114,8 @@ def build_model(config: DetectConfig, run: RunSpec) -> DetectionModel:
 def start_run(config: DetectConfig, run: RunSpec, state: dict, validation: list[DetectionScene],
               rank: int) -> DetectionRun:
     """Run `run`'s model on this worker's device, AdamW and cosine schedule, and its training scenes;
-    state["left_out_objects"] (scene -> {reason: count}) says which objects of its scenes had no box
-    (io/scannet_boxes.py)."""
+    state["run_extras"]["left_out_objects"] (scene -> {reason: count}) says which objects of its scenes had no box
+    (io/scannet_boxes.py); the run's record carries it (distributed.run_state)."""
     device = ray.train.torch.get_device()
     # On its device before a checkpoint is restored: the optimiser's state then loads onto the parameters' device.
     model = build_model(config, run).to(device)
@@ -123,7 +123,7 @@ def start_run(config: DetectConfig, run: RunSpec, state: dict, validation: list[
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
     training = training_scenes(config, run)
-    state["left_out_objects"] = left_out_objects(training + validation)
+    state["run_extras"] = {"left_out_objects": left_out_objects(training + validation)}
     return DetectionRun(model, optimizer, schedule, rank, device, run, config.steps, config.eval_every,
                         config.checkpoint_every, config.out, model_path(config.out, run.name), config, training,
                         validation)

@@ -199,8 +199,10 @@ def train_runs_in_order(runs: Sequence[Any], train_run: Callable[[Any, dict], An
 def run_state(state: dict[str, Any], name: str) -> dict[str, Any]:
     """What `train_runs_in_order`'s state holds of finished run `name` alone: {"finished": [its result],
     "history": [its records], "resumed_from": {name: step} or {}, "times": {name: (started, finished)},
-    "worker_peak_rss_mb": ...}."""
-    return {"finished": [result for result in state["finished"] if result.run == name],
+    "worker_peak_rss_mb": ...}, plus the entries of state["run_extras"], which a method sets when a run starts
+    (detection: the objects its scenes left out) and which therefore describe run `name` when it finishes."""
+    return {**state.get("run_extras", {}),
+            "finished": [result for result in state["finished"] if result.run == name],
             "history": [record for record in state["history"] if record.run == name],
             "resumed_from": {run: step for run, step in state.get("resumed_from", {}).items() if run == name},
             "times": {name: state["times"][name]}, "worker_peak_rss_mb": state.get("worker_peak_rss_mb")}

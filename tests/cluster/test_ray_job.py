@@ -81,7 +81,7 @@ def test_finetune_runs_train_side_by_side_on_two_nodes_and_equal_runs_one_after_
     artefacts = tmp_path / "artefacts"
     grid = ["--set", "finetune.inits=[scratch]", "--set", "finetune.label_fractions=[1.0]", "--set", "finetune.seeds=[0, 1]",
             "--set", "finetune.cpus_per_worker=1", "--set", "pretrain.cpus_per_worker=1",  # the nodes have 1 CPU each
-            # Runs long against a trainer's start (~5 s, more on a loaded machine), so side by side means overlap.
+            # Runs long against a trainer's start, so each trainer holds its node's CPU while the other places.
             "--set", "finetune.steps=24", "--set", "finetune.eval_every=12"]
     together = submit(two_node_cluster, "finetune", "--profile", "smoke", "--artefacts", str(artefacts), *grid,
                       "--set", "finetune.max_concurrent_runs=null")  # the smoke profile's 1: one trainer start per stage
@@ -91,10 +91,12 @@ def test_finetune_runs_train_side_by_side_on_two_nodes_and_equal_runs_one_after_
     assert apart.returncode == 0, apart.stdout + apart.stderr
     assert table_row(apart.stdout, "pretrain")["status"] == "cached"
 
-    first, second = read_trials(finetune_artefact(artefacts, None))
-    assert first.started_at < second.finished_at and second.started_at < first.finished_at, "the runs did not overlap"
-    first, second = read_trials(finetune_artefact(artefacts, 1))
-    assert first.finished_at <= second.started_at
+    # Side by side: one trainer per run, one on each node. (Not wall-clock overlap: on a loaded machine one
+    # trainer's start can outlast the other's whole run, as it did in CI.)
+    together = read_trials(finetune_artefact(artefacts, None))
+    assert len({trial.trainer for trial in together}) == 2 and len({trial.node for trial in together}) == 2, together
+    first, second = apart = read_trials(finetune_artefact(artefacts, 1))
+    assert len({trial.trainer for trial in apart}) == 1 and first.finished_at <= second.started_at, apart
     runs = [read_runs(finetune_artefact(artefacts, limit)) for limit in (None, 1)]
     assert [(r.run, r.final_val_miou, r.best_val_miou, r.confusion.tolist()) for r in runs[0]] == \
         [(r.run, r.final_val_miou, r.best_val_miou, r.confusion.tolist()) for r in runs[1]]

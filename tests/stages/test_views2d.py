@@ -52,9 +52,9 @@ def test_the_table_follows_objects_order_with_declared_shapes(objects_dir, views
     shapes = {name: table.schema.field(name).type.shape for name in ("features", "saliency", "pixels")}
     assert shapes == {"features": [3, POINTS, 40], "saliency": [3, POINTS], "pixels": [3, POINTS, 2]}
     assert table.schema.field("features").type.value_type == pa.float16()
-    # 8 test objects, 16 train in chunks of 10: row groups of 8, 10 and 6 rows, one split each.
+    # 8 test objects, 16 train in chunks of 10: row groups of at most 4 rows, one split each.
     row_groups = pq.ParquetFile(out / "views.parquet").metadata
-    assert [row_groups.row_group(i).num_rows for i in range(row_groups.num_row_groups)] == [8, 10, 6]
+    assert [row_groups.row_group(i).num_rows for i in range(row_groups.num_row_groups)] == [4, 4, 4, 4, 2, 4, 2]
     assert metrics["objects"] == 24 and metrics["views"] == 3 and metrics["tasks"] == 3
     assert metrics["feature_shape"] == [3, POINTS, 40]
     metadata = views_metadata(out)

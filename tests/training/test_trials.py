@@ -75,6 +75,7 @@ def test_four_runs_in_two_slots_overlap_train_once_and_equal_one_after_another(r
     # Two trainers (the slots' storage folders, named after their first runs), each training two of the runs.
     assert sorted(path.name for path in (tmp_path / "together" / "scratch" / trials.RUNS_STORAGE).iterdir()) == \
         ["scratch-labels1-seed0", "scratch-labels1-seed1"]
+    assert sorted({trial.trainer for trial in runs}) == ["scratch-labels1-seed0", "scratch-labels1-seed1"]
     overlapping = [(a.run, b.run) for a in runs for b in runs
                    if a.run < b.run and a.started_at < b.finished_at and b.started_at < a.finished_at]
     assert len(overlapping) >= 2, f"two slots should train two runs at a time: {runs}"

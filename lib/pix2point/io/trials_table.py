@@ -5,7 +5,9 @@
                                 of that attempt), resumed_from_step (0 when it trained from the first step;
                                 else the checkpointed step a restarted stage continued it from),
                                 worker_peak_rss_mb (rank 0's peak resident memory in that attempt, MB;
-                                null for a record older than the column)
+                                null for a record older than the column), trainer (the concurrency slot,
+                                one TorchTrainer, that trained it: runs with the same trainer trained one
+                                after another), node (the Ray node id, hex, of that trainer's rank-0 worker)
 
 Runs whose intervals overlap trained at the same time; a run finished by an earlier, killed attempt keeps
 that attempt's times.
@@ -26,6 +28,7 @@ TRIALS_FILE = "trials.parquet"
 SCHEMA = pa.schema([
     ("run", pa.string()), ("started_at", pa.timestamp("ms", tz="UTC")), ("finished_at", pa.timestamp("ms", tz="UTC")),
     ("seconds", pa.float64()), ("resumed_from_step", pa.int64()), ("worker_peak_rss_mb", pa.float64()),
+    ("trainer", pa.string()), ("node", pa.string()),
 ])
 
 
@@ -35,6 +38,8 @@ class TimedRun(Protocol):
     finished_at: float
     resumed_from_step: int
     worker_peak_rss_mb: float | None
+    trainer: str | None
+    node: str | None
 
 
 @dataclass(frozen=True)
@@ -45,13 +50,15 @@ class Trial:
     seconds: float
     resumed_from_step: int
     worker_peak_rss_mb: float | None
+    trainer: str | None = None  # None: a table older than the column
+    node: str | None = None
 
 
 def trial(run: TimedRun) -> Trial:
     """A run's times as a trials row: Unix seconds -> UTC datetimes, wall seconds of the attempt."""
     utc = lambda seconds: datetime.fromtimestamp(seconds, timezone.utc)  # noqa: E731
     return Trial(run.run, utc(run.started_at), utc(run.finished_at), run.finished_at - run.started_at,
-                 run.resumed_from_step, run.worker_peak_rss_mb)
+                 run.resumed_from_step, run.worker_peak_rss_mb, run.trainer, run.node)
 
 
 def write_trials(out: Path, runs: list[TimedRun]) -> None:

@@ -1,7 +1,8 @@
 """Object samples for the shared stream (training/sample_stream.py): one row of the objects artefact (and,
 for I2P-MAE, the same row of the views2d artefact), read alone with a targeted row-group read.
 
-objects.parquet and views.parquet are written with small row groups (io/objects_table.ROW_GROUP_ROWS), so
+objects.parquet and views.parquet are written with small row groups (io/objects_table.ROW_GROUP_ROWS,
+io/views_table.VIEWS_ROW_GROUP_ROWS), so
 reading an object costs its group, and a worker holds a few steps' objects however many the split has.
 """
 

@@ -55,6 +55,8 @@ class RunRecord:
     started_at: float  # Unix seconds, when the attempt that finished it started
     finished_at: float  # Unix seconds
     resumed_from_step: int  # 0: that attempt trained from the first step
+    trainer: str | None = None  # the slot (its storage folder under <storage>/runs) that trained it
+    node: str | None = None  # the Ray node id (hex) of the trainer's rank-0 worker
 
     @property
     def worker_peak_rss_mb(self) -> float | None:
@@ -167,23 +169,26 @@ def _fit_slot(train_loop: Callable[[Any], None], config_for: Callable[[tuple[Any
     config = config_for(slot.runs)
     starts = {run.name: 0 for run in slot.runs} | {slot.runs[0].name: slot.resumed_step}
     data = {} if data_for is None else data_for(config, starts)
-    loop = functools.partial(_recording_loop, train_loop, storage / FINISHED)
+    loop = functools.partial(_recording_loop, train_loop, storage / FINISHED, slot.name)
     distributed.fit(loop, config, storage=storage / RUNS_STORAGE, name=slot.name, **scaling, **data)
     return slot
 
 
-def _recording_loop(train_loop: Callable[[Any], None], records: Path, config: Any) -> None:
+def _recording_loop(train_loop: Callable[[Any], None], records: Path, trainer: str, config: Any) -> None:
     """The stage's worker loop, with each run's record written as soon as the run finishes."""
-    token = distributed.RUN_FINISHED.set(functools.partial(_write_record_of, records))
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
+    token = distributed.RUN_FINISHED.set(functools.partial(_write_record_of, records, trainer, node))
     try:
         train_loop(config)
     finally:
         distributed.RUN_FINISHED.reset(token)
 
 
-def _write_record_of(records: Path, name: str, state: dict[str, Any]) -> None:
+def _write_record_of(records: Path, trainer: str, node: str, name: str, state: dict[str, Any]) -> None:
     started, finished = state["times"][name]
-    _write_record(records, RunRecord(name, state, started, finished, state["resumed_from"].get(name, 0)))
+    _write_record(records, RunRecord(name, state, started, finished, state["resumed_from"].get(name, 0), trainer, node))
 
 
 def read_record(storage: Path, name: str) -> RunRecord | None:

@@ -67,6 +67,24 @@ def test_the_project_pipeline_and_its_profiles_validate():
         assert order.index("pretrain") < order.index("finetune") < order.index("evaluate")
 
 
+def test_the_benchmark_profile_gives_each_comparison_seeds_and_detection_the_steps_and_rooms_it_needs():
+    from pix2point.io.scannet_split import grouped_random_split
+
+    root = Path(__file__).resolve().parents[2]
+    stages = load_pipeline(root / "pipeline.yaml", "benchmark").stages
+    scenes = stages["scenes"].params
+    names = [f"scene{index:04d}_00" for index in range(scenes.synthetic.num_scenes)]
+    assert list(grouped_random_split(names, scenes.val_fraction, scenes.split_seed).values()).count("val") >= 8
+    detect = stages["detect"].params
+    assert detect.steps >= 3000 and detect.label_fractions == [1.0] and len(detect.seeds) >= 3
+    assert detect.eval_every < detect.steps and detect.checkpoint_every < detect.steps
+    for stage in ("finetune", "classify", "finetune_objects"):
+        assert len(stages[stage].params.seeds) >= 3, stage
+    default = load_pipeline(root / "pipeline.yaml", None).stages
+    assert stages["pretrain_i2p_mae"].params.steps > default["pretrain_i2p_mae"].params.steps
+    assert stages["pretrain_i2p_mae"].params.masking == "guided" and stages["pretrain_mae"].params.masking == "random"
+
+
 def test_ppkt_s3dis_pipeline_reuses_the_scannet_profiles_pretraining_and_finetunes_on_s3dis():
     from pix2point.engine.runner import compute_keys
 

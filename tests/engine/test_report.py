@@ -5,6 +5,7 @@ import json
 import re
 import shutil
 import subprocess
+from datetime import datetime
 
 import pytest
 
@@ -51,6 +52,10 @@ def test_the_page_gathers_results_under_their_stage_and_key_with_run_facts(toy, 
     assert "cores; GPU: " in markdown
     seconds = store.manifest("result", key)["seconds"]
     assert f"| result | `{key}` | {format_duration(seconds)} |" in markdown
+    manifests = [store.manifest(stage, store.complete_keys(stage)[0]) for stage in ("numbers", "result")]
+    elapsed = max(datetime.fromisoformat(m["finished_at"]) for m in manifests) - \
+        min(datetime.fromisoformat(m["started_at"]) for m in manifests)
+    assert f"| elapsed (first stage's start to the last one's end) | | {format_duration(elapsed.total_seconds())} |" in markdown
     assert f"## result\n\nArtefact key `{key}`." in markdown
     assert "### Toy result" in markdown and "| sum | 10 |" in markdown  # the stage's own table, one level down
     assert "![the curve [seed 0]](default/result-curve.png)" in markdown

@@ -21,6 +21,7 @@ import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from markdown_it import MarkdownIt
@@ -58,6 +59,8 @@ class StageRun:
     key: str
     seconds: float | None
     provenance: dict[str, str]  # commit, machine, command (engine/provenance.py); empty for older artefacts
+    started_at: str | None = None  # ISO 8601 UTC, as the manifest records it; None for older artefacts
+    finished_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,8 @@ def write_report(pipeline: Pipeline, store: Store, out: Path, commands: Callable
     for old in figures.glob("*.png"):  # the page's figures are this run's only
         old.unlink()
     runs = [StageRun(name, states[name][0], (manifest := store.manifest(name, states[name][0])).get("seconds"),
-                     manifest.get("provenance") or {}) for name in current]
+                     manifest.get("provenance") or {}, manifest.get("started_at"), manifest.get("finished_at"))
+            for name in current]
     sections = [section for run in runs if (section := _section(run, store, figures)) is not None]
     absent = [(name, state) for name, (_, state) in states.items() if state != "cached"]
     markdown = page_markdown(pipeline, runs, sections, absent, commands(pipeline.profile))
@@ -187,7 +191,18 @@ def _wall_times(runs: list[StageRun]) -> str:
     rows = [f"| {run.stage} | `{run.key}` | {format_duration(run.seconds)} |" for run in runs]
     total = sum(run.seconds or 0.0 for run in runs)
     return "\n".join(["| stage | artefact key | wall time |", "|---|---|---|", *rows,
-                      f"| all stages (sum; stages that ran side by side overlap) | | {format_duration(total)} |"])
+                      f"| all stages (sum; stages that ran side by side overlap) | | {format_duration(total)} |",
+                      *_elapsed_row(runs)])
+
+
+def _elapsed_row(runs: list[StageRun]) -> list[str]:
+    """The run's elapsed time, first stage's start to last stage's end, when every stage records both (older
+    manifests do not, and stages from separate runs would count the time between them)."""
+    if not runs or any(run.started_at is None or run.finished_at is None for run in runs):
+        return []
+    start = min(datetime.fromisoformat(run.started_at) for run in runs)
+    end = max(datetime.fromisoformat(run.finished_at) for run in runs)
+    return [f"| elapsed (first stage's start to the last one's end) | | {format_duration((end - start).total_seconds())} |"]
 
 
 def _profile_notes(pipeline: Pipeline) -> list[str]:

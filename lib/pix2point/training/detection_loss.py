@@ -46,7 +46,7 @@ def _mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def scene_loss(out: HeadOutput, seeds: slice, proposals: slice, target: SceneTargets) -> dict[str, torch.Tensor]:
     """The loss terms (TERMS -> scalar tensor) of one scene whose seeds and proposals are the given rows of `out`."""
-    votes, seed_xyz = out.votes[seeds], out.seed_xyz[seeds]
+    votes = out.votes[seeds]
     objectness, proposal_xyz = out.objectness[proposals], out.proposal_xyz[proposals]
     zero = votes.sum() * 0
     weights = torch.tensor(OBJECTNESS_WEIGHTS, dtype=objectness.dtype, device=objectness.device)

@@ -13,6 +13,7 @@ import without it (scripts/gpu_check.sh runs them on a GPU machine that has no R
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -101,7 +102,9 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: tor
     from pix2point.training import distributed
 
     if distributed.mean_over_workers(float(len(label))) == 0:
-        schedule.step()
+        with warnings.catch_warnings():  # moving the schedule without a step is the point here, not a slip
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+            schedule.step()
         return False, None
     logits = model(batch, sample, point)
     loss = loss_function(logits, label) if len(label) else logits.sum() * 0

@@ -4,7 +4,7 @@ of the scratch twin, as ratios against inflated FIP `all` measured in the same r
     .venv/bin/python bench/classify.py [--steps 12] [--rounds 3] [--profile PROFILE] [--artefacts DIR]
 
 The objects come from the pipeline's artefact cache (built if missing); batch size and voxel size are the
-classify stage's params of that profile. The step is the stage's own (training/classification.train_step),
+classify stage's params of that profile. The step is the stage's own (training/finetuning/classification.train_step),
 run plainly in this process. Modes take turns in `rounds` rounds, so a burst of load on a shared machine
 hits them alike; each figure is the median over rounds.
 """
@@ -34,7 +34,7 @@ from pix2point.engine.runner import run_pipeline  # noqa: E402
 from pix2point.io.objects_table import read_objects  # noqa: E402
 from pix2point.models.fip import apply_fip, trainable_parameters  # noqa: E402
 from pix2point.models.object_classifier import build_classifier  # noqa: E402
-from pix2point.training.classification import ClassifyConfig, train_step  # noqa: E402
+from pix2point.training.finetuning.classification import ClassifyConfig, train_step  # noqa: E402
 
 PIPELINE = Path(__file__).resolve().parents[1] / "pipeline.yaml"
 VARIANTS = (("inflated", "all"), ("inflated", "iobn"), ("inflated", "io"), ("scratch", "all"), ("scratch", "io"))

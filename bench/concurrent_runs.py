@@ -1,4 +1,4 @@
-"""Benchmark of a training stage's grid of runs one after another versus side by side (training/trials.py):
+"""Benchmark of a training stage's grid of runs one after another versus side by side (training/runtime/trials.py):
 wall time of `finetune` and `classify` with `max_concurrent_runs: 1` and with the default (as many as the
 CPUs hold), every run given one worker with 1 CPU, and the ratio, both measured in this one run.
 

@@ -1,5 +1,5 @@
 """Data wait of PPKT's real sample stream against a GPU-speed step, the step itself SIMULATED: the training
-loop reads its batch exactly as PPKT's does (training/sample_stream.SampleStream on the Ray Data datasets
+loop reads its batch exactly as PPKT's does (training/runtime/sample_stream.SampleStream on the Ray Data datasets
 stages/pretrain.py builds, the pretrain params' prefetch_batches, reader_actors and reader_cpus), decodes the
 frames as PPKT's step does, then waits `step_s` seconds where the 3D network would run on the GPU. The data
 path is real, the compute is not. bench/scale.py runs it on the rehearsal's artefacts.
@@ -56,7 +56,7 @@ def simulated_loop(run: SimulatedRun) -> None:
 
     from pix2point.io.arrow import write_table
     from pix2point.io.samples_table import FrameSample
-    from pix2point.training.sample_stream import SampleStream
+    from pix2point.training.runtime.sample_stream import SampleStream
 
     rank = ray.train.get_context().get_world_rank()
     stream = SampleStream.for_rank(rank, run.per_rank, run.prefetch_batches)
@@ -83,7 +83,7 @@ def ppkt_stream_config(params: Any, inputs: dict[str, Path], frames: int, steps:
 def reader_seconds_per_frame(config: Any, steps: int = 3) -> float:
     """Seconds a frame costs the stream's CPUs, in this process: PPKT's targeted reads and decode, and the
     stream's own encoding into a block and decoding in the worker (not the object store's transfer)."""
-    from pix2point.training.sample_stream import DirectSamples, decode_samples, encode_sample
+    from pix2point.training.runtime.sample_stream import DirectSamples, decode_samples, encode_sample
 
     direct = DirectSamples(config.stream_spec(), 0)
     direct.next(0)  # opens the files, caches footers
@@ -99,8 +99,8 @@ def measure(config: Any, step_s: float, steps: int, reader_actors: int, reader_c
     """One simulated run of `steps` steps of `step_s` seconds through the real stream."""
     import ray.cloudpickle
 
-    from pix2point.training.distributed import fit
-    from pix2point.training.sample_stream import trainer_data
+    from pix2point.training.runtime.distributed import fit
+    from pix2point.training.runtime.sample_stream import trainer_data
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # bench/ is not importable on the workers
     with tempfile.TemporaryDirectory(dir=root) as tmp:

@@ -4,10 +4,10 @@ stages, one mode after the other, which a loaded machine skews).
 
     .venv/bin/python bench/determinism_steps.py [--steps 30] [--size tiny] [--points 60000] [--threads 2]
 
-The step is `finetune`'s (training/segmentation.py): a Res16UNet on a synthetic room's scan with its
+The step is `finetune`'s (training/finetuning/segmentation.py): a Res16UNet on a synthetic room's scan with its
 augmentation, cross-entropy, SGD. Normal mode: `--threads` torch/OpenMP/BLAS threads (the stage's
 cpus_per_worker); deterministic mode: one thread and torch's deterministic algorithms
-(training/determinism.configure). Prints the median seconds per step of each and their ratio.
+(training/runtime/determinism.configure). Prints the median seconds per step of each and their ratio.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pix2point.io.scannet import aligned, read_axis_alignment, read_scan
 from pix2point.models.backbone import BackboneSpec, build_backbone
 from pix2point.synthetic.scene import SyntheticSceneConfig, write_synthetic_scene
 from pix2point.training.augment import PointAugmentation
-from pix2point.training.segmentation import SegmentationModel, scene_batch
+from pix2point.training.finetuning.segmentation import SegmentationModel, scene_batch
 
 
 def main() -> None:

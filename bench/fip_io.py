@@ -6,7 +6,7 @@ all at the classify stage's own rate.
 
 The objects come from the pipeline's artefact cache (built if missing); batch size, voxel size, augmentation,
 momentum and weight decay are the classify stage's params of that profile, and the step, the cosine schedule
-and the scoring are the stage's own (training/classification.py), run plainly in this process on all training
+and the scoring are the stage's own (training/finetuning/classification.py), run plainly in this process on all training
 objects (the `all` shots setting) with one seed. It says which io learning rate to give `io_learning_rate`;
 it is not a seed-resolved result (classify's report is).
 """
@@ -32,7 +32,7 @@ from pix2point.engine.runner import run_pipeline
 from pix2point.io.objects_table import read_objects
 from pix2point.models.fip import apply_fip, trainable_parameters
 from pix2point.models.object_classifier import build_classifier
-from pix2point.training.classification import ClassifyConfig, evaluate_confusion, train_step
+from pix2point.training.finetuning.classification import ClassifyConfig, evaluate_confusion, train_step
 
 PIPELINE = Path(__file__).resolve().parents[1] / "pipeline.yaml"
 

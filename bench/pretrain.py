@@ -32,9 +32,9 @@ from pix2point.engine.artefacts import ArtefactStore  # noqa: E402
 from pix2point.engine.cluster import start_local_ray  # noqa: E402
 from pix2point.engine.pipeline import load_pipeline  # noqa: E402
 from pix2point.engine.runner import run_pipeline  # noqa: E402
-from pix2point.training.determinism import configure  # noqa: E402
-from pix2point.training.ppkt import build_training  # noqa: E402
-from pix2point.training.sample_stream import DirectSamples  # noqa: E402
+from pix2point.training.runtime.determinism import configure  # noqa: E402
+from pix2point.training.pretraining.ppkt import build_training  # noqa: E402
+from pix2point.training.runtime.sample_stream import DirectSamples  # noqa: E402
 
 PIPELINE = Path(__file__).resolve().parents[1] / "pipeline.yaml"
 

@@ -168,7 +168,7 @@ def scene_file_bytes(outcomes: dict) -> tuple[np.ndarray, np.ndarray]:
     from pix2point.io.pairs_table import pairs_path
     from pix2point.io.samples_table import samples_path
     from pix2point.io.scenes_table import points_path
-    from pix2point.training.ppkt import training_scenes
+    from pix2point.training.pretraining.ppkt import training_scenes
 
     scenes_dir, features_dir, pairs_dir = (outcomes[name][0] for name in ("scenes", "features2d", "pairs"))
     names = training_scenes(scenes_dir)
@@ -228,7 +228,7 @@ def report(args: argparse.Namespace, small: Rehearsal, large: Rehearsal,
 
 def scan_bytes(outcomes: dict) -> np.ndarray:
     from pix2point.io.scenes_table import points_path
-    from pix2point.training.ppkt import training_scenes
+    from pix2point.training.pretraining.ppkt import training_scenes
 
     scenes_dir = outcomes["scenes"][0]
     return np.array([points_path(scenes_dir, s).stat().st_size for s in training_scenes(scenes_dir)], np.float64)

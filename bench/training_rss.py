@@ -198,7 +198,7 @@ def _finetune_run(root: Path, count: int, sizes: Sizes) -> tuple[int, float, flo
 
     from pix2point.io.scenes_table import read_points
     from pix2point.models.backbone import BackboneSpec, build_backbone, save_backbone
-    from pix2point.training.segmentation_data import split_scenes
+    from pix2point.training.finetuning.segmentation_data import split_scenes
 
     scenes_dir = _scenes(root, count, sizes.scene_points)
     names = split_scenes(scenes_dir, "train")

@@ -51,9 +51,9 @@ from pix2point.io.scenes_table import IGNORE_LABEL, ScenePoints  # noqa: E402
 from pix2point.models.backbone import build_backbone  # noqa: E402
 from pix2point.models.backbone_spec import BackboneSpec  # noqa: E402
 from pix2point.models.teacher_layers import teacher_layer, view_teacher_layer  # noqa: E402
-from pix2point.training.determinism import step_streams  # noqa: E402
-from pix2point.training.device import to_device  # noqa: E402
-from pix2point.training.sample_stream import Arrays, StepData, sample_bytes  # noqa: E402
+from pix2point.training.runtime.determinism import step_streams  # noqa: E402
+from pix2point.training.runtime.device import to_device  # noqa: E402
+from pix2point.training.runtime.sample_stream import Arrays, StepData, sample_bytes  # noqa: E402
 
 LOSS_RTOL = 1e-4
 GRAD_RTOL = 1e-3
@@ -128,7 +128,7 @@ def scene_points(rng: np.random.Generator, points: int, classes: int) -> tuple[S
 
 
 def detection_scene(rng: np.random.Generator, points: int, name: str):
-    from pix2point.training.detection_data import DetectionScene
+    from pix2point.training.finetuning.detection_data import DetectionScene
 
     scene, instance = scene_points(rng, points, 20)
     count = int(instance.max()) + 1
@@ -146,7 +146,7 @@ def object_clouds(rng: np.random.Generator, objects: int, points: int) -> np.nda
 
 
 class InMemorySamples:
-    """training/sample_stream.Samples over arrays made here: every step trains on the same batch."""
+    """training/runtime/sample_stream.Samples over arrays made here: every step trains on the same batch."""
 
     def __init__(self, samples: list[Arrays]):
         self.samples = samples
@@ -183,7 +183,7 @@ def plain_step(name: str, build: Callable[[], nn.Module],
 
 def trained_step(name: str, make: Callable[[torch.device], object]) -> Step:
     """A StepTraining stage (training/loop.py): its whole `step()`, optimiser step included, with the CPU's
-    random streams on every device (the same draws; I2P-MAE's masks too, training/masking.py)."""
+    random streams on every device (the same draws; I2P-MAE's masks too, training/pretraining/masking.py)."""
 
     def run(device: torch.device) -> tuple[float, nn.Module]:
         training = make(device)
@@ -215,7 +215,7 @@ def ppkt_training(params: dict, sizes: Sizes, frames: int, pairs: int, points: i
     """PPKTTraining of the profile's pretrain params (one worker taking the whole batch) over synthetic frames."""
     from stages.pretrain import ppkt_config
 
-    from pix2point.training.ppkt import build_training
+    from pix2point.training.pretraining.ppkt import build_training
 
     pretrain = params["pretrain"].model_copy(update={"num_workers": 1, "flip_2d": False, "frames_per_batch": frames,
                                                      "num_pairs": pairs})
@@ -236,7 +236,7 @@ def i2p_mae_training(params: dict, sizes: Sizes, batch: int, points: int, device
     """I2PMAETraining of I2P-MAE's params (guided masking, 2D target) over synthetic objects and views."""
     from stages.pretrain import i2p_mae_config
 
-    from pix2point.training.i2p_mae import build_training
+    from pix2point.training.pretraining.i2p_mae import build_training
 
     mae = i2p_mae_params(params, sizes).model_copy(update={"num_workers": 1, "batch_size": batch})
     config = i2p_mae_config(mae, {"objects": out, "views2d": out}, out, train_objects=batch)
@@ -261,7 +261,7 @@ def stage_steps(params: dict, sizes: Sizes, out: Path) -> list[Callable[[], Step
         return trained_step("i2p_mae", lambda device: i2p_mae_training(params, sizes, 4, points, device, out))
 
     def segmentation() -> Step:
-        from pix2point.training.segmentation import SegmentationModel, segmentation_loss
+        from pix2point.training.finetuning.segmentation import SegmentationModel, segmentation_loss
 
         finetune, spec = params["finetune"], backbone_spec(params)
         scene, _ = scene_points(np.random.default_rng(3), COMPARE_SCAN_POINTS, 20)
@@ -270,8 +270,8 @@ def stage_steps(params: dict, sizes: Sizes, out: Path) -> list[Callable[[], Step
 
     def detection() -> Step:
         from pix2point.models.votenet import DetectionModel, VoteHeadSpec
-        from pix2point.training.detection_data import detection_batch
-        from pix2point.training.detection_loss import detection_loss
+        from pix2point.training.finetuning.detection_data import detection_batch
+        from pix2point.training.finetuning.detection_loss import detection_loss
 
         detect, spec = params["detect"], backbone_spec(params)
         head = VoteHeadSpec(len(SCANNET18_CLASS_NAMES), detect.num_seeds, detect.num_proposals, detect.group_radius,
@@ -289,7 +289,7 @@ def stage_steps(params: dict, sizes: Sizes, out: Path) -> list[Callable[[], Step
         from stages.classify import classifier_spec
 
         from pix2point.models.object_classifier import build_classifier
-        from pix2point.training.classification import ClassifyConfig, classify_loss
+        from pix2point.training.finetuning.classification import ClassifyConfig, classify_loss
 
         block = params["classify"]
         config = ClassifyConfig(out, out, classifier_spec(block, 10), tuple(map(str, range(10))), (), 1,
@@ -303,8 +303,9 @@ def stage_steps(params: dict, sizes: Sizes, out: Path) -> list[Callable[[], Step
 
     def finetune_objects() -> Step:
         from pix2point.models.point_m2ae_classifier import PointM2AEClassifier
-        from pix2point.training.object_finetuning import step_loss
-        from pix2point.training.object_finetuning_data import CloudAugmentation, fps_pools, pool_size, training_clouds
+        from pix2point.training.finetuning.object_finetuning import step_loss
+        from pix2point.training.finetuning.object_finetuning_data import (
+            CloudAugmentation, fps_pools, pool_size, training_clouds)
 
         block = params["finetune_objects"]
         spec = dataclasses.replace(i2p_mae_params(params, sizes).encoder_spec(), group_sizes=block.group_sizes)
@@ -447,8 +448,8 @@ def ppkt_figure(params: dict, sizes: Sizes, device: torch.device, out: Path) -> 
 
 def detection_figure(params: dict, sizes: Sizes, device: torch.device) -> str:
     from pix2point.models.votenet import DetectionModel, VoteHeadSpec
-    from pix2point.training.detection_data import detection_batch
-    from pix2point.training.detection_loss import detection_loss
+    from pix2point.training.finetuning.detection_data import detection_batch
+    from pix2point.training.finetuning.detection_loss import detection_loss
 
     detect = params["detect"].model_copy(update=VOTENET if sizes.gpu_sizes else {})
     spec = backbone_spec(params)

@@ -4,7 +4,7 @@ inflated from the 2D ImageNet weights, under a FIP mode (models/fip.py), for eve
 Writes the contract of pix2point/io/classify_table.py, and a report (evaluation/classification_report.py):
 accuracy per init x FIP x shots over seeds, the epochs each needs to reach `target_accuracy`, and each
 inflated variant against the scratch baseline. Runs train side by side, each its own Ray Train run
-(training/trials.py: `max_concurrent_runs`); a killed stage keeps finished runs and resumes the others.
+(training/runtime/trials.py: `max_concurrent_runs`); a killed stage keeps finished runs and resumes the others.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from pix2point.models.classifier_spec import (
     Pooling,
 )
 from pix2point.training.param_groups import RunGridParams, SGDParams, config_from_params
-from pix2point.training.run_grid import with_drift_repeats
+from pix2point.training.runtime.run_grid import with_drift_repeats
 
 if TYPE_CHECKING:  # the training code (torch, MinkowskiEngine, Ray) is imported by run: loading the pipeline stays light
-    from pix2point.training.classification import ClassifyConfig, ClassifyRunSpec
-    from pix2point.training.object_data import ObjectAugmentation
+    from pix2point.training.finetuning.classification import ClassifyConfig, ClassifyRunSpec
+    from pix2point.training.finetuning.object_data import ObjectAugmentation
 
 
 class Variant(BaseModel):
@@ -99,7 +99,7 @@ class Params(SGDParams, RunGridParams, ReportNoteParams):
         return self
 
     def object_augmentation(self) -> ObjectAugmentation:
-        from pix2point.training.object_data import ObjectAugmentation
+        from pix2point.training.finetuning.object_data import ObjectAugmentation
 
         return ObjectAugmentation(self.scale_range, self.scale_probability, self.translate, self.translate_probability,
                                   self.jitter, self.jitter_probability)
@@ -107,9 +107,9 @@ class Params(SGDParams, RunGridParams, ReportNoteParams):
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
     from pix2point.evaluation.classification_report import REPORT_FILE, write_report
-    from pix2point.training.classification import epoch_steps, run_source, train_loop
-    from pix2point.training.sample_stream import Segment, segments_trainer_data
-    from pix2point.training.trials import run_outputs, train_grid_stage
+    from pix2point.training.finetuning.classification import epoch_steps, run_source, train_loop
+    from pix2point.training.runtime.sample_stream import Segment, segments_trainer_data
+    from pix2point.training.runtime.trials import run_outputs, train_grid_stage
 
     objects_dir = inputs["objects"]
     steps = epoch_steps(len(split_rows(objects_dir, "train")), params.batch_size, params.num_workers)
@@ -133,7 +133,7 @@ def classify_config(params: Params, objects_dir: Path, out: Path, runs: tuple[Cl
                     steps_per_epoch: int = 1) -> ClassifyConfig:
     """The training settings `params` give the runs on the objects artefact `objects_dir` (the stage's, and
     the benches' that run its step plainly); models go under `out`."""
-    from pix2point.training.classification import ClassifyConfig
+    from pix2point.training.finetuning.classification import ClassifyConfig
 
     names = tuple(class_names(objects_dir))
     return config_from_params(
@@ -143,7 +143,7 @@ def classify_config(params: Params, objects_dir: Path, out: Path, runs: tuple[Cl
 
 def run_specs(params: Params) -> tuple[ClassifyRunSpec, ...]:
     """Shots outermost, so a killed stage has finished whole shot counts first; the drift repeats last."""
-    from pix2point.training.classification import ClassifyRunSpec
+    from pix2point.training.finetuning.classification import ClassifyRunSpec
 
     grid = tuple(
         ClassifyRunSpec(run_name(variant.init, variant.fip, shots, seed), variant.init, variant.fip, shots, seed)

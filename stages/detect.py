@@ -3,7 +3,7 @@ backbone, PPKT's and PointContrast's downstream protocol on ScanNet.
 
 One run per (init, label fraction, seed), each the same number of optimiser steps; label_fraction is a share
 of the training scenes chosen as `finetune` chooses them. Runs train side by side as `finetune`'s, each its
-own Ray Train run (training/trials.py: `max_concurrent_runs`, per-run resume, trials.parquet). Boxes: VoteNet's 18 ScanNet classes from each
+own Ray Train run (training/runtime/trials.py: `max_concurrent_runs`, per-run resume, trials.parquet). Boxes: VoteNet's 18 ScanNet classes from each
 scene's annotation files (pix2point/io/scannet_boxes.py). Backbone size, input features and voxel size come
 from the pretrain artefact. Writes the contract of pix2point/io/detect_table.py, report.md included.
 """
@@ -22,7 +22,7 @@ from pix2point.io.detect_table import REPORT_FILE, write_history, write_runs
 from pix2point.io.scannet_boxes import SCANNET18_CLASS_NAMES
 from pix2point.models.backbone_spec import BACKBONE_WEIGHTS, load_backbone_spec
 from pix2point.training.param_groups import RunGridParams, config_from_params
-from pix2point.training.run_grid import scene_runs
+from pix2point.training.runtime.run_grid import scene_runs
 from stages.scenes import require_splits
 
 
@@ -66,8 +66,8 @@ def preflight(params: Params, inputs: dict[str, Any]) -> None:
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
     from pix2point.models.votenet import VoteHeadSpec
-    from pix2point.training.detection import DetectConfig, train_loop
-    from pix2point.training.trials import run_outputs, train_grid_stage
+    from pix2point.training.finetuning.detection import DetectConfig, train_loop
+    from pix2point.training.runtime.trials import run_outputs, train_grid_stage
 
     runs = scene_runs(params.inits, params.label_fractions, params.seeds, params.drift_repeats, params.deterministic)
     head = VoteHeadSpec(len(SCANNET18_CLASS_NAMES), params.num_seeds, params.num_proposals, params.group_radius,

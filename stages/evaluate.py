@@ -101,7 +101,7 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
 
 def read_pretrain_loss(pretrain_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """(step, loss) of the pretrain artefact's loss log, in step order; its other columns are not needed."""
-    from pix2point.training.ppkt import LOSS_FILE  # here, not at the top: torch stays out of loading the pipeline
+    from pix2point.training.pretraining.ppkt import LOSS_FILE  # here, not at the top: torch stays out of loading the pipeline
 
     path = pretrain_dir / LOSS_FILE
     if not path.is_file():

@@ -49,7 +49,7 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
 
     from pix2point.evaluation.plots import plot_loss_terms
     from pix2point.models.point_m2ae import HierarchicalEncoder, load_encoder
-    from pix2point.training.i2p_mae import LOSS_FILE
+    from pix2point.training.pretraining.i2p_mae import LOSS_FILE
 
     pretrained = {name: path for name, path in inputs.items() if name != OBJECTS_INPUT}
     if OBJECTS_INPUT not in inputs or not pretrained:
@@ -80,7 +80,7 @@ def loss_terms(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 
 
 def read_pretraining(directory: Path) -> dict:
-    from pix2point.training.i2p_mae import PRETRAINING_FILE
+    from pix2point.training.pretraining.i2p_mae import PRETRAINING_FILE
 
     path = directory / PRETRAINING_FILE
     if not path.is_file():

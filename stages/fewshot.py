@@ -2,7 +2,7 @@
 K-shot episodes (5 and 10 ways, 10 and 20 shots, 10 folds), each network fine-tuned end to end per episode on
 the N x K support objects and scored on 20 query objects per class; mean ± std over folds.
 
-Episodes (training/episodes.py) are drawn from the `objects` input's train (support) and test (query) splits,
+Episodes (training/finetuning/episodes.py) are drawn from the `objects` input's train (support) and test (query) splits,
 a pure function of (seed, ways, shots, fold), the same for every network. Networks:
 
 - `point_m2ae`: the Point-M2AE encoder with I2P-MAE's ModelNet40 classification head, its encoder from an I2P-MAE
@@ -32,13 +32,13 @@ from pix2point.io.objects_table import class_names, objects_metadata, objects_pa
 from pix2point.io.paths import AbsolutePath
 from pix2point.models.backbone_spec import Rounding
 from pix2point.models.classifier_spec import ClassifierNetwork, ClassifierSpec, FipMode
-from pix2point.training.episodes import Episode, draw_episode, episode_seed
+from pix2point.training.finetuning.episodes import Episode, draw_episode, episode_seed
 from pix2point.training.param_groups import SGDParams
 
 if TYPE_CHECKING:  # the training code (torch, MinkowskiEngine, Ray) is imported by run: loading the pipeline stays light
     from pix2point.io.fewshot_table import EpisodeRecord
-    from pix2point.training.fewshot import EpisodeJob, EpisodeSettings
-    from pix2point.training.fewshot_recipes import Recipe
+    from pix2point.training.finetuning.fewshot import EpisodeJob, EpisodeSettings
+    from pix2point.training.finetuning.fewshot_recipes import Recipe
 
 OBJECTS_INPUT = "objects"
 SCRATCH = "scratch"
@@ -130,7 +130,7 @@ class Params(ReportNoteParams):
     # Re-estimate BatchNorm statistics on the support objects before scoring (not in the reference, whose 150
     # epochs need none): after a few dozen steps the running statistics are still mostly their initial values.
     recalibrate_batchnorm: bool = False
-    # Bit-identical reruns: one thread per task and torch's deterministic algorithms (training/determinism.py);
+    # Bit-identical reruns: one thread per task and torch's deterministic algorithms (training/runtime/determinism.py);
     # every episode is a one-CPU task, so one thread costs nothing.
     deterministic: bool = True
 
@@ -150,7 +150,7 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
     from pix2point.evaluation.fewshot_report import REPORT_FILE, write_report
     from pix2point.io.fewshot_table import write_episodes
     from pix2point.parallel import check_gpus, map_tasks
-    from pix2point.training.fewshot import EpisodeSettings, read_record, record_path, run_episode
+    from pix2point.training.finetuning.fewshot import EpisodeSettings, read_record, record_path, run_episode
 
     if OBJECTS_INPUT not in inputs:
         raise ValueError(f"fewshot needs the {OBJECTS_INPUT!r} input, has {sorted(inputs)}")
@@ -186,7 +186,7 @@ def episode_jobs(params: Params, train_labels, test_labels, train_shapes: list[s
     """Every (episode, network), episodes outermost so a killed stage has whole episodes of every network.
     Raises ValueError naming the param when an episode cannot be drawn, and when a query object is also a
     support object (an objects source whose splits share a shape)."""
-    from pix2point.training.fewshot import EpisodeJob
+    from pix2point.training.finetuning.fewshot import EpisodeJob
 
     jobs = []
     for ways in params.ways:
@@ -216,9 +216,9 @@ def baselines(params: Params) -> dict[str, str]:
 
 def recipes(params: Params, inputs: dict[str, Path]) -> dict[str, Recipe]:
     """Network name -> how it trains; every problem of the params and inputs is raised here, before training."""
-    from pix2point.training.fewshot_recipes import Image2PointRecipe, PointM2AERecipe
-    from pix2point.training.object_data import ObjectAugmentation
-    from pix2point.training.object_finetuning_data import CloudAugmentation
+    from pix2point.training.finetuning.fewshot_recipes import Image2PointRecipe, PointM2AERecipe
+    from pix2point.training.finetuning.object_data import ObjectAugmentation
+    from pix2point.training.finetuning.object_finetuning_data import CloudAugmentation
 
     result: dict[str, Recipe] = {}
     m2ae = [network for network in params.networks if network.family == "point_m2ae"]

@@ -3,7 +3,7 @@
 One run per (init, label fraction, seed); every run gets the same number of optimiser steps, so a run with
 fewer labels sees them more often rather than training less. The backbone's size, input features and voxel
 size come from the pretrain artefact, so scratch and pretrained runs train the same network. Runs train
-side by side, each its own Ray Train run (training/trials.py: `max_concurrent_runs`); a killed stage keeps
+side by side, each its own Ray Train run (training/runtime/trials.py: `max_concurrent_runs`); a killed stage keeps
 the runs that finished and resumes the others from their own checkpoints.
 Writes the contract of pix2point/io/finetune_table.py.
 """
@@ -20,8 +20,8 @@ from pix2point.io.finetune_table import write_history, write_runs
 from pix2point.io.scenes_table import class_names, scene_names
 from pix2point.models.backbone_spec import BACKBONE_WEIGHTS, load_backbone_spec
 from pix2point.training.param_groups import PointAugmentationParams, RunGridParams, SGDParams, config_from_params
-from pix2point.training.run_grid import RunSpec, scene_runs
-from pix2point.training.segmentation_data import LabelUnit
+from pix2point.training.runtime.run_grid import RunSpec, scene_runs
+from pix2point.training.finetuning.segmentation_data import LabelUnit
 from stages.scenes import require_splits
 
 
@@ -67,10 +67,10 @@ def preflight(params: Params, inputs: dict[str, Any]) -> None:
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
     # Imported here: the training code needs torch, MinkowskiEngine and Ray, which loading the pipeline must not.
-    from pix2point.training.sample_stream import Segment, segments_trainer_data
-    from pix2point.training.segmentation import FinetuneConfig, train_loop
-    from pix2point.training.segmentation_data import SceneSource
-    from pix2point.training.trials import run_outputs, train_grid_stage
+    from pix2point.training.runtime.sample_stream import Segment, segments_trainer_data
+    from pix2point.training.finetuning.segmentation import FinetuneConfig, train_loop
+    from pix2point.training.finetuning.segmentation_data import SceneSource
+    from pix2point.training.runtime.trials import run_outputs, train_grid_stage
 
     scenes_dir = inputs["scenes"]
     runs = run_specs(params)

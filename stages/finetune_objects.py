@@ -11,7 +11,7 @@ and token counts are the pretrained encoders' (read from their artefacts), so al
 
 Writes the contract of pix2point/io/finetune_objects_table.py and a report
 (evaluation/finetune_objects_report.py). Runs train side by side, each its own Ray Train run
-(training/trials.py); a killed stage keeps finished runs and resumes the others from their checkpoints.
+(training/runtime/trials.py); a killed stage keeps finished runs and resumes the others from their checkpoints.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from pix2point.io.finetune_objects_table import read_history, read_runs, run_nam
 from pix2point.io.objects_table import class_names, objects_metadata, objects_path
 from pix2point.models.point_m2ae_spec import PointM2AESpec, load_encoder_spec
 from pix2point.training.param_groups import RunGridParams, config_from_params
-from pix2point.training.run_grid import with_drift_repeats
+from pix2point.training.runtime.run_grid import with_drift_repeats
 
 if TYPE_CHECKING:  # the training code (torch, Ray) is imported by run: loading the pipeline stays light
-    from pix2point.training.object_finetuning import FinetuneObjectsConfig, FinetuneObjectsRunSpec
+    from pix2point.training.finetuning.object_finetuning import FinetuneObjectsConfig, FinetuneObjectsRunSpec
 
 Init = Literal["scratch", "pretrain_mae", "pretrain_i2p_mae"]  # a pretrained init is the input of that name
 SCRATCH = "scratch"
@@ -61,7 +61,7 @@ class Params(RunGridParams, ReportNoteParams):
     voting: int = Field(10, ge=0)  # copies per test object whose logits are averaged after the last epoch; 0: off
     eval_every: int = Field(1, ge=1)  # epochs between test-split scorings (the last epoch is always scored)
     # Re-estimate BatchNorm statistics on the training split before each scoring (not in the reference): short
-    # runs from scratch otherwise score near chance (training/object_finetuning.py, recalibrate_batchnorm).
+    # runs from scratch otherwise score near chance (training/finetuning/object_finetuning.py, recalibrate_batchnorm).
     recalibrate_batchnorm: bool = False
     save_models: bool = False  # also write each run's final state dict (rank 0)
     # Without `deterministic`: the first run is trained this many more times with the same seed, and the report
@@ -81,8 +81,8 @@ class Params(RunGridParams, ReportNoteParams):
 
 def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
     from pix2point.evaluation.finetune_objects_report import REPORT_FILE, write_report
-    from pix2point.training.object_finetuning import train_loop
-    from pix2point.training.trials import run_outputs, train_grid_stage
+    from pix2point.training.finetuning.object_finetuning import train_loop
+    from pix2point.training.runtime.trials import run_outputs, train_grid_stage
 
     config = finetune_config(params, inputs, run_outputs(scratch))
     return train_grid_stage(
@@ -97,8 +97,8 @@ def run(params: Params, inputs: dict[str, Path], out: Path, scratch: Path) -> di
 
 def finetune_config(params: Params, inputs: dict[str, Path], out: Path) -> FinetuneObjectsConfig:
     """The workers' config; every problem the params and inputs can show before training is raised here."""
-    from pix2point.training.object_finetuning import FinetuneObjectsConfig, Voting
-    from pix2point.training.object_finetuning_data import CloudAugmentation
+    from pix2point.training.finetuning.object_finetuning import FinetuneObjectsConfig, Voting
+    from pix2point.training.finetuning.object_finetuning_data import CloudAugmentation
 
     objects_dir = inputs["objects"]
     metadata = objects_metadata(objects_dir)
@@ -151,7 +151,7 @@ def finetune_spec(params: Params, encoders: dict[str, Path], inputs: dict[str, P
 
 def run_specs(params: Params) -> tuple[FinetuneObjectsRunSpec, ...]:
     """Seeds outermost, so a killed stage has every init of the first seeds; the drift repeats last."""
-    from pix2point.training.object_finetuning import FinetuneObjectsRunSpec
+    from pix2point.training.finetuning.object_finetuning import FinetuneObjectsRunSpec
 
     grid = tuple(FinetuneObjectsRunSpec(run_name(init, seed), init, seed) for seed in params.seeds for init in params.inits)
     return with_drift_repeats(grid, params.drift_repeats, params.deterministic)

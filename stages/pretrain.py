@@ -4,7 +4,7 @@ stage runs, and which inputs it reads:
 - `ppkt` (inputs scenes, features2d, pairs): a MinkowskiEngine Res16UNet; writes `backbone.pt` +
   `backbone.json` (models/backbone.py) and `loss.parquet` (step, loss, points, lr, seconds, and the data
   path's cost: bytes_read, sample_bytes, data_wait_s, step_s, data_wait). Samples stream to the workers
-  through Ray Data (training/sample_stream.py).
+  through Ray Data (training/runtime/sample_stream.py).
 - `i2p_mae` (inputs objects, and views2d for guided masking or the 2D target): a Point-M2AE encoder;
   writes `encoder.pt` + `encoder.json` (models/point_m2ae.py), `loss.parquet` (step, loss, chamfer,
   feature_loss, objects, lr, seconds and the same data-path columns) and `pretraining.json` (masking,
@@ -38,7 +38,7 @@ from pix2point.training.param_groups import (
 )
 
 if TYPE_CHECKING:  # the training code (torch, MinkowskiEngine, Ray) is imported by run: loading the pipeline stays light
-    from pix2point.training import i2p_mae, ppkt
+    from pix2point.training.pretraining import i2p_mae, ppkt
 
 VIEWS_INPUT = "views2d"
 
@@ -143,7 +143,7 @@ Params = Annotated[PPKTParams | I2PMAEParams, Field(discriminator="method")]
 
 
 def run(params: PPKTParams | I2PMAEParams, inputs: dict[str, Path], out: Path, scratch: Path) -> dict:
-    from pix2point.training import i2p_mae, ppkt
+    from pix2point.training.pretraining import i2p_mae, ppkt
 
     if isinstance(params, I2PMAEParams):
         config = i2p_mae_config(params, inputs, out)
@@ -157,16 +157,16 @@ def run(params: PPKTParams | I2PMAEParams, inputs: dict[str, Path], out: Path, s
 def streamed(source: Any, steps: int, scratch: Path, name: str, reader_actors: int = 1,
              reader_cpus: float = 0.0) -> dict[str, Any]:
     """fit()'s datasets and their config: each rank's samples from the step the checkpoint holds on, unsplit
-    and in order (training/sample_stream.py says why)."""
-    from pix2point.training.distributed import checkpointed_step
-    from pix2point.training.sample_stream import trainer_data
+    and in order (training/runtime/sample_stream.py says why)."""
+    from pix2point.training.runtime.distributed import checkpointed_step
+    from pix2point.training.runtime.sample_stream import trainer_data
 
     return trainer_data(source, checkpointed_step(scratch, name), steps, reader_actors, reader_cpus)
 
 
 def _fit(train_loop: Callable[[Any], None], config: Any, params: PPKTParams | I2PMAEParams, scratch: Path,
          name: str, **data: Any) -> dict:
-    from pix2point.training.distributed import fit
+    from pix2point.training.runtime.distributed import fit
 
     started = time.perf_counter()
     result = fit(train_loop, config, num_workers=params.num_workers, cpus_per_worker=params.cpus_per_worker,
@@ -184,7 +184,7 @@ def _fit(train_loop: Callable[[Any], None], config: Any, params: PPKTParams | I2
 def ppkt_config(params: PPKTParams, inputs: dict[str, Path], out: Path) -> ppkt.PPKTConfig:
     """The run's config, each worker's share of the batch; flip_2d without features2d's mirrored maps is an
     error naming both params, raised before any worker starts."""
-    from pix2point.training import ppkt
+    from pix2point.training.pretraining import ppkt
     from pix2point.training.augment import PairCrop
 
     if params.flip_2d and not feature_metadata(inputs["features2d"]).get("mirrored", False):
@@ -211,7 +211,7 @@ def i2p_mae_config(params: I2PMAEParams, inputs: dict[str, Path], out: Path,
             raise ValueError(f"pretrain method i2p_mae: param {key!r} = {getattr(params, key)!r} needs the "
                              f"{VIEWS_INPUT!r} stage among the stage's inputs (it has {sorted(inputs)}); add it, "
                              f"or set masking: random and target_2d: false")
-    from pix2point.training import i2p_mae
+    from pix2point.training.pretraining import i2p_mae
 
     return config_from_params(
         i2p_mae.I2PMAEConfig, params, objects_dir=inputs["objects"], views_dir=inputs.get(VIEWS_INPUT), out=out,

@@ -107,7 +107,7 @@ def tiny_encoders(tmp_path_factory):
 @pytest.fixture
 def one_thread():
     """One torch/OpenMP/BLAS thread for the test: MinkowskiEngine's kernel maps then come in a fixed order, so
-    a loss curve is the same on every run (training/determinism.py), and small tensors run several times
+    a loss curve is the same on every run (training/runtime/determinism.py), and small tensors run several times
     faster than on two threads of a shared machine. torch's count is restored after."""
     import torch
     from threadpoolctl import threadpool_limits
@@ -132,8 +132,8 @@ def checkpointed_in():
     """`checkpointed_in(scratch, suffix)`: whether a grid trainer under `scratch` has registered (as the checkpoint
     Ray Train restores, not just a folder) a checkpoint taken inside the run whose name ends in `suffix`; a
     test that kills a stage waits for this, so the restart has a checkpoint to resume from."""
-    from pix2point.training.distributed import checkpointed_progress
-    from pix2point.training.trials import RUNS_STORAGE
+    from pix2point.training.runtime.distributed import checkpointed_progress
+    from pix2point.training.runtime.trials import RUNS_STORAGE
 
     def checkpointed(scratch: Path, suffix: str) -> bool:
         folders = scratch / RUNS_STORAGE

@@ -2,13 +2,13 @@
 paths are tested against (production trains on the streamed paths only):
 
 - `PretrainFrames`: PPKT samples read scene by scene (every kept frame's map, all pairs, all points of a
-  scene to serve one frame); the streamed path is io/samples_table.py + training/frame_stream.py. A frame's
+  scene to serve one frame); the streamed path is io/samples_table.py + training/pretraining/frame_stream.py. A frame's
   point cloud is the set of scan points the `pairs` stage found visible in it, so every point of a sample
   has a pixel to be matched with.
 - `load_object_views` / `sample_batch`: I2P-MAE's whole training split in memory and a batch drawn from it;
   the streamed path is training/object_samples.py + training/i2p_mae_data.streamed_batch.
 - `limited_labels`: the segmentation training scenes with their label budget, all in memory; the streamed
-  path is training/segmentation_data.SceneSource.
+  path is training/finetuning/segmentation_data.SceneSource.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from pix2point.io.samples_table import FrameSample
 from pix2point.io.scenes_table import ScenePoints, read_frames, read_points
 from pix2point.io.views_table import read_views
 from pix2point.training.i2p_mae_data import MAEBatch, check_views_match, point_views, stacked_batch
-from pix2point.training.label_budget import LabelUnit
+from pix2point.training.finetuning.label_budget import LabelUnit
 from pix2point.training.param_groups import SaliencyDistribution
-from pix2point.training.segmentation_data import budget_scenes, with_label_budget
+from pix2point.training.finetuning.segmentation_data import budget_scenes, with_label_budget
 
 
 @dataclass(frozen=True)

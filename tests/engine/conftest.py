@@ -89,8 +89,8 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
 from pix2point.parallel import map_tasks
-from pix2point.training.distributed import fit
-from pix2point.training.progress import Progress
+from pix2point.training.runtime.distributed import fit
+from pix2point.training.runtime.progress import Progress
 
 
 class Params(BaseModel):

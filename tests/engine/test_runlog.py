@@ -46,8 +46,8 @@ TWO_STAGES = textwrap.dedent("""
             loss: float
 
         def run(params, inputs, out):
-            # as training/progress.py's relay does: a thread started with a copy of the stage's context
-            line = lambda: logging.getLogger("pix2point.training.progress").info("i2pmae: step 1/1, loss %s", params.loss)
+            # as training/runtime/progress.py's relay does: a thread started with a copy of the stage's context
+            line = lambda: logging.getLogger("pix2point.training.runtime.progress").info("i2pmae: step 1/1, loss %s", params.loss)
             thread = threading.Thread(target=contextvars.copy_context().run, args=(line,))
             thread.start()
             thread.join()

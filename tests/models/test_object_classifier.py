@@ -6,7 +6,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from pix2point.models.efficientnet_lite import load_efficientnet_lite0
 from pix2point.models.object_classifier import ClassifierSpec, build_classifier
-from pix2point.training.object_data import object_batch
+from pix2point.training.finetuning.object_data import object_batch
 
 
 def test_inflated_lite0_carries_the_2d_weights_and_scratch_does_not():

@@ -67,9 +67,10 @@ def test_the_step_modules_and_the_check_import_without_ray():
             f"spec = importlib.util.spec_from_file_location('gpu_check', {str(ROOT / 'scripts' / 'gpu_check.py')!r})\n"
             "module = sys.modules['gpu_check'] = importlib.util.module_from_spec(spec)\n"
             "spec.loader.exec_module(module)\n"
-            "for name in ['pix2point.training.ppkt', 'pix2point.training.i2p_mae', 'pix2point.training.segmentation',\n"
-            "             'pix2point.training.classification', 'pix2point.training.object_finetuning',\n"
-            "             'pix2point.training.fewshot_recipes', 'pix2point.training.detection_data', 'stages.features2d']:\n"
+            "for name in ['pix2point.training.pretraining.ppkt', 'pix2point.training.pretraining.i2p_mae',\n"
+            "             'pix2point.training.finetuning.segmentation', 'pix2point.training.finetuning.classification',\n"
+            "             'pix2point.training.finetuning.object_finetuning', 'pix2point.training.finetuning.fewshot_recipes',\n"
+            "             'pix2point.training.finetuning.detection_data', 'stages.features2d']:\n"
             "    importlib.import_module(name)\n"
             "print('imported')\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,

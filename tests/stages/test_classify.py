@@ -14,7 +14,7 @@ from stages import classify
 
 from pix2point.io.classify_table import model_path, read_history, read_runs, runs_metadata
 from pix2point.models.object_classifier import build_classifier
-from pix2point.training.classification import ClassifyConfig
+from pix2point.training.finetuning.classification import ClassifyConfig
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,9 @@ from pix2point.models.votenet import DetectionModel, VoteHeadSpec
 from pix2point.io.scannet import aligned, read_axis_alignment, read_scan
 from pix2point.io.scannet_boxes import read_scene_boxes
 from pix2point.synthetic.scene import SyntheticSceneConfig, write_synthetic_scene
-from pix2point.training.detection_data import DetectionScene, detection_batch
-from pix2point.training.detection_loss import TERMS, detection_loss
-from pix2point.training.trials import read_record
+from pix2point.training.finetuning.detection_data import DetectionScene, detection_batch
+from pix2point.training.finetuning.detection_loss import TERMS, detection_loss
+from pix2point.training.runtime.trials import read_record
 
 SPEC = BackboneSpec("tiny", "rgb", 0.05)
 SMALL = dict(num_seeds=256, num_proposals=64, head_width=32, cpus_per_worker=1, drift_repeats=0)

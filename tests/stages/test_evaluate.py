@@ -12,7 +12,7 @@ from pix2point.io.arrow import write_table
 from pix2point.io.finetune_table import EpochRecord, RunResult, run_name, write_history, write_runs
 from pix2point.io.scenes_table import SPLITS_FILE, SPLITS_SCHEMA, read_splits
 from pix2point.models.backbone import BackboneSpec, build_backbone, save_backbone
-from pix2point.training.ppkt import LOSS_FILE
+from pix2point.training.pretraining.ppkt import LOSS_FILE
 
 CLASS_NAMES = ["wall", "floor", "chair"]
 # (init, label fraction, seed) -> (confusion with rows true and columns predicted, its mIoU by hand)

@@ -57,7 +57,7 @@ def write_pretrained(directory: Path, seed: int, masking: str, target_2d: bool, 
     description = {"method": "i2p_mae", "masking": masking, "target_2d": target_2d, "mask_ratio": 0.8, "steps": 3,
                    "saliency_distribution": "reference" if masking == "guided" else None}
     (directory / "pretraining.json").write_text(json.dumps(description))
-    # The loss log's contract (training/i2p_mae.py): the sum and its two terms, the 2D one zero without a 2D target.
+    # The loss log's contract (training/pretraining/i2p_mae.py): the sum and its two terms, the 2D one zero without a 2D target.
     feature_loss = [0.5, 0.4, 0.3] if target_2d else [0.0, 0.0, 0.0]
     loss = [3.0, 2.0, 1.5]
     write_table(pa.table({"step": [1, 2, 3], "loss": loss, "chamfer": [total - f for total, f in zip(loss, feature_loss)],

@@ -15,8 +15,8 @@ from stages import fewshot
 
 from pix2point.io.fewshot_table import EPISODES_FILE, episodes_metadata, read_episodes
 from pix2point.io.objects_table import read_objects
-from pix2point.training.episodes import draw_episode
-from pix2point.training.fewshot import record_path
+from pix2point.training.finetuning.episodes import draw_episode
+from pix2point.training.finetuning.fewshot import record_path
 
 NETWORKS = [{"family": "point_m2ae", "init": "pretrain_mae"}, {"family": "point_m2ae"},
             {"family": "image2point", "init": "inflated"}, {"family": "image2point"}]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pix2point.training.chamfer import chamfer_l2
+from pix2point.training.pretraining.chamfer import chamfer_l2
 
 
 def brute_force(a: np.ndarray, b: np.ndarray) -> float:

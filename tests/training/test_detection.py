@@ -16,9 +16,9 @@ from pix2point.io.scannet_boxes import SceneBoxes, read_scene_boxes
 from pix2point.models.backbone import BackboneSpec, build_backbone
 from pix2point.models.votenet import DetectionModel, HeadOutput, Seeds, VoteHead, VoteHeadSpec, farthest_point_sampling
 from pix2point.synthetic.scene import SyntheticSceneConfig, write_synthetic_scene
-from pix2point.training.detection import evaluation_record
-from pix2point.training.detection_data import DetectionScene, batch_to, detection_batch
-from pix2point.training.detection_loss import TERMS, SceneTargets, detection_loss, scene_loss
+from pix2point.training.finetuning.detection import evaluation_record
+from pix2point.training.finetuning.detection_data import DetectionScene, batch_to, detection_batch
+from pix2point.training.finetuning.detection_loss import TERMS, SceneTargets, detection_loss, scene_loss
 
 META = torch.device("meta")
 SPEC = BackboneSpec("tiny", "rgb", 0.05)

@@ -19,7 +19,7 @@ from stages import classify, finetune, finetune_objects, pretrain
 from pix2point.io.artefact_diff import diff_artefacts
 from pix2point.models.backbone import BackboneSpec, build_backbone, save_backbone
 from pix2point.models.voxelize import sparse_tensor
-from pix2point.training.determinism import epoch_rng, step_streams
+from pix2point.training.runtime.determinism import epoch_rng, step_streams
 
 
 def test_step_streams_depend_on_seed_rank_and_step_only():

@@ -1,4 +1,4 @@
-"""training/device.to_device: a step's whole batch to the model's device in one call (issue 25.3)."""
+"""training/runtime/device.to_device: a step's whole batch to the model's device in one call (issue 25.3)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import NamedTuple
 import pytest
 import torch
 
-from pix2point.training.device import to_device
-from pix2point.training.fewshot import episode_device
+from pix2point.training.runtime.device import to_device
+from pix2point.training.finetuning.fewshot import episode_device
 from pix2point.models.voxelize import SparseBatch
 
 META = torch.device("meta")  # a real torch device on every machine: tensors moved there have no data

@@ -4,7 +4,7 @@ split, the query objects from the test split, labels remapped to 0..N-1, and cle
 import numpy as np
 import pytest
 
-from pix2point.training.episodes import draw_episode, episode_seed
+from pix2point.training.finetuning.episodes import draw_episode, episode_seed
 
 # 12 classes; class c has 30 + c train objects and 25 test objects, rows shuffled so indices are not class-major.
 _rng = np.random.default_rng(3)

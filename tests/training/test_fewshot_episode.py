@@ -9,9 +9,9 @@ import pytest
 from stages import fewshot
 
 from pix2point.io.objects_table import read_objects
-from pix2point.training.determinism import configure
-from pix2point.training.episodes import draw_episode
-from pix2point.training.fewshot import EpisodeSettings, train_and_score
+from pix2point.training.runtime.determinism import configure
+from pix2point.training.finetuning.episodes import draw_episode
+from pix2point.training.finetuning.fewshot import EpisodeSettings, train_and_score
 
 
 @pytest.fixture(scope="module")

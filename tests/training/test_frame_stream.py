@@ -10,14 +10,15 @@ import pytest
 
 from pix2point.io.features_table import shard_path
 from pix2point.io.samples_table import FrameReader, sample_refs, samples_path
-from pix2point.training.distributed import CHECKPOINT_SNAPSHOT, STEP_FILE, checkpointed_step
+from pix2point.training.runtime.distributed import CHECKPOINT_SNAPSHOT, STEP_FILE, checkpointed_step
 from pix2point.io.samples_table import FrameSample
-from pix2point.training.frame_stream import StreamSpec
-from pix2point.training.sample_stream import DirectSamples, decode_samples, encode_sample, rank_dataset_name, rank_datasets
+from pix2point.training.pretraining.frame_stream import StreamSpec
+from pix2point.training.runtime.sample_stream import (
+    DirectSamples, decode_samples, encode_sample, rank_dataset_name, rank_datasets)
 from pix2point.training.augment import mirror_columns
-from pix2point.training.ppkt import teacher_map_and_columns
+from pix2point.training.pretraining.ppkt import teacher_map_and_columns
 from tests.reference_loaders import PretrainFrames
-from pix2point.training.sample_order import rank_samples, step_samples
+from pix2point.training.runtime.sample_order import rank_samples, step_samples
 
 SCENES = ["scene0000_00", "scene0001_00"]
 

@@ -8,8 +8,8 @@ import torch
 from pix2point.models.point_groups import group_hierarchy
 from pix2point.models.point_m2ae import HierarchicalEncoder, PointM2AESpec
 from pix2point.models.transformer import DropPath
-from pix2point.training.i2p_mae import I2PMAE, feature_targets
-from pix2point.training.masking import propagate_visible, random_visible
+from pix2point.training.pretraining.i2p_mae import I2PMAE, feature_targets
+from pix2point.training.pretraining.masking import propagate_visible, random_visible
 from pix2point.training.weight_decay import weight_decay_groups
 
 SPEC = PointM2AESpec((64, 32, 8), (16, 8, 4), (24, 48, 96), (1, 1, 1), 3, (16, 32, 64))

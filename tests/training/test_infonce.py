@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pix2point.training.infonce import info_nce
+from pix2point.training.pretraining.infonce import info_nce
 
 
 def test_two_orthogonal_pairs_give_the_closed_form_loss():

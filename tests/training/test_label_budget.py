@@ -5,10 +5,10 @@ import pytest
 
 from stages import finetune
 
-from pix2point.training.label_budget import (
+from pix2point.training.finetuning.label_budget import (
     DATA_EFFICIENT_POINTS_PER_SCENE, DATA_EFFICIENT_SCENE_FRACTIONS, kept_point_count, kept_point_fraction, kept_scenes,
 )
-from pix2point.training.segmentation_data import split_scenes
+from pix2point.training.finetuning.segmentation_data import split_scenes
 from tests.reference_loaders import limited_labels
 
 SCANNET_TRAIN = [f"scene{room:04d}_{scan:02d}" for room in range(600) for scan in range(2)] + ["scene0600_00"]  # 1201

@@ -7,7 +7,7 @@ import torch
 from pix2point.models.point_groups import group_hierarchy
 from pix2point.models.view_teachers import sum_to_one_per_image
 from pix2point.training.i2p_mae_data import min_max_per_view
-from pix2point.training.masking import guided_visible, keep_count, propagate_visible, random_visible
+from pix2point.training.pretraining.masking import guided_visible, keep_count, propagate_visible, random_visible
 
 
 def test_both_maskings_keep_the_same_count_per_cloud():

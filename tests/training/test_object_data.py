@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from pix2point.training.object_data import ObjectAugmentation, augment_object, epoch_order, few_shot_indices, object_batch
+from pix2point.training.finetuning.object_data import (
+    ObjectAugmentation, augment_object, epoch_order, few_shot_indices, object_batch)
 
 LABELS = np.repeat(np.arange(4), [5, 3, 7, 4])
 

@@ -10,8 +10,8 @@ import torch
 from pix2point.io.objects_table import read_objects
 from pix2point.models.point_m2ae import PointM2AESpec
 from pix2point.models.point_m2ae_classifier import PointM2AEClassifier, smoothed_cross_entropy
-from pix2point.training.object_finetuning import Voting, confusion_matrix, predict, vote_logits
-from pix2point.training.object_finetuning_data import (
+from pix2point.training.finetuning.object_finetuning import Voting, confusion_matrix, predict, vote_logits
+from pix2point.training.finetuning.object_finetuning_data import (
     CloudAugmentation,
     augment_clouds,
     evaluation_clouds,
@@ -110,7 +110,7 @@ def test_training_lowers_the_loss_on_the_smoke_objects(tiny_objects, encoder_spe
 def test_zero_votes_give_no_voting_accuracy(tiny_objects):
     from types import SimpleNamespace
 
-    from pix2point.training.object_finetuning import voting_accuracy
+    from pix2point.training.finetuning.object_finetuning import voting_accuracy
 
     config = SimpleNamespace(voting=Voting(0))
     assert voting_accuracy(None, read_objects(tiny_objects, "test"), config, 0, CPU) is None
@@ -118,7 +118,7 @@ def test_zero_votes_give_no_voting_accuracy(tiny_objects):
 
 def test_batchnorm_recalibration_replaces_the_initial_statistics_with_the_datas(encoder_spec):
     """A fresh token embedding's first BatchNorm sees a variance of ~1e-5; its running variance starts at 1."""
-    from pix2point.training.object_finetuning import recalibrate_batchnorm
+    from pix2point.training.finetuning.object_finetuning import recalibrate_batchnorm
 
     torch.manual_seed(0)
     model = PointM2AEClassifier(encoder_spec, 5, local_radius=None).eval()

@@ -17,7 +17,7 @@ from stages.features2d import mirror_images, teacher_features
 
 from pix2point.models.teachers import build_teacher
 from pix2point.training.augment import PairCrop, PointAugmentation, augment_points, crop_window, cuboid_dropped, pairs_in_crop
-from pix2point.training.ppkt import PPKTConfig, make_batch
+from pix2point.training.pretraining.ppkt import PPKTConfig, make_batch
 from pix2point.io.samples_table import FrameSample
 from tests.reference_loaders import PretrainFrames
 

@@ -12,7 +12,7 @@ WORKER = textwrap.dedent("""
     import json, sys
     from pathlib import Path
     import torch.distributed as dist
-    from pix2point.training.distributed import on_rank_zero
+    from pix2point.training.runtime.distributed import on_rank_zero
 
     rank, world, init_file, calls = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)

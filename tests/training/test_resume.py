@@ -15,8 +15,8 @@ from pix2point.engine.artefacts import ArtefactStore
 from pix2point.engine.pipeline import load_pipeline
 from pix2point.engine.runner import run_pipeline
 from pix2point.io.samples_table import sample_refs
-from pix2point.training.ppkt import training_scenes
-from pix2point.training.sample_order import rank_samples
+from pix2point.training.pretraining.ppkt import training_scenes
+from pix2point.training.runtime.sample_order import rank_samples
 
 PIPELINE = Path(__file__).resolve().parents[2] / "pipeline.yaml"
 OVERRIDES = ["pretrain.steps=60", "pretrain.checkpoint_every=5", "pretrain.cpus_per_worker=1"]

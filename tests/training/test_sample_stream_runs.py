@@ -1,11 +1,11 @@
-"""One trainer's stream holds its runs one after another (training/trials.py): SampleStream cuts blocks that
+"""One trainer's stream holds its runs one after another (training/runtime/trials.py): SampleStream cuts blocks that
 span steps and runs into each run's batches, of each run's own size, and refuses a batch of the wrong run."""
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from pix2point.training.sample_stream import SampleStream, encode_sample
+from pix2point.training.runtime.sample_stream import SampleStream, encode_sample
 
 
 def rows(run: str, steps: range, per_step: int) -> list[dict]:

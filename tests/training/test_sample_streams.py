@@ -10,17 +10,17 @@ from stages import views2d
 
 from pix2point.io.objects_table import ROW_GROUP_ROWS, objects_path, read_objects, split_rows
 from pix2point.io.scenes_table import IGNORE_LABEL
-from pix2point.training.classification import run_source
-from pix2point.training.distributed import checkpoint_step, run_snapshot
+from pix2point.training.finetuning.classification import run_source
+from pix2point.training.runtime.distributed import checkpoint_step, run_snapshot
 from pix2point.training.object_samples import ObjectSource
-from pix2point.training.sample_order import rank_samples
-from pix2point.training.sample_stream import (
+from pix2point.training.runtime.sample_order import rank_samples
+from pix2point.training.runtime.sample_stream import (
     DirectSamples,
     decode_samples,
     rank_dataset_name,
     rank_datasets,
 )
-from pix2point.training.segmentation_data import SceneSource
+from pix2point.training.finetuning.segmentation_data import SceneSource
 from tests.reference_loaders import limited_labels, load_object_views
 
 

@@ -6,7 +6,7 @@ import torch
 
 from pix2point.models.backbone import BackboneSpec, build_backbone, load_pretrained
 from pix2point.models.res16unet import Res16UNet, UNetSize
-from pix2point.training.segmentation_data import split_scenes
+from pix2point.training.finetuning.segmentation_data import split_scenes
 from tests.reference_loaders import limited_labels
 
 
@@ -61,7 +61,7 @@ def test_a_step_on_a_scene_without_labels_is_skipped_and_moves_no_weight(tmp_pat
     from pix2point.io.scannet import read_scan
     from pix2point.synthetic.scene import SyntheticSceneConfig, write_synthetic_scene
     from pix2point.training.augment import PointAugmentation
-    from pix2point.training.segmentation import SegmentationModel, scene_batch, train_step
+    from pix2point.training.finetuning.segmentation import SegmentationModel, scene_batch, train_step
 
     scene_dir = write_synthetic_scene(tmp_path, "scene0000_00", seed=0, config=SyntheticSceneConfig(
         frames=1, color_size=(32, 24), depth_size=(32, 24), points=2000))
@@ -90,7 +90,7 @@ def test_a_step_on_a_scene_without_labels_is_skipped_and_moves_no_weight(tmp_pat
 
 
 def test_the_window_loss_is_none_not_nan_when_every_step_was_skipped():
-    from pix2point.training.segmentation import window_loss
+    from pix2point.training.finetuning.segmentation import window_loss
 
     assert window_loss([]) is None
     assert window_loss([1.0, 2.0, 6.0]) == 3.0

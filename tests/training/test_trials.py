@@ -23,8 +23,8 @@ from stages import finetune
 from pix2point.io.finetune_table import read_history, read_runs
 from pix2point.io.trials_table import read_trials
 from pix2point.models.backbone import BackboneSpec, build_backbone, save_backbone
-from pix2point.training import distributed, trials
-from pix2point.training.distributed import runs_that_fit
+from pix2point.training.runtime import distributed, trials
+from pix2point.training.runtime.distributed import runs_that_fit
 
 TINY = dict(inits=["scratch"], label_fractions=[1.0], steps=4, eval_every=2, scenes_per_batch=1, cpus_per_worker=1)
 

@@ -2,7 +2,7 @@
 params and data, next to the spread over seeds, so a reader can tell drift from effect.
 
 In normal mode a repeat differs only through arithmetic whose order depends on thread timing
-(MinkowskiEngine's kernel maps; see training/determinism.py); in deterministic mode repeats are
+(MinkowskiEngine's kernel maps; see training/runtime/determinism.py); in deterministic mode repeats are
 bit-identical and are not run.
 """
 

@@ -7,7 +7,7 @@
     <artefact>/trials.parquet    one row per run: when it started and finished, the step it resumed from
     <artefact>/history.parquet   one row per run and evaluation: run, step, train_loss, val_map25, val_map50, seconds,
                                  loss_vote, loss_objectness, loss_centre, loss_size, loss_class (the loss's
-                                 terms, training/detection_loss.py; like train_loss, means over the steps since
+                                 terms, training/finetuning/detection_loss.py; like train_loss, means over the steps since
                                  the previous evaluation and over workers), val_recall25 (recall at IoU 0.25
                                  after the last detection, mean over the classes with ground truth); the
                                  per-step values of every term are in the run's TensorBoard curves (train/<term>)

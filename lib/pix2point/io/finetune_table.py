@@ -7,7 +7,7 @@
     <artefact>/history.parquet   one row per run and epoch: run, epoch, train_loss (null when every step since
                                  the previous epoch was skipped), val_miou, val_macc, seconds, skipped_steps
                                  (steps since the previous epoch without a labelled point on any worker: no
-                                 optimiser step, training/segmentation.py)
+                                 optimiser step, training/finetuning/segmentation.py)
     <artefact>/runs/<run>/model.pt   backbone + head state dict of the last epoch
 
 Schema metadata of runs.parquet: class_names (JSON list, K entries), label_unit ("scenes" or "points": what

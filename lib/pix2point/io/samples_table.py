@@ -71,7 +71,7 @@ class FrameSample:
         return self.xyz.nbytes + self.rgb.nbytes + self.pixels.nbytes + maps
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The sample as named arrays, the form training/sample_stream.py carries (the mirrored map is not
+        """The sample as named arrays, the form training/runtime/sample_stream.py carries (the mirrored map is not
         carried: the streamed sample is already the view the flip drew)."""
         return {"xyz": self.xyz, "rgb": self.rgb, "pixels": self.pixels, "features": self.features,
                 "image_size": np.array(self.image_size, np.int64)}

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from pix2point.training.determinism import StepStreams, step_streams
+from pix2point.training.runtime.determinism import StepStreams, step_streams
 
 
 @dataclass
@@ -63,9 +63,9 @@ def run_steps(training: StepTraining, steps: int, checkpoint_every: int) -> tupl
     The history, resumed part included, also goes into TensorBoard event files under `config.out` (tracking.py)."""
     import ray.train.torch
 
-    from pix2point.training import distributed
-    from pix2point.training.progress import Progress
-    from pix2point.training.tracking import Scalars
+    from pix2point.training.runtime import distributed
+    from pix2point.training.runtime.progress import Progress
+    from pix2point.training.runtime.tracking import Scalars
 
     history, start_step = [], 0
     state = distributed.latest_state(torch.device("cpu"))

@@ -1,4 +1,4 @@
-"""Object samples for the shared stream (training/sample_stream.py): one row of the objects artefact (and,
+"""Object samples for the shared stream (training/runtime/sample_stream.py): one row of the objects artefact (and,
 for I2P-MAE, the same row of the views2d artefact), read alone with a targeted row-group read.
 
 objects.parquet and views.parquet are written with small row groups (io/objects_table.ROW_GROUP_ROWS,
@@ -19,7 +19,7 @@ from pix2point.io.row_groups import RowGroupReader
 from pix2point.io.views_table import views_path
 from pix2point.training.i2p_mae_data import point_views
 from pix2point.training.param_groups import SaliencyDistribution
-from pix2point.training.sample_stream import Arrays
+from pix2point.training.runtime.sample_stream import Arrays
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 if TYPE_CHECKING:  # augment needs scipy, which loading the pipeline (and `pix2point status`) should not import
     from pix2point.training.augment import PointAugmentation
 
-# How I2P-MAE picks the visible tokens (training/masking.py): by 2D saliency, or at random as plain MAE.
+# How I2P-MAE picks the visible tokens (training/pretraining/masking.py): by 2D saliency, or at random as plain MAE.
 Masking = Literal["guided", "random"]
 # I2P-MAE's 2D-guided masking distribution: see training/i2p_mae_data.py.
 SaliencyDistribution = Literal["reference", "min_max"]
@@ -46,14 +46,14 @@ class RayTrainParams(BaseModel):
     use_gpu: bool | Literal["auto"] = "auto"
     checkpoint_every: int = Field(100, ge=1)  # steps between checkpoints a killed run resumes from
     # Bit-identical reruns on one machine: one thread per worker, torch's deterministic algorithms
-    # (training/determinism.py). On by default: on CPU one thread a worker was also the fastest setting
+    # (training/runtime/determinism.py). On by default: on CPU one thread a worker was also the fastest setting
     # (bench/determinism_steps.py --threads), and a 2-core machine then trains two runs at once. Off: the
     # worker's cpus_per_worker threads (or a GPU's fast non-deterministic kernels), with run-to-run drift.
     deterministic: bool = True
 
 
 class RunGridParams(RayTrainParams):
-    """A stage that trains a grid of runs, in as many trainers at once as the cluster holds (training/trials.py)."""
+    """A stage that trains a grid of runs, in as many trainers at once as the cluster holds (training/runtime/trials.py)."""
 
     # Runs trained at once (each concurrency slot one trainer that trains its runs one after another); None: as
     # many as the cluster's CPUs (GPUs with use_gpu) hold, each run taking num_workers x cpus_per_worker.
@@ -61,7 +61,7 @@ class RunGridParams(RayTrainParams):
     max_concurrent_runs: int | None = Field(None, ge=1)
 
     def run_grid_scaling(self) -> dict:
-        """The keyword arguments of training/trials.fit_runs that these params set."""
+        """The keyword arguments of training/runtime/trials.fit_runs that these params set."""
         return {"num_workers": self.num_workers, "cpus_per_worker": self.cpus_per_worker, "use_gpu": self.use_gpu,
                 "max_concurrent": self.max_concurrent_runs, "deterministic": self.deterministic}
 

@@ -26,16 +26,16 @@ from pix2point.io.arrow import write_table
 from pix2point.models.point_groups import PointHierarchy, gather
 from pix2point.models.point_m2ae import HierarchicalEncoder, PointM2AESpec, save_encoder
 from pix2point.models.point_m2ae_decoder import HierarchicalDecoder
-from pix2point.training.chamfer import chamfer_l2
-from pix2point.training.determinism import StepStreams
-from pix2point.training.device import to_device
+from pix2point.training.pretraining.chamfer import chamfer_l2
+from pix2point.training.runtime.determinism import StepStreams
+from pix2point.training.runtime.device import to_device
 from pix2point.io.objects_table import objects_metadata, split_rows
 from pix2point.io.views_table import views_path
 from pix2point.training.i2p_mae_data import MAEBatch, check_views_match, streamed_batch
 from pix2point.training.object_samples import ObjectSource
-from pix2point.training.sample_stream import Samples, SampleStream
+from pix2point.training.runtime.sample_stream import Samples, SampleStream
 from pix2point.training.loop import StepTraining, run_steps
-from pix2point.training.masking import guided_visible, keep_count, propagate_visible, random_visible
+from pix2point.training.pretraining.masking import guided_visible, keep_count, propagate_visible, random_visible
 from pix2point.training.param_groups import Masking, SaliencyDistribution
 from pix2point.training.schedules import warmup_cosine
 from pix2point.training.weight_decay import weight_decay_groups
@@ -161,7 +161,7 @@ class I2PMAETraining(StepTraining):
 
 def mae_losses(model: nn.Module, batch: MAEBatch, generator: torch.Generator, device: torch.device) -> Losses:
     """The losses of one step's batch (built on the CPU), moved to `device` in one go first; the masks are
-    drawn from `generator`, on its own device (training/masking.py)."""
+    drawn from `generator`, on its own device (training/pretraining/masking.py)."""
     batch = to_device(batch, device)
     return model(batch.points, batch.saliency, batch.features, generator)
 
@@ -197,7 +197,7 @@ def feature_channels(config: I2PMAEConfig) -> int:
 
 def train_loop(config: I2PMAEConfig) -> None:
     """Ray Train worker loop: resumes from the latest checkpoint, writes the encoder and loss curve at the end.
-    Objects come from this rank's Ray Dataset (training/sample_stream.py)."""
+    Objects come from this rank's Ray Dataset (training/runtime/sample_stream.py)."""
     import ray.train.torch  # here, not at the top: the step above runs without Ray (scripts/gpu_check.sh)
 
     rank = ray.train.get_context().get_world_rank()

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pix2point.training.loop import Training
 
 if TYPE_CHECKING:
-    from pix2point.training.tracking import Scalars
+    from pix2point.training.runtime.tracking import Scalars
 
 
 @dataclass(frozen=True)
@@ -90,12 +90,12 @@ class FinetuneRun(Training):
 
 
 def train_runs(runs: Sequence[Any], start: Callable[[Any, dict], FinetuneRun]) -> None:
-    """A worker's loop over a trainer's queue of runs (training/trials.py): `start(run, state)` builds each
+    """A worker's loop over a trainer's queue of runs (training/runtime/trials.py): `start(run, state)` builds each
     run's `FinetuneRun` (seeding torch with the run's seed first, so every worker builds the same model), and
     the run trains in `train_run`; the results travel in the final checkpoint's state."""
     import torch
 
-    from pix2point.training import distributed
+    from pix2point.training.runtime import distributed
 
     def train(run: Any, state: dict) -> Any:
         torch.manual_seed(run.seed)
@@ -108,9 +108,9 @@ def train_run(training: FinetuneRun, state: dict) -> Any:
     """Train one run to its last step; evaluations append their records to state["history"]."""
     import ray.train.torch
 
-    from pix2point.training import distributed
-    from pix2point.training.progress import Progress
-    from pix2point.training.tracking import Scalars
+    from pix2point.training.runtime import distributed
+    from pix2point.training.runtime.progress import Progress
+    from pix2point.training.runtime.tracking import Scalars
 
     name = training.run.name
     done, window, seconds_before = 0, [], 0.0

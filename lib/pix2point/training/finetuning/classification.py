@@ -1,8 +1,8 @@
 """Object classification with a sparse twin of a 2D network (scratch or inflated, under a FIP mode), on Ray Train.
 
-A trainer trains its runs one after another (training/trials.py); its checkpoints hold the run in progress,
+A trainer trains its runs one after another (training/runtime/trials.py); its checkpoints hold the run in progress,
 and each finished run's result and history. The run's training objects (its few-shot subset) stream to the workers, a row group
-per object (training/sample_stream.py, training/object_samples.py), distinct objects in every step's batch.
+per object (training/runtime/sample_stream.py, training/object_samples.py), distinct objects in every step's batch.
 The test split is scored on rank 0 only, read a row group at a time. An epoch is the same number of
 optimiser steps for every run (enough for one pass over the whole training split), so runs differ in the
 data and the frozen parts only, never in the number of steps; a subset smaller than a batch trains on all
@@ -28,14 +28,14 @@ from pix2point.io.classify_table import ClassifyEpoch, ClassifyRun, model_path
 from pix2point.io.objects_table import iter_objects, split_labels, split_rows
 from pix2point.models.fip import FipMode, FipSummary, apply_fip, trainable_parameters
 from pix2point.models.object_classifier import ClassifierSpec, Init, build_classifier
-from pix2point.training.finetune_loop import Evaluation, FinetuneRun, Finished
-from pix2point.training.object_data import ObjectAugmentation, augment_object, few_shot_indices, object_batch
+from pix2point.training.finetuning.finetune_loop import Evaluation, FinetuneRun, Finished
+from pix2point.training.finetuning.object_data import ObjectAugmentation, augment_object, few_shot_indices, object_batch
 from pix2point.training.object_samples import ObjectSource
-from pix2point.training.sample_stream import Arrays, SampleStream
+from pix2point.training.runtime.sample_stream import Arrays, SampleStream
 from pix2point.models.voxelize import Rounding
 
 if TYPE_CHECKING:
-    from pix2point.training.tracking import Scalars
+    from pix2point.training.runtime.tracking import Scalars
 
 
 @dataclass(frozen=True)
@@ -88,11 +88,11 @@ def run_source(objects_dir: Path, shots: int | None, seed: int, batch_size: int,
 
 
 def train_loop(config: ClassifyConfig) -> None:
-    """A worker's loop over `config.runs` (a trainer's queue of runs, each with its source: training/trials.py,
+    """A worker's loop over `config.runs` (a trainer's queue of runs, each with its source: training/runtime/trials.py,
     finetune_loop.py); the results travel in the final checkpoint's state, and the stage writes the tables from them."""
     import ray.train
 
-    from pix2point.training.finetune_loop import train_runs
+    from pix2point.training.finetuning.finetune_loop import train_runs
 
     rank = ray.train.get_context().get_world_rank()
     stream = SampleStream.for_rank(rank, config.batch_size)
@@ -134,14 +134,14 @@ class ClassificationRun(FinetuneRun):
     confusion: np.ndarray | None = None
 
     def train_step(self, step: int, model: nn.Module) -> dict[str, float]:
-        from pix2point.training.distributed import optimiser_step
+        from pix2point.training.runtime.distributed import optimiser_step
 
         samples = self.stream.next(step, self.run.name, self.config.sources[self.run.name].per_rank).samples
         loss = classify_loss(model, samples, self.config, self.streams(step).numpy, self.device)
         return {"loss": optimiser_step(loss, self.optimizer, self.schedule)}
 
     def evaluate(self, done: int, window: list[dict[str, float]], seconds: float) -> Evaluation:
-        from pix2point.training import distributed
+        from pix2point.training.runtime import distributed
 
         self.confusion = distributed.on_rank_zero(lambda: evaluate_confusion(self.model, self.config, self.device))
         self.accuracy = float(np.trace(self.confusion) / self.confusion.sum())

@@ -4,7 +4,7 @@ objects after the last epoch.
 
 An epoch is floor(N x K / batch_size) steps (at least one) of distinct support objects, as the reference's
 training loader with drop_last; an episode trains `epochs` of them, or `steps` steps when that is set. Each step's randomness (augmentation, dropout, stochastic depth) comes from
-(episode seed, step) and each epoch's order from (episode seed, epoch) (training/determinism.py); the network's
+(episode seed, step) and each epoch's order from (episode seed, epoch) (training/runtime/determinism.py); the network's
 initial weights (head, and a scratch encoder or twin) from the episode seed, so every network of one family
 starts an episode from the same head.
 
@@ -25,11 +25,11 @@ import torch
 
 from pix2point.io.fewshot_table import EpisodeRecord
 from pix2point.io.objects_table import Objects
-from pix2point.training.determinism import configure, epoch_rng, step_streams
-from pix2point.training.distributed import optimiser_step
-from pix2point.training.episodes import Episode, episode_name
-from pix2point.training.fewshot_recipes import Recipe
-from pix2point.training.object_data import epoch_order
+from pix2point.training.runtime.determinism import configure, epoch_rng, step_streams
+from pix2point.training.runtime.distributed import optimiser_step
+from pix2point.training.finetuning.episodes import Episode, episode_name
+from pix2point.training.finetuning.fewshot_recipes import Recipe
+from pix2point.training.finetuning.object_data import epoch_order
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def train_and_score(recipe: Recipe, episode: Episode, support: np.ndarray, query
 def recalibrate_batchnorm(model: torch.nn.Module, recipe: Recipe, support: np.ndarray, batch_size: int,
                           seed: int, device: torch.device = torch.device("cpu")) -> None:
     """Re-estimate the BatchNorm statistics as plain averages over the [S, N, 3] support clouds ("precise BN",
-    torch.optim.swa_utils.update_bn; why: training/object_finetuning.recalibrate_batchnorm), unless some
+    torch.optim.swa_utils.update_bn; why: training/finetuning/object_finetuning.recalibrate_batchnorm), unless some
     BatchNorm is frozen (an Image2Point FIP mode keeps the inflated statistics). Not in the reference."""
     from torch.nn.modules.batchnorm import _BatchNorm
     from torch.optim.swa_utils import update_bn

@@ -1,4 +1,4 @@
-"""PPKT's sample source for the shared stream (training/sample_stream.py): the training split's kept frames,
+"""PPKT's sample source for the shared stream (training/runtime/sample_stream.py): the training split's kept frames,
 each read with targeted row-group reads (io/samples_table.FrameReader), in the view PPKT's 2D flip drew.
 """
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from pix2point.io.samples_table import FrameReader, SampleRef
-from pix2point.training.sample_order import rank_flips
-from pix2point.training.sample_stream import Arrays
+from pix2point.training.runtime.sample_order import rank_flips
+from pix2point.training.runtime.sample_stream import Arrays
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class StreamSpec:
 
 class FlippedFrames:
     """Reads a frame in the view the flip drew for it: (seed, step, rank, slot) decide, as
-    training/sample_order.rank_flips says, so a resumed run meets the same views."""
+    training/runtime/sample_order.rank_flips says, so a resumed run meets the same views."""
 
     def __init__(self, spec: StreamSpec):
         self.spec = spec

@@ -31,12 +31,12 @@ from pix2point.training.augment import (
     mirror_columns,
     pairs_in_crop,
 )
-from pix2point.training.determinism import StepStreams
-from pix2point.training.device import to_device
-from pix2point.training.infonce import info_nce
+from pix2point.training.runtime.determinism import StepStreams
+from pix2point.training.runtime.device import to_device
+from pix2point.training.pretraining.infonce import info_nce
 from pix2point.training.loop import StepTraining, run_steps
-from pix2point.training.frame_stream import StreamSpec
-from pix2point.training.sample_stream import Samples, SampleStream
+from pix2point.training.pretraining.frame_stream import StreamSpec
+from pix2point.training.runtime.sample_stream import Samples, SampleStream
 from pix2point.models.voxelize import SparseBatch, collate_sparse, voxelize
 
 LOSS_FILE = "loss.parquet"
@@ -201,7 +201,7 @@ def build_training(config: PPKTConfig, rank: int, device: torch.device, samples:
 
 def train_loop(config: PPKTConfig) -> None:
     """Ray Train worker loop: resumes from the latest checkpoint, writes the backbone and loss curve at the end.
-    Samples come from this rank's Ray Dataset (training/sample_stream.py)."""
+    Samples come from this rank's Ray Dataset (training/runtime/sample_stream.py)."""
     import ray.train.torch  # here, not at the top: the step above runs without Ray (scripts/gpu_check.sh)
 
     rank = ray.train.get_context().get_world_rank()

@@ -6,14 +6,14 @@ A stage describes its training split as a `SampleSource`: a small, picklable cat
 the order's key (seed, samples per rank, workers), which opens a `SampleReader` that reads one sample with
 targeted reads (a row group, one scene's file) and counts the bytes it read. The driver builds one dataset
 per rank: the step ids still to run, mapped by a pool of reader actors (`ReadSteps`) that turn each step
-into its samples (training/sample_order.rank_samples: distinct within a step's global batch). The datasets
+into its samples (training/runtime/sample_order.rank_samples: distinct within a step's global batch). The datasets
 go to the TorchTrainer unsplit (DataConfig datasets_to_split=[]) with preserve_order, since Ray's dynamic
 split and out-of-order execution would make the sample order depend on timing; a worker reads its own
 dataset with `ray.train.get_dataset_shard` and Ray Data prefetches the next batches while the step trains.
 A resumed run's datasets start at the step the checkpoint holds, so it reads the same samples from there on
 as an uninterrupted run. A worker thus holds a few steps' samples, whatever the dataset's size.
 
-One trainer may train several runs one after another (a grid's concurrency slot, training/trials.py): its
+One trainer may train several runs one after another (a grid's concurrency slot, training/runtime/trials.py): its
 datasets are then the runs' `Segment`s in training order, each with its own catalogue, read by the same
 reader actor, so a run's first samples are prefetched while the run before it trains its last steps.
 
@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from pix2point.training.sample_order import rank_samples, steps_per_epoch
+from pix2point.training.runtime.sample_order import rank_samples, steps_per_epoch
 
 STEPS_PER_BLOCK = 4
 Arrays = dict[str, np.ndarray]

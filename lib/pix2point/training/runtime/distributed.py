@@ -19,7 +19,7 @@ import torch.distributed as dist
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
-from pix2point.training import determinism, progress
+from pix2point.training.runtime import determinism, progress
 
 STATE_FILE = "state.pt"
 STEP_FILE = "step.json"  # beside STATE_FILE: the step a checkpoint holds, readable without loading the state
@@ -162,7 +162,7 @@ def checkpoint_step(state: dict[str, Any]) -> int | None:
     return None if current is None else current["step"]
 
 
-# Set by the runner of a grid's trainer (training/trials.py) around the stage's worker loop: called on rank 0
+# Set by the runner of a grid's trainer (training/runtime/trials.py) around the stage's worker loop: called on rank 0
 # with (run name, `run_state`) as each run finishes, so its record exists before the next run starts.
 RUN_FINISHED: contextvars.ContextVar[Callable[[str, dict[str, Any]], None] | None] = contextvars.ContextVar(
     "RUN_FINISHED", default=None)

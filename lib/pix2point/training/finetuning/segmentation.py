@@ -1,8 +1,8 @@
 """Semantic-segmentation finetuning of a (pretrained or fresh) backbone with a new head, on Ray Train.
 
-A trainer trains its runs (init x label fraction x seed) one after another (training/trials.py); its
+A trainer trains its runs (init x label fraction x seed) one after another (training/runtime/trials.py); its
 checkpoints hold the run in progress, and each finished run's result and history. The run's training
-scenes stream to the workers (training/sample_stream.py, segmentation_data.SceneSource), distinct scenes in
+scenes stream to the workers (training/runtime/sample_stream.py, segmentation_data.SceneSource), distinct scenes in
 each step's batch. Validation runs on rank 0 only, reading one validation scene at a time. A step whose
 batches hold no labelled point on any worker is skipped, counted in the history (`skipped_steps`) and
 reported on the console.
@@ -28,15 +28,15 @@ from pix2point.io.scenes_table import IGNORE_LABEL, ScenePoints, read_points
 from pix2point.models.backbone import BackboneSpec, build_backbone, load_pretrained, point_input_features
 from pix2point.models.heads import SegmentationHead
 from pix2point.training.augment import PointAugmentation, augment_points
-from pix2point.training.device import to_device
-from pix2point.training.finetune_loop import Evaluation, FinetuneRun, Finished
-from pix2point.training.run_grid import RunSpec
-from pix2point.training.sample_stream import SampleStream
-from pix2point.training.segmentation_data import LabelUnit, SceneSource, validation_scenes
+from pix2point.training.runtime.device import to_device
+from pix2point.training.finetuning.finetune_loop import Evaluation, FinetuneRun, Finished
+from pix2point.training.runtime.run_grid import RunSpec
+from pix2point.training.runtime.sample_stream import SampleStream
+from pix2point.training.finetuning.segmentation_data import LabelUnit, SceneSource, validation_scenes
 from pix2point.models.voxelize import SparseBatch, collate_sparse, voxelize
 
 if TYPE_CHECKING:
-    from pix2point.training.tracking import Scalars
+    from pix2point.training.runtime.tracking import Scalars
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: tor
     would be NaN, pytorch/pytorch#70348). A worker without one while others have some still joins their
     gradient all-reduce, with a zero loss.
     """
-    from pix2point.training import distributed
+    from pix2point.training.runtime import distributed
 
     if distributed.mean_over_workers(float(len(label))) == 0:
         with warnings.catch_warnings():  # moving the schedule without a step is the point here, not a slip
@@ -115,7 +115,7 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: tor
 def window_loss(losses: list[float]) -> float | None:
     """Mean of the losses every worker had since the last evaluation; None when none had any (every step of
     the window skipped), never NaN."""
-    from pix2point.training import distributed
+    from pix2point.training.runtime import distributed
 
     count = distributed.mean_over_workers(float(len(losses)))
     return distributed.mean_over_workers(float(sum(losses))) / count if count > 0 else None
@@ -146,11 +146,11 @@ def confusion_matrix(model: nn.Module, scenes_dir: Path, scenes: list[str], spec
 
 
 def train_loop(config: FinetuneConfig) -> None:
-    """A worker's loop over `config.runs` (a trainer's queue of runs: training/trials.py, finetune_loop.py); the
+    """A worker's loop over `config.runs` (a trainer's queue of runs: training/runtime/trials.py, finetune_loop.py); the
     results travel in the final checkpoint's state, and the stage writes the tables from them."""
     import ray.train
 
-    from pix2point.training.finetune_loop import train_runs
+    from pix2point.training.finetuning.finetune_loop import train_runs
 
     rank = ray.train.get_context().get_world_rank()
     validation = validation_scenes(config.scenes_dir) if rank == 0 else []
@@ -202,13 +202,13 @@ class SegmentationRun(FinetuneRun):
         if not stepped:
             self.skipped += 1
             if self.rank == 0:
-                from pix2point.training.progress import send
+                from pix2point.training.runtime.progress import send
 
                 send(f"run {self.run.name}: step {step + 1} skipped: no worker's batch has a labelled point")
         return {} if loss is None else {"loss": loss}
 
     def evaluate(self, done: int, window: list[dict[str, float]], seconds: float) -> Evaluation:
-        from pix2point.training import distributed
+        from pix2point.training.runtime import distributed
 
         config = self.config
         self.confusion = distributed.on_rank_zero(lambda: confusion_matrix(

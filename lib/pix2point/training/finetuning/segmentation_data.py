@@ -1,6 +1,6 @@
 """Semantic-segmentation data: whole labelled scenes, with a chosen share of labels kept for training.
 
-Training scenes stream to the workers one scene file per sample (training/sample_stream.py, `SceneSource`),
+Training scenes stream to the workers one scene file per sample (training/runtime/sample_stream.py, `SceneSource`),
 each read when a step uses it and given its label budget there; validation scenes are read one at a time.
 """
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pix2point.io.row_groups import RowGroupReader
 from pix2point.io.scenes_table import ScenePoints, points_from_table, points_path, read_splits
-from pix2point.training.label_budget import LabelUnit, kept_point_count, kept_point_fraction, kept_scenes
-from pix2point.training.sample_stream import Arrays
+from pix2point.training.finetuning.label_budget import LabelUnit, kept_point_count, kept_point_fraction, kept_scenes
+from pix2point.training.runtime.sample_stream import Arrays
 
 
 def split_scenes(scenes_dir: Path, split: str) -> list[str]:
@@ -26,7 +26,7 @@ def budget_scenes(scenes_dir: Path, budget: float, unit: LabelUnit, seed: int) -
 
 
 def with_label_budget(name: str, points: ScenePoints, budget: float, unit: LabelUnit, seed: int) -> ScenePoints:
-    """Scene `name`'s points with labels outside its budget set to IGNORE_LABEL (training/label_budget.py): a
+    """Scene `name`'s points with labels outside its budget set to IGNORE_LABEL (training/finetuning/label_budget.py): a
     fraction of its points, or a number of labelled points; unit scenes keeps every label of a kept scene."""
     if unit == "scenes":
         return points

@@ -1,15 +1,15 @@
 """How each network family trains in a few-shot episode: the model for N classes, its optimiser and schedule, its
-loss, and the batches it sees (training/fewshot.py runs the episode).
+loss, and the batches it sees (training/finetuning/fewshot.py runs the episode).
 
 - `PointM2AERecipe`: I2P-MAE's ModelNet40 fine-tuning (ZrrSkywalker/I2P-MAE cfgs/fine-tuning/modelnet40.yaml,
   models/I2P_MAE_Finetune.py; the head of models/point_m2ae_classifier.py) on Point-MAE's few-shot schedule
   (Pang-Yatian/Point-MAE cfgs/fewshot.yaml): AdamW, linear warm-up then cosine, gradient clipping, per-axis
   scale and shift, the encoder from a pretrain artefact or random.
-- `Image2PointRecipe`: the classify stage's training (training/classification.py): the sparse twin of a 2D
+- `Image2PointRecipe`: the classify stage's training (training/finetuning/classification.py): the sparse twin of a 2D
   network, random or inflated from ImageNet (models/object_classifier.py), SGD with cosine annealing,
   Image2Point's augmentation, voxelised input.
 
-Batches are drawn and augmented on the CPU and handed over on the episode's device (training/fewshot.py).
+Batches are drawn and augmented on the CPU and handed over on the episode's device (training/finetuning/fewshot.py).
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from pix2point.models.point_m2ae_classifier import (
     load_pretrained_encoder,
     smoothed_cross_entropy,
 )
-from pix2point.training.object_data import ObjectAugmentation, augment_object, object_batch
-from pix2point.training.object_finetuning_data import CloudAugmentation, evaluation_clouds, fps_pools, pool_size, training_clouds
+from pix2point.training.finetuning.object_data import ObjectAugmentation, augment_object, object_batch
+from pix2point.training.finetuning.object_finetuning_data import (
+    CloudAugmentation, evaluation_clouds, fps_pools, pool_size, training_clouds)
 from pix2point.training.schedules import warmup_cosine
 from pix2point.models.voxelize import Rounding
 from pix2point.training.weight_decay import weight_decay_groups

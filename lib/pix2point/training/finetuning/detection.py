@@ -1,6 +1,6 @@
 """3D-detection finetuning (VoteNet head on a fresh or pretrained Res16UNet), on Ray Train.
 
-As segmentation.py: a trainer trains its queue of the grid's runs one after another (training/trials.py) in
+As segmentation.py: a trainer trains its queue of the grid's runs one after another (training/runtime/trials.py) in
 the fine-tuning loop (finetune_loop.py); the checkpoints carry each finished run's result and history, and the
 stage writes the tables from them.
 Validation runs on rank 0 alone and is sent to the other workers. A step's batch and targets are moved once
@@ -24,16 +24,16 @@ from pix2point.io.finetune_table import model_path
 from pix2point.models.backbone import BackboneSpec, build_backbone, load_pretrained
 from pix2point.models.box_predictions import scene_detections
 from pix2point.models.votenet import DetectionModel, VoteHeadSpec
-from pix2point.training import distributed
-from pix2point.training.detection_data import (
+from pix2point.training.runtime import distributed
+from pix2point.training.finetuning.detection_data import (
     DetectionScene, batch_to, detection_batch, left_out_objects, load_detection_scenes,
 )
-from pix2point.training.detection_loss import TERMS, detection_loss
-from pix2point.training.finetune_loop import Evaluation, FinetuneRun, Finished, train_runs
-from pix2point.training.run_grid import RunSpec
-from pix2point.training.label_budget import kept_scenes
-from pix2point.training.tracking import Scalars
-from pix2point.training.segmentation_data import split_scenes
+from pix2point.training.finetuning.detection_loss import TERMS, detection_loss
+from pix2point.training.finetuning.finetune_loop import Evaluation, FinetuneRun, Finished, train_runs
+from pix2point.training.runtime.run_grid import RunSpec
+from pix2point.training.finetuning.label_budget import kept_scenes
+from pix2point.training.runtime.tracking import Scalars
+from pix2point.training.finetuning.segmentation_data import split_scenes
 
 EVALUATION_SEED = 0  # seeds of validation scenes are drawn with this, the same for every run and evaluation
 

@@ -18,7 +18,7 @@ from pix2point.io.scenes_table import ScenePoints, data_root, read_points
 from pix2point.models.backbone import BackboneSpec, point_input_features
 from pix2point.models.votenet import Seeds
 from pix2point.training.augment import rotation_about_z
-from pix2point.training.detection_loss import SceneTargets
+from pix2point.training.finetuning.detection_loss import SceneTargets
 from pix2point.models.voxelize import SparseBatch, collate_sparse, voxelize
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ each slot is one `TorchTrainer` (`distributed.fit`, storage `<storage>/runs/<slo
 its first run) whose workers train the slot's runs one after another (`distributed.train_runs_in_order`),
 so a run pays for model building and its checkpoints, not for starting a trainer, its worker processes and
 its process group (tens of seconds each on 2 cores: bench/run_overhead.py). A run's samples stream
-through the slot's datasets, one segment per run (training/sample_stream.Segment).
+through the slot's datasets, one segment per run (training/runtime/sample_stream.Segment).
 
 Each finished run leaves a record at once (`<storage>/finished/<run>.pt`: its result, history, start and
 end time), written by the slot's rank-0 worker. A killed stage started again skips every run with a record;
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from pix2point import stage_progress
-from pix2point.training import distributed
+from pix2point.training.runtime import distributed
 
 if TYPE_CHECKING:
     from pix2point.training.param_groups import RunGridParams

@@ -12,7 +12,7 @@ import MinkowskiEngine as ME
 import numpy as np
 import torch
 
-from pix2point.training.device import to_device
+from pix2point.training.runtime.device import to_device
 from pix2point.models.voxelize import Rounding, collate_sparse, voxelize
 
 

@@ -2,10 +2,10 @@
 the Point-M2AE encoder, from scratch or from a pretrain stage's weights, with the reference's classification
 head (models/point_m2ae_classifier.py), trained end to end on the objects' training split with AdamW (no decay
 on biases, norms and tokens), linear warm-up then cosine decay, gradient-norm clipping and the reference's
-augmentation (training/object_finetuning_data.py); the test split is scored every `eval_every` epochs and,
+augmentation (training/finetuning/object_finetuning_data.py); the test split is scored every `eval_every` epochs and,
 after the last epoch, with voting.
 
-A trainer trains its queue of runs one after another (training/trials.py); its checkpoints hold the run in
+A trainer trains its queue of runs one after another (training/runtime/trials.py); its checkpoints hold the run in
 progress, and each finished run's result and history. An epoch is enough steps for one pass over the
 training split; test scoring and voting run on rank 0 and are sent to the other workers.
 
@@ -33,11 +33,11 @@ from pix2point.models.point_m2ae_classifier import (
     load_pretrained_encoder,
     smoothed_cross_entropy,
 )
-from pix2point.training.classification import epoch_steps
-from pix2point.training.determinism import epoch_rng
-from pix2point.training.finetune_loop import Evaluation, FinetuneRun, Finished
-from pix2point.training.object_data import epoch_order
-from pix2point.training.object_finetuning_data import (
+from pix2point.training.finetuning.classification import epoch_steps
+from pix2point.training.runtime.determinism import epoch_rng
+from pix2point.training.finetuning.finetune_loop import Evaluation, FinetuneRun, Finished
+from pix2point.training.finetuning.object_data import epoch_order
+from pix2point.training.finetuning.object_finetuning_data import (
     CloudAugmentation,
     evaluation_clouds,
     fps_pools,
@@ -49,7 +49,7 @@ from pix2point.training.schedules import warmup_cosine
 from pix2point.training.weight_decay import weight_decay_groups
 
 if TYPE_CHECKING:
-    from pix2point.training.tracking import Scalars
+    from pix2point.training.runtime.tracking import Scalars
 
 SCRATCH = "scratch"
 VOTE_STREAM = 7_001  # key of the voting draws' stream, apart from every step's and epoch's
@@ -99,10 +99,10 @@ class FinetuneObjectsConfig:
 
 
 def train_loop(config: FinetuneObjectsConfig) -> None:
-    """A worker's loop over `config.runs` (a trainer's queue of runs: training/trials.py, finetune_loop.py)."""
+    """A worker's loop over `config.runs` (a trainer's queue of runs: training/runtime/trials.py, finetune_loop.py)."""
     import ray.train
 
-    from pix2point.training.finetune_loop import train_runs
+    from pix2point.training.finetuning.finetune_loop import train_runs
 
     context = ray.train.get_context()
     rank, workers = context.get_world_rank(), context.get_world_size()
@@ -154,7 +154,7 @@ class ObjectFinetuningRun(FinetuneRun):
     order: tuple[int, np.ndarray] | None = None  # (epoch, its order of the training objects)
 
     def train_step(self, step: int, model: torch.nn.Module) -> dict[str, float]:
-        from pix2point.training.distributed import optimiser_step
+        from pix2point.training.runtime.distributed import optimiser_step
 
         config, epoch = self.config, step // self.steps_per_epoch
         if self.order is None or self.order[0] != epoch:
@@ -170,7 +170,7 @@ class ObjectFinetuningRun(FinetuneRun):
         return {"loss": optimiser_step(loss, self.optimizer, self.schedule, config.grad_clip)}
 
     def evaluate(self, done: int, window: list[dict[str, float]], seconds: float) -> Evaluation:
-        from pix2point.training import distributed
+        from pix2point.training.runtime import distributed
 
         config, epoch = self.config, done // self.steps_per_epoch  # 1-based: the epoch just finished
         if config.recalibrate_batchnorm:
@@ -196,7 +196,7 @@ class ObjectFinetuningRun(FinetuneRun):
         self.best, self.best_epoch = carried["best"], carried["best_epoch"]
 
     def result(self, finished: Finished, scalars: Scalars) -> FinetuneObjectsRun:
-        from pix2point.training import distributed
+        from pix2point.training.runtime import distributed
 
         run, config = self.run, self.config
         vote_accuracy = distributed.on_rank_zero(lambda: voting_accuracy(self.model, self.test, config, run.seed,

@@ -2,9 +2,9 @@
 param names.
 
 A reader is a module whose top-level names follow one of the protocols below (typing checks a module
-against a Protocol). pix2point/datasets.py maps each `source` name to its reader module, in two plain dicts;
-a new dataset is one reader module and one entry there (docs/design.md, "Add a dataset reader"). A reader
-reads the stage's params through the `*SourceParams` protocols, which name every param it may read.
+against a Protocol). pix2point/datasets/scenes.py and datasets/objects.py map each `source` name to its reader
+module, in two plain dicts; a new dataset is one reader module and one entry there (docs/design.md, "A dataset
+reader"). A reader reads the stage's params through the `*SourceParams` protocols, which name every param it may read.
 
 Scene readers (`SceneReader`) list the scenes of a dataset folder, split them into train and val, and read
 one scene: its labelled points and, for an RGB-D source (`FRAMES`), its usable frames. Object readers list

@@ -210,10 +210,14 @@ def shard_metadata(teacher: Teacher, params: Params) -> dict[str, object]:
     }
 
 
+CANCEL_WAIT_S = 60.0  # how long a failed stage waits for its cancelled tasks to unwind
+
+
 def follow_streams(streams: list[ray.ObjectRefGenerator], total_frames: int) -> list[WorkerDone]:
     """Drive a progress bar from the tasks' progress items; returns each task's final report.
 
-    A failing task cancels the others and raises its error (a RayTaskError that is also the original type)."""
+    A failing task cancels the others, waits (up to CANCEL_WAIT_S) for them to end, so each has removed the
+    shard it was writing, and raises its error (a RayTaskError that is also the original type)."""
     import ray
 
     reports = []
@@ -235,6 +239,9 @@ def follow_streams(streams: list[ray.ObjectRefGenerator], total_frames: int) -> 
     except BaseException:
         for stream in streams:
             ray.cancel(stream)
+        # A cancelled task removes its half-written shard as it unwinds (FeatureShardWriter); without this
+        # wait the error would reach the caller while another task still had a .partial file open.
+        ray.wait([stream.completed() for stream in streams], num_returns=len(streams), timeout=CANCEL_WAIT_S)
         raise
     return reports
 

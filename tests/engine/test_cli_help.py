@@ -78,7 +78,7 @@ def test_run_help_lists_the_stages_and_profiles_of_the_pipeline_file(capsys, mon
     assert "features2d  <- scenes" in help_text and "classify  <- objects" in help_text
     # An input mapped to another stage (pipeline.yaml: `inputs: {objects: fewshot_objects, ...}`) names that stage.
     assert "fewshot  <- fewshot_objects (as objects), pretrain_mae, pretrain_i2p_mae" in help_text
-    assert "profiles: smoke, scannet" in help_text
+    assert "profiles: smoke, benchmark, scannet" in help_text
     with pytest.raises(SystemExit):
         main(["run", "pipelines/ppkt_s3dis.yaml", "--help"])  # a pipeline with a base: the stages it takes from it
     help_text = capsys.readouterr().out

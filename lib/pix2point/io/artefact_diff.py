@@ -1,7 +1,7 @@
 """Bit-for-bit comparison of two artefacts of one stage: every Parquet table and every saved state dict.
 
 Tables are equal when their schemas (metadata included) and every cell match bit for bit, except the
-columns in `MEASUREMENT_COLUMNS` (wall time, memory), which measure the machine and are
+columns in `MEASUREMENT_COLUMNS` (wall time, memory, placement), which measure the machine and are
 skipped. Weights (`*.pt`) are equal when both hold the same tensor names with bit-identical values.
 Other files (reports, plots, manifests) are derived from these or hold timings, and are not compared.
 """
@@ -17,9 +17,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import torch
 
-# Table columns that measure the machine, not the training: never equal between two runs.
+# Table columns that measure the machine or say where a run was placed (trials.parquet's trainer and node:
+# how many runs trained at once follows the CPUs free at the time), not the training: free to differ between
+# two runs.
 MEASUREMENT_COLUMNS = frozenset({"seconds", "worker_peak_rss_mb", "started_at", "finished_at",
-                                 "data_wait_s", "step_s", "data_wait"})
+                                 "data_wait_s", "step_s", "data_wait", "trainer", "node"})
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Bit-for-bit comparison of two artefacts of one stage: every Parquet table and every saved state dict.
 
 Tables are equal when their schemas (metadata included) and every cell match bit for bit, except the
-columns in `MEASUREMENT_COLUMNS` (wall time, memory, placement), which measure the machine and are
+columns in `MEASUREMENT_COLUMNS` (wall time, memory, placement, bytes read from storage), which measure the machine and are
 skipped. Weights (`*.pt`) are equal when both hold the same tensor names with bit-identical values.
 Other files (reports, plots, manifests) are derived from these or hold timings, and are not compared.
 """
@@ -19,9 +19,11 @@ import torch
 
 # Table columns that measure the machine or say where a run was placed (trials.parquet's trainer and node:
 # how many runs trained at once follows the CPUs free at the time), not the training: free to differ between
-# two runs.
+# two runs. loss.parquet's bytes_read counts Parquet footers too, which each sample reader reads once in its
+# life: a resumed run opens new readers (its first step reads them again), so the count follows how the
+# run was executed. sample_bytes, the bytes of the samples themselves, is compared.
 MEASUREMENT_COLUMNS = frozenset({"seconds", "worker_peak_rss_mb", "started_at", "finished_at",
-                                 "data_wait_s", "step_s", "data_wait", "trainer", "node"})
+                                 "data_wait_s", "step_s", "data_wait", "trainer", "node", "bytes_read"})
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from pix2point.evaluation.report_note import ReportNoteParams, add_note
 from pix2point.evaluation.segmentation_summary import CellSummary, finetune_drift, pretraining_verdicts, score_runs, summarise_cells

@@ -37,7 +37,7 @@ from pix2point.training.param_groups import SGDParams
 
 if TYPE_CHECKING:  # the training code (torch, MinkowskiEngine, Ray) is imported by run: loading the pipeline stays light
     from pix2point.io.fewshot_table import EpisodeRecord
-    from pix2point.training.finetuning.fewshot import EpisodeJob, EpisodeSettings
+    from pix2point.training.finetuning.fewshot import EpisodeJob
     from pix2point.training.finetuning.fewshot_recipes import Recipe
 
 OBJECTS_INPUT = "objects"

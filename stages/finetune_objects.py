@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from pix2point.evaluation.report_note import ReportNoteParams
-from pix2point.io.finetune_objects_table import read_history, read_runs, run_name, write_history, write_runs
+from pix2point.io.classify_table import read_history, write_history
+from pix2point.io.finetune_objects_table import read_runs, run_name, write_runs
 from pix2point.io.objects_table import class_names, objects_metadata, objects_path
 from pix2point.models.point_m2ae_spec import PointM2AESpec, load_encoder_spec
 from pix2point.training.param_groups import RunGridParams, config_from_params

@@ -4,6 +4,7 @@ checks made before anything trains, typos, status, table widths, the README's co
 from __future__ import annotations
 
 import fcntl
+import importlib
 import os
 import pty
 import re
@@ -54,7 +55,7 @@ def ray_temp():
 def processes_naming(text: str) -> list:
     """Running processes whose environment holds `text` (every process a Ray started with RAY_TMPDIR=text
     inherits it, however it renamed itself)."""
-    import ray  # noqa: F401  (brings psutil)
+    importlib.import_module("ray")  # brings psutil: ray puts its vendored copy (ray/thirdparty_files) on sys.path
     import psutil
 
     found = []
@@ -70,7 +71,7 @@ def processes_naming(text: str) -> list:
 # 1 (and 2, for an interrupted run): a real SIGINT to the process group, as a terminal's Ctrl-C sends it.
 @pytest.mark.slow
 def test_ctrl_c_in_a_training_stage_stops_within_seconds_starts_no_second_ray_and_leaves_no_ray_process(toy, ray_temp):
-    import ray  # noqa: F401  (brings psutil)
+    importlib.import_module("ray")  # brings psutil: ray puts its vendored copy (ray/thirdparty_files) on sys.path
     import psutil
 
     options = ["--set", "train.steps=1000", "--set", "train.seconds_per_step=1", "--artefacts", str(toy.artefacts)]

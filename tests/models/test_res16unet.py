@@ -1,12 +1,12 @@
 from collections import OrderedDict
 
-import MinkowskiEngine as ME
 import pytest
 import torch
 from torch import nn
 
+from pix2point.models.backbone_spec import unet_size
 from pix2point.models.heads import ProjectionHead, SegmentationHead
-from pix2point.models.res16unet import Res16UNet, UNetSize, unet_size
+from pix2point.models.res16unet import Res16UNet, UNetSize
 from pix2point.models.voxelize import collate_sparse, voxelize
 
 VOXEL_SIZE = 0.05

@@ -12,7 +12,8 @@ import torch
 
 from stages import finetune_objects
 
-from pix2point.io.finetune_objects_table import model_path, read_history, read_runs, runs_metadata
+from pix2point.io.classify_table import read_history
+from pix2point.io.finetune_objects_table import model_path, read_runs, runs_metadata
 from pix2point.io.trials_table import read_trials
 
 SMALL = {"epochs": 2, "batch_size": 8, "points": 256, "group_sizes": (16, 8, 4), "voting": 2, "eval_every": 1,

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from pix2point.io.objects_table import read_objects
-from pix2point.models.point_m2ae import PointM2AESpec
 from pix2point.models.point_m2ae_classifier import PointM2AEClassifier, smoothed_cross_entropy
 from pix2point.training.finetuning.object_finetuning import Voting, confusion_matrix, predict, vote_logits
 from pix2point.training.finetuning.object_finetuning_data import (

@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from pix2point.io.arrow import read_metadata
-from pix2point.io.classify_table import HISTORY_FILE, MODEL_FILE, RUNS_DIR, TENSORS, read_history, write_history  # noqa: F401
+from pix2point.io.classify_table import MODEL_FILE, RUNS_DIR, TENSORS
 from pix2point.io.records import read_records, write_records
 
 RUNS_FILE = "runs.parquet"

@@ -21,9 +21,10 @@ from pix2point.models.backbone_spec import (  # noqa: F401 (re-exported: the lig
     BackboneSpec,
     InputFeatures,
     load_backbone_spec,
+    unet_size,
 )
 from pix2point.models.checkpoints import load_fitting_weights
-from pix2point.models.res16unet import Res16UNet, unet_size
+from pix2point.models.res16unet import Res16UNet
 from pix2point.models.voxelize import collate_sparse, voxelize
 
 

@@ -16,7 +16,6 @@ from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
 
 from pix2point.models.checkpoints import load_fitting_weights, read_state_dict
-from pix2point.models.teacher_layers import EFFICIENTNET_LITE0_LAYERS  # noqa: F401 (re-exported)
 
 # The weights are converted from the official TF EfficientNet-Lite, which normalises 0..255 pixels as
 # (x - 127) / 128 (inception style, chosen for post-training quantisation), not with ImageNet's mean and std.

@@ -28,7 +28,7 @@ import MinkowskiEngine as ME
 import torch
 from torch import nn
 
-from pix2point.models.classifier_spec import AXES, Axis, InflationOptions  # noqa: F401 (re-exported)
+from pix2point.models.classifier_spec import AXES, InflationOptions  # noqa: F401 (re-exported)
 
 # A 2D module and the 3D module that receives its weights.
 ModulePair = tuple[nn.Module, nn.Module]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from pix2point.models.classifier_spec import ClassifierNetwork, ClassifierSpec, Init  # noqa: F401 (re-exported)
+from pix2point.models.classifier_spec import ClassifierSpec, Init  # noqa: F401 (re-exported)
 from pix2point.models.inflated_efficientnet import (
     SparseObjectClassifier, inflated_efficientnet_lite0, sparse_efficientnet_lite0,
 )

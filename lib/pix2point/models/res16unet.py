@@ -12,7 +12,7 @@ from __future__ import annotations
 import MinkowskiEngine as ME
 from torch import nn
 
-from pix2point.models.backbone_spec import ENCODER_STAGES, UNetSize, UNetSizeName, unet_size  # noqa: F401 (re-exported)
+from pix2point.models.backbone_spec import ENCODER_STAGES, UNetSize  # noqa: F401 (re-exported)
 
 # SLidR's pretraining configs (config/ppkt_nuscenes.yaml, slidr_minkunet.yaml) use bn_momentum 0.05.
 DEFAULT_BN_MOMENTUM = 0.05

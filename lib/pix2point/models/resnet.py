@@ -15,7 +15,7 @@ from torch import nn
 from pix2point.models.checkpoints import load_fitting_weights, read_state_dict
 from pix2point.models.teacher_layers import RESNET_STAGE_NAMES as _STAGE_NAMES
 from pix2point.models.teacher_layers import RESNET_STAGE_WIDTHS as _STAGE_WIDTHS
-from pix2point.models.teacher_layers import ResNetName, resnet_layers  # noqa: F401 (re-exported)
+from pix2point.models.teacher_layers import ResNetName  # noqa: F401 (re-exported)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

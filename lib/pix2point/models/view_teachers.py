@@ -32,15 +32,11 @@ from torch import nn
 
 from pix2point.models.teacher_base import Teacher
 from pix2point.models.teacher_layers import (  # noqa: F401 (re-exported: the light part of this module)
-    CLIP_IMAGE_SIZE,
     CLIP_LAYER,
-    DEFAULT_CNN_LAYER,
     SALIENCY_LAYER,
-    ClipName,
     TeacherLayer,
     ViewTeacherName,
     is_clip_teacher,
-    saliency_stride,
     view_teacher_layer,
 )
 from pix2point.models.teachers import build_teacher

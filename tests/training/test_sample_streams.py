@@ -125,3 +125,15 @@ def test_a_grid_checkpoint_names_the_step_of_its_run_in_progress():
     assert checkpoint_step(in_progress) == 7
     assert checkpoint_step({"finished": ["run"], "history": [], "current": None}) is None
     assert checkpoint_step({"step": 3, "model": {}}) == 3
+
+
+
+def test_a_sample_stream_draws_no_progress_bars(tiny_objects, ray_runtime):
+    """Ray Data's bars, redrawn several times a second by the executor in each training worker, flooded the run
+    log through Ray's log monitor; the setting travels with each dataset's own DataContext."""
+    source = ObjectSource(tiny_objects, split_rows(tiny_objects, "train"), seed=5, per_rank=4, world=2)
+    datasets = rank_datasets(source, 0, 8)
+    assert len(datasets) == 2
+    for dataset in datasets.values():
+        assert not dataset.context.enable_progress_bars and not dataset.context.enable_operator_progress_bars
+        assert sum(batch.num_rows for batch in dataset.iter_batches(batch_size=4, batch_format="pyarrow")) == 32

@@ -2,10 +2,10 @@
 
 Inputs: `objects`, and any number of I2P-MAE pretrain artefacts (every other input; each holds encoder.pt,
 encoder.json and pretraining.json, see stages/pretrain.py), all of one encoder spec. Each pretrained
-encoder and a random-init encoder of the same spec (seeded by `seed`) embed every object (the coarsest
-tokens, max-pooled, as the paper does); a linear SVM fitted on the train split is scored on the test split
-(evaluation/linear_svm.py), and on `cv_folds` folds of the train split alone, which is also what picks C
-when `svm_c` lists candidates.
+encoder and `random_inits` random-init encoders of the same spec (seeded by `seed`, `seed` + 1, ...) embed every
+object (the coarsest tokens, max-pooled, as the paper does); a linear SVM fitted on the train split is scored
+on the test split (evaluation/linear_svm.py), and on `cv_folds` folds of the train split alone, which is also
+what picks C when `svm_c` lists candidates.
 
 Writes report.md (table, and whether the paper's ordering holds), metrics.json (evaluation/svm_report.py)
 and loss_<input>.png per pretrained encoder.
@@ -39,7 +39,10 @@ class Params(ReportNoteParams):
     # One C (default: the paper's for ModelNet40), or candidates: each encoder then uses the C of its best
     # train-split cross-validated accuracy (ties: the smaller C), so no choice ever looks at the test split.
     svm_c: PositiveFloat | tuple[PositiveFloat, ...] = I2P_MAE_MODELNET40_C
-    seed: int = 0  # weights of the random-init encoder
+    seed: int = 0  # weights of the random-init encoder, and the cross-validation folds
+    # Random-init encoders (seeds seed, seed + 1, ...): with pretrain inputs of other seeds, the random side of
+    # the verdicts gets a spread too (pipelines/i2p_mae_seeds.yaml).
+    random_inits: int = Field(1, ge=1)
     cv_folds: int = Field(5, ge=2)  # folds of the train split for the cross-validated accuracy
     batch_size: int = Field(32, ge=1)  # objects per encoder forward pass
 
@@ -57,8 +60,10 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
                          f"input; got {sorted(inputs)}")
     train, test = (read_objects(inputs[OBJECTS_INPUT], split) for split in ("train", "test"))
     encoders = {name: (load_encoder(path), read_pretraining(path)) for name, path in sorted(pretrained.items())}
-    torch.manual_seed(params.seed)
-    encoders[RANDOM] = (HierarchicalEncoder(common_spec(pretrained)), None)
+    for index in range(params.random_inits):
+        torch.manual_seed(params.seed + index)
+        encoders[RANDOM if index == 0 else f"{RANDOM}_seed{params.seed + index}"] = (
+            HierarchicalEncoder(common_spec(pretrained)), None)
     scores = [score_encoder(name, encoder, pretraining, train, test, params)
               for name, (encoder, pretraining) in encoders.items()]
     write_report(out, scores, params.cv_folds, class_names(inputs[OBJECTS_INPUT]))

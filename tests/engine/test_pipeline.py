@@ -102,6 +102,28 @@ def test_ppkt_s3dis_pipeline_reuses_the_scannet_profiles_pretraining_and_finetun
     assert s3dis.stages["evaluate"].input_names["scenes"] == "s3dis"
 
 
+
+def test_i2p_mae_seeds_pipeline_reuses_the_benchmark_pretrainings_and_adds_two_seeds_of_each():
+    from pix2point.engine.runner import compute_keys
+
+    root = Path(__file__).resolve().parents[2]
+    seeds = load_pipeline(root / "pipelines" / "i2p_mae_seeds.yaml")
+    benchmark_keys, seeds_keys = compute_keys(load_pipeline(root / "pipeline.yaml", "benchmark")), compute_keys(seeds)
+    assert all(seeds_keys[stage] == benchmark_keys[stage] for stage in ("objects", "views2d", "pretrain_mae", "pretrain_i2p_mae"))
+    evaluate = seeds.stages["evaluate_objects"]
+    pretrainings = [seeds.stages[name].params for name in evaluate.inputs if name != "objects"]
+    by_kind = {}
+    for params in pretrainings:
+        by_kind.setdefault((params.masking, params.target_2d), []).append(params)
+    assert {kind: sorted(p.seed for p in runs) for kind, runs in by_kind.items()} == {
+        ("random", False): [0, 1, 2], ("guided", True): [0, 1, 2]}
+    # Seeds are all that differ from the benchmark's pretraining of each kind.
+    benchmark = load_pipeline(root / "pipeline.yaml", "benchmark").stages
+    for params in pretrainings:
+        source = benchmark["pretrain_mae" if params.masking == "random" else "pretrain_i2p_mae"].params
+        assert params.model_copy(update={"seed": source.seed}) == source
+    assert evaluate.params.random_inits == 3
+
 def test_base_stages_come_from_another_file_under_its_profile_and_cannot_be_redefined(toy):
     derived = toy.root / "derived.yaml"
     derived.write_text(f"base: {{pipeline: pipeline.yaml, profile: small, stages: [numbers]}}\n"
@@ -114,6 +136,35 @@ def test_base_stages_come_from_another_file_under_its_profile_and_cannot_be_rede
         load_pipeline(derived)
     derived.write_text(derived.read_text().replace("stages: [numbers]", "stages: [missing]"))
     with pytest.raises(PipelineError, match="base stage 'missing' is not a stage of .*pipeline.yaml"):
+        load_pipeline(derived)
+
+
+
+def test_a_variant_is_its_stage_with_its_own_params_merged_over(toy):
+    """`like:` (pipelines/i2p_mae_seeds.yaml's pretrainings of other seeds): the stage's module, inputs and params,
+    base stages under the base profile included; its own inputs replace the stage's; profiles reach it by name."""
+    derived = toy.root / "derived.yaml"
+    derived.write_text("base: {pipeline: pipeline.yaml, profile: small, stages: [numbers, total]}\n"
+                       "stages:\n"
+                       "  more_numbers: {like: numbers, params: {count: 7}}\n"
+                       "  same_numbers: {like: numbers}\n"
+                       "  total_more: {like: total, inputs: [more_numbers], params: {fail: false}}\n"
+                       "profiles:\n  big: {total_more: {scale: 4}}\n")
+    pipeline = load_pipeline(derived, profile="big")
+    assert list(pipeline.stages) == ["numbers", "total", "more_numbers", "same_numbers", "total_more"]
+    numbers, more, same = (pipeline.stages[name] for name in ("numbers", "more_numbers", "same_numbers"))
+    assert more.module is numbers.module and (numbers.params.count, more.params.count, same.params.count) == (2, 7, 2)
+    total, total_more = pipeline.stages["total"], pipeline.stages["total_more"]
+    assert total_more.module is total.module and total_more.inputs == ("more_numbers",)
+    assert (total.params.scale, total_more.params.scale) == (1, 4)
+    derived.write_text(derived.read_text().replace("like: numbers, params", "like: number, params"))
+    with pytest.raises(PipelineError, match="stage 'more_numbers' is like 'number', which is not a stage"):
+        load_pipeline(derived)
+    derived.write_text(derived.read_text().replace("like: number, params", "like: same_numbers, params"))
+    with pytest.raises(PipelineError, match="a variant of a variant is not allowed"):
+        load_pipeline(derived)
+    derived.write_text(derived.read_text().replace("{like: same_numbers, params", "{like: numbers, module: x, params"))
+    with pytest.raises(PipelineError, match="gives both like and module"):
         load_pipeline(derived)
 
 

@@ -136,3 +136,20 @@ def test_smoke_profile_end_to_end_matches_a_direct_svm_on_the_same_encoder(ray_r
     direct = linear_svm_score(embed_objects(encoder, train.points), train.labels, embed_objects(encoder, test.points),
                               test.labels, chosen_c)
     assert metrics["encoders"]["pretrain_i2p_mae"]["test_accuracy"] == pytest.approx(direct.accuracy)
+
+
+def test_pretrainings_of_other_seeds_and_random_inits_each_add_a_score_to_their_side(toy_inputs, tmp_path):
+    """pipelines/i2p_mae_seeds.yaml's evaluation: three encoders a kind, so each verdict rests on three scores."""
+    inputs = dict(toy_inputs)
+    for seed in (3, 4):
+        inputs[f"pretrain_mae_seed{seed}"] = write_pretrained(tmp_path / f"mae{seed}", seed, "random", False)
+        inputs[f"pretrain_i2p_mae_seed{seed}"] = write_pretrained(tmp_path / f"i2p{seed}", 10 + seed, "guided", True)
+    out = tmp_path / "out"
+    out.mkdir()
+    metrics = evaluate_objects.run(evaluate_objects.Params(cv_folds=2, svm_c=1.0, seed=5, random_inits=3), inputs, out)
+    assert {"svm_accuracy_random_init", "svm_accuracy_random_init_seed6", "svm_accuracy_random_init_seed7"} < metrics.keys()
+    document = json.loads((out / "metrics.json").read_text())
+    weights = [document["encoders"][name]["kind"] for name in ("random_init", "random_init_seed6", "random_init_seed7")]
+    assert weights == ["random_init"] * 3
+    assert {(c["kind"], c["against"]): (c["candidate_seeds"], c["baseline_seeds"]) for c in document["comparisons"]} == {
+        ("i2p_mae", "plain_mae"): (3, 3), ("i2p_mae", "random_init"): (3, 3), ("plain_mae", "random_init"): (3, 3)}

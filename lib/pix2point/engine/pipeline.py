@@ -6,6 +6,9 @@
         inputs: [<stage>, ...]    # upstream stages whose artefacts `run` receives, keyed by stage name
         inputs: {<name>: <stage>} # or keyed by the name `run` reads (finetune's `scenes` from stage `s3dis`)
         params: {...}             # the default profile
+      <name>:
+        like: <stage>             # a variant: that stage's module, inputs and params, with these merged over
+        params: {...}             # (e.g. another seed); `inputs:` given here replace the stage's
     profiles:
       <profile>: {<stage>: {<param>: value}}   # deep-merged over the defaults
     base: {pipeline: <file>, profile: <name>, stages: [<stage>, ...]}   # optional: stages of another file
@@ -71,6 +74,7 @@ def load_pipeline(path: Path, profile: str | None = None, overrides: list[str] =
     raw_params = {name: copy.deepcopy(entry.get("params") or {}) for name, entry in stage_entries.items()}
     if "base" in document:
         stage_entries = _add_base_stages(document["base"], path, stage_entries, raw_params)
+    stage_entries = _resolve_variants(stage_entries, raw_params, path)
     order = _dependency_order(stage_entries, path)
     if profile is not None:
         _merge_profile(raw_params, document.get("profiles") or {}, profile, path, order)
@@ -119,6 +123,28 @@ def _add_base_stages(base: Any, path: Path, stage_entries: dict, raw_params: dic
             raise PipelineError(f"{path}: stage {name!r} is both a base stage and defined here")
         raw_params[name] = base_params[name]
     return {**{name: base_entries[name] for name in base["stages"]}, **stage_entries}
+
+
+def _resolve_variants(stage_entries: dict, raw_params: dict, path: Path) -> dict:
+    """Each `like: <stage>` entry as a full one: the named stage's module and inputs (unless it gives its own)
+    and its params (as its file and, for a base stage, the base profile give them) with the entry's own params
+    deep-merged over them. A profile of this file then merges into the variant under the variant's name."""
+    resolved = {}
+    for name, entry in stage_entries.items():
+        if not isinstance(entry, dict) or "like" not in entry:
+            resolved[name] = entry
+            continue
+        source = entry["like"]
+        if source not in stage_entries or "like" in stage_entries[source]:
+            raise PipelineError(f"{path}: stage {name!r} is like {source!r}, which is not a stage defined here or "
+                                f"a base stage (a variant of a variant is not allowed)")
+        if "module" in entry:
+            raise PipelineError(f"{path}: stage {name!r} gives both like and module; a variant keeps its stage's")
+        params = copy.deepcopy(raw_params[source])
+        _deep_merge(params, raw_params[name])
+        raw_params[name] = params
+        resolved[name] = {key: value for key, value in {**stage_entries[source], **entry}.items() if key != "like"}
+    return resolved
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

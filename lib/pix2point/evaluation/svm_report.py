@@ -31,7 +31,7 @@ KIND_LABELS = {
 
 @dataclass(frozen=True)
 class EncoderScore:
-    name: str  # the pretrain input's stage name, or RANDOM for the random-init twin
+    name: str  # the pretrain input's stage name; RANDOM (then RANDOM_seed<k>) for the random-init twins
     pretraining: dict | None  # the pretrain artefact's pretraining.json; None for random weights
     test: SvmScore  # fitted on the train split, scored on the test split
     cross_validation: float  # mean accuracy over folds of the train split alone, at the chosen C

@@ -4,10 +4,12 @@ control plane (raylet, GCS, dashboard, Ray Train's controller actors), the drive
     python bench/process_cpu.py [--every 2] [--out cpu.json] -- make run
 
 Runs the command and, every `--every` seconds, reads each process's CPU ticks from /proc (Linux), adding what
-a process used since the last look to its kind: its title when Ray names it (`ray::RayTrainWorker...`,
-`ray::run_episode`, `ray::IDLE`) or a known program name (raylet, gcs_server, dashboard, log_monitor), else
-the program. A process that starts and ends between two looks is missed, so keep `--every` short; processes
-outside the command (other users) are counted too, so run it on a quiet machine.
+a process used since the last look to its kind: its title when Ray names it, without the method an actor is
+running (`ray::RayTrainWorker`, `ray::run_episode`, `ray::IDLE`), or a known program name (raylet, gcs_server,
+dashboard, log_monitor), else the program. What a process uses between its last look and its exit is missed
+(all of it for one that lives less than `--every`), so keep `--every` short against the command's length;
+processes outside the command (other users) are counted too, so run it on a quiet machine. Ctrl-C stops the
+command and prints what was counted so far.
 
 Prints one line per kind: CPU seconds and share of the total, then the total and the command's wall time.
 """
@@ -30,8 +32,10 @@ def kind(pid: str) -> str | None:
         title = (Path("/proc") / pid / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
     except OSError:
         return None
-    if title.startswith("ray::"):
-        return title.split(" ")[0][:60]
+    if title.startswith("ray::"):  # an actor's title ends with the method it runs: one kind per actor class
+        name = title.split(" ")[0]
+        head, dot, method = name.rpartition(".")
+        return (head if dot and "(" not in method and ")" not in method else name)[:60]
     return next((name for name in PROGRAMS if name in title), title.split(" ")[0].rsplit("/", 1)[-1][:40] or "?")
 
 
@@ -54,6 +58,14 @@ def sample(command: list[str], every: float) -> tuple[Counter, float]:
     totals: Counter = Counter()
     started = time.monotonic()
     process = subprocess.Popen(command)
+    try:
+        _follow(process, seen, totals, every, hz)
+    except KeyboardInterrupt:
+        process.wait()
+    return totals, time.monotonic() - started
+
+
+def _follow(process: subprocess.Popen, seen: dict, totals: Counter, every: float, hz: int) -> None:
     while True:
         done = process.poll() is not None
         now = ticks()
@@ -63,7 +75,7 @@ def sample(command: list[str], every: float) -> tuple[Counter, float]:
                 totals[kind(key[0]) or "?"] += new / hz
         seen = now
         if done:
-            return totals, time.monotonic() - started
+            return
         time.sleep(every)
 
 

@@ -130,7 +130,9 @@ def _run_logged(args: argparse.Namespace, pipeline_path: Path, stage_names: list
     finally:
         release_ray()
     _print_outcomes(outcomes, shown)
-    page = DEFAULT_RESULTS / f"{args.profile or 'default'}.md"  # engine/report.py's page of this profile
+    from pix2point.engine.report import page_name  # markdown-it: only once the run is done
+
+    page = DEFAULT_RESULTS / f"{page_name(pipeline)}.md"
     shown.print(f"results: {_command(args, pipeline_path, command='report')}\n  writes {page} (.html and "
                 f"figures beside it)", highlight=False, soft_wrap=True)
     return 0

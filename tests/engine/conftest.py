@@ -211,7 +211,9 @@ class ToyProject:
         self.pipeline.write_text(textwrap.dedent(PIPELINE.format(package=self.package)))
         self.ray_pipeline = root / "ray_pipeline.yaml"  # numbers, then a Ray Train stage
         self.ray_pipeline.write_text(textwrap.dedent(RAY_PIPELINE.format(package=self.package)))
-        self.report_pipeline = root / "report_pipeline.yaml"  # numbers, then a stage that writes report.md
+        # numbers, then a stage that writes report.md; named pipeline.yaml, whose pages are named by profile alone
+        self.report_pipeline = root / "report" / "pipeline.yaml"
+        self.report_pipeline.parent.mkdir()
         self.report_pipeline.write_text(textwrap.dedent(REPORT_PIPELINE.format(package=self.package)))
         self.artefacts = root / "artefacts"
 

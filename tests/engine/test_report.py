@@ -134,3 +134,12 @@ def test_the_page_check_ignores_commit_machine_and_times_and_fails_on_one_change
 @pytest.mark.parametrize(("seconds", "text"), [(None, "–"), (4.26, "4.3 s"), (61, "1 min 01 s"), (3725, "1 h 02 min")])
 def test_durations_read_in_their_unit(seconds, text):
     assert format_duration(seconds) == text
+
+
+def test_another_pipeline_files_page_is_named_after_it_and_never_overwrites_pipeline_yamls(toy, tmp_path):
+    """pipelines/i2p_mae_seeds.yaml has no profile: its page must not be docs/results/default.md."""
+    seeds = toy.report_pipeline.parent / "seeds.yaml"
+    seeds.write_text(toy.report_pipeline.read_text())
+    run_pipeline(load_pipeline(seeds), ArtefactStore(toy.artefacts))
+    assert main(["report", str(seeds), "--artefacts", str(toy.artefacts), "--out", str(tmp_path)]) == 0
+    assert sorted(path.name for path in tmp_path.glob("*.md")) == ["seeds-default.md"]

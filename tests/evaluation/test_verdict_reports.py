@@ -70,3 +70,12 @@ def test_svm_verdicts_pool_the_encoders_of_each_kind_and_one_pretraining_each_is
     assert verdicts[("i2p_mae", "plain_mae")].outcome == "ahead" and verdicts[("i2p_mae", "plain_mae")].candidate_seeds == 3
     assert verdicts[("plain_mae", "random_init")].baseline_seeds == 1
     assert svm_report.metrics_document(seeded, 2)["comparisons"][0]["verdict"] == "ahead"
+
+
+def test_the_papers_ordering_is_judged_on_each_kinds_mean_not_its_best_run():
+    """One lucky I2P-MAE seed must not make the ordering hold while its verdict against plain MAE is behind."""
+    scores = [*(encoder(f"i2p_{i}", "full", a) for i, a in enumerate((0.95, 0.60, 0.61))),
+              *(encoder(f"mae_{i}", "plain", a) for i, a in enumerate((0.80, 0.81, 0.79))),
+              *(encoder(f"random_{i}", None, a) for i, a in enumerate((0.70, 0.71, 0.69)))]
+    assert svm_report.paper_ordering(scores) is False
+    assert svm_report.paper_ordering([scores[0], scores[3], scores[6]]) is True

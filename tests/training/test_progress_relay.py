@@ -4,6 +4,7 @@
 import logging
 import threading
 
+import pytest
 import ray
 
 from pix2point.training.runtime import progress
@@ -30,3 +31,10 @@ def test_workers_lines_are_logged_in_order_and_the_relay_ends_with_its_block(ray
     assert finished.is_set(), "the relay did not end with its block"
     lines = [record.getMessage() for record in caplog.records if record.name == progress.log.name]
     assert lines == [f"line {index}" for index in range(5)]
+
+
+def test_a_dead_queue_does_not_replace_the_trainings_own_error(ray_runtime):
+    with pytest.raises(ValueError, match="fit's own failure"):
+        with progress.relay() as queue:
+            ray.kill(queue.actor)
+            raise ValueError("fit's own failure")

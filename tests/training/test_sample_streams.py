@@ -127,7 +127,6 @@ def test_a_grid_checkpoint_names_the_step_of_its_run_in_progress():
     assert checkpoint_step({"step": 3, "model": {}}) == 3
 
 
-
 def test_a_sample_stream_draws_no_progress_bars(tiny_objects, ray_runtime):
     """Ray Data's bars, redrawn several times a second by the executor in each training worker, flooded the run
     log through Ray's log monitor; the setting travels with each dataset's own DataContext."""

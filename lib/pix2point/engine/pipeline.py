@@ -7,8 +7,9 @@
         inputs: {<name>: <stage>} # or keyed by the name `run` reads (finetune's `scenes` from stage `s3dis`)
         params: {...}             # the default profile
       <name>:
-        like: <stage>             # a variant: that stage's module, inputs and params, with these merged over
-        params: {...}             # (e.g. another seed); `inputs:` given here replace the stage's
+        like: <stage>             # a variant: that stage's module, inputs and final params (profile and --set
+        params: {...}             # applied), these merged over (e.g. another seed); its own `inputs:` replace
+                                  # the stage's; no `module:`, and no variant of a variant
     profiles:
       <profile>: {<stage>: {<param>: value}}   # deep-merged over the defaults
     base: {pipeline: <file>, profile: <name>, stages: [<stage>, ...]}   # optional: stages of another file
@@ -74,12 +75,16 @@ def load_pipeline(path: Path, profile: str | None = None, overrides: list[str] =
     raw_params = {name: copy.deepcopy(entry.get("params") or {}) for name, entry in stage_entries.items()}
     if "base" in document:
         stage_entries = _add_base_stages(document["base"], path, stage_entries, raw_params)
-    stage_entries = _resolve_variants(stage_entries, raw_params, path)
+    stage_entries, variants = _resolve_variants(stage_entries, path)
     order = _dependency_order(stage_entries, path)
     if profile is not None:
         _merge_profile(raw_params, document.get("profiles") or {}, profile, path, order)
     for override in overrides:
         _apply_override(raw_params, override, order)
+    for name, source in variants.items():  # after both: a variant follows what they did to its stage
+        params = copy.deepcopy(raw_params[source])
+        _deep_merge(params, raw_params[name])
+        raw_params[name] = params
     return Pipeline(path=path, profile=profile, stages=_build_stages(order, stage_entries, raw_params, path))
 
 
@@ -125,26 +130,27 @@ def _add_base_stages(base: Any, path: Path, stage_entries: dict, raw_params: dic
     return {**{name: base_entries[name] for name in base["stages"]}, **stage_entries}
 
 
-def _resolve_variants(stage_entries: dict, raw_params: dict, path: Path) -> dict:
-    """Each `like: <stage>` entry as a full one: the named stage's module and inputs (unless it gives its own)
-    and its params (as its file and, for a base stage, the base profile give them) with the entry's own params
-    deep-merged over them. A profile of this file then merges into the variant under the variant's name."""
-    resolved = {}
+def _resolve_variants(stage_entries: dict, path: Path) -> tuple[dict, dict[str, str]]:
+    """Each `like: <stage>` entry as a full one (the named stage's module and inputs, unless it gives its own
+    inputs), and {variant: the stage it is like}. Its params are merged later, over the stage's final ones
+    (after the profile and --set), so that a variant differs from its stage only where it says so."""
+    resolved, variants = {}, {}
     for name, entry in stage_entries.items():
         if not isinstance(entry, dict) or "like" not in entry:
             resolved[name] = entry
             continue
         source = entry["like"]
-        if source not in stage_entries or "like" in stage_entries[source]:
-            raise PipelineError(f"{path}: stage {name!r} is like {source!r}, which is not a stage defined here or "
-                                f"a base stage (a variant of a variant is not allowed)")
+        if not isinstance(source, str) or source not in stage_entries or source == name:
+            raise PipelineError(f"{path}: stage {name!r} is like {source!r}: "
+                                f"{unknown_stage(str(source), [n for n in stage_entries if n != name])}")
+        if "like" in stage_entries[source]:
+            raise PipelineError(f"{path}: stage {name!r} is like {source!r}, itself a variant (of "
+                                f"{stage_entries[source]['like']!r}); name that stage instead")
         if "module" in entry:
             raise PipelineError(f"{path}: stage {name!r} gives both like and module; a variant keeps its stage's")
-        params = copy.deepcopy(raw_params[source])
-        _deep_merge(params, raw_params[name])
-        raw_params[name] = params
         resolved[name] = {key: value for key, value in {**stage_entries[source], **entry}.items() if key != "like"}
-    return resolved
+        variants[name] = source
+    return resolved, variants
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

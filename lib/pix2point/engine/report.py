@@ -74,6 +74,14 @@ def profile_label(pipeline: Pipeline) -> str:
     return pipeline.profile or DEFAULT_PROFILE
 
 
+def page_name(pipeline: Pipeline) -> str:
+    """The results page's file stem: the profile's label for pipeline.yaml, prefixed by the file's stem for
+    another pipeline file (pipelines/i2p_mae_seeds.yaml -> i2p_mae_seeds-default), so that no other pipeline's
+    page overwrites pipeline.yaml's committed ones."""
+    label = profile_label(pipeline)
+    return label if pipeline.path.name == "pipeline.yaml" else f"{pipeline.path.stem}-{label}"
+
+
 def write_report(pipeline: Pipeline, store: Store, out: Path, commands: Callable[[str | None], PageCommands],
                  overrides: list[str] = ()) -> tuple[Path, Path]:
     """The results page of `pipeline`'s profile into `out` (module docstring); returns the .md and .html paths.
@@ -84,7 +92,7 @@ def write_report(pipeline: Pipeline, store: Store, out: Path, commands: Callable
     current = [name for name, (_, state) in states.items() if state == "cached"]
     if not current:
         raise PipelineError(nothing_current_message(pipeline, store, commands, overrides))
-    label = profile_label(pipeline)
+    label = page_name(pipeline)
     figures = out / label
     figures.mkdir(parents=True, exist_ok=True)
     for old in figures.glob("*.png"):  # the page's figures are this run's only

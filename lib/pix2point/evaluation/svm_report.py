@@ -46,14 +46,15 @@ class EncoderScore:
 
 
 def paper_ordering(scores: list[EncoderScore]) -> bool | None:
-    """Whether full I2P-MAE > plain masked autoencoding > random init in test accuracy (the best encoder of
-    each kind); None unless all three kinds were evaluated."""
-    best: dict[str, float] = {}
+    """Whether full I2P-MAE > plain masked autoencoding > random init in mean test accuracy over the encoders
+    of each kind (the statistic whose gaps the verdicts test); None unless all three kinds were evaluated."""
+    by_kind: dict[str, list[float]] = {}
     for score in scores:
-        best[score.kind] = max(best.get(score.kind, 0.0), score.test.accuracy)
-    if not {FULL, PLAIN, RANDOM} <= best.keys():
+        by_kind.setdefault(score.kind, []).append(score.test.accuracy)
+    if not {FULL, PLAIN, RANDOM} <= by_kind.keys():
         return None
-    return best[FULL] > best[PLAIN] > best[RANDOM]
+    mean = {kind: sum(values) / len(values) for kind, values in by_kind.items()}
+    return mean[FULL] > mean[PLAIN] > mean[RANDOM]
 
 
 def kind_verdicts(scores: list[EncoderScore]) -> list[tuple[str, str, Verdict]]:
@@ -74,10 +75,12 @@ def report_markdown(scores: list[EncoderScore], folds: int, class_names: list[st
     candidates = ", ".join(f"{c:g}" for c in first.cross_validation_by_c)
     holds = paper_ordering(scores)
     ordering = {None: "Not all three of full I2P-MAE, plain masked autoencoding and random init were evaluated.",
-                True: "The paper's ordering holds in the test accuracies: full I2P-MAE > plain masked "
-                      "autoencoding > random init (see the verdicts for whether each gap is resolved).",
-                False: "The paper's ordering does NOT hold in the test accuracies: see the table for the actual "
-                       "ranking and the verdicts for whether each gap is resolved."}[holds]
+                True: "The paper's ordering holds in the test accuracies (mean over the encoders of each kind): "
+                      "full I2P-MAE > plain masked autoencoding > random init (see the verdicts for whether each "
+                      "gap is resolved).",
+                False: "The paper's ordering does NOT hold in the test accuracies (mean over the encoders of each "
+                       "kind): see the table for the actual ranking and the verdicts for whether each gap is "
+                       "resolved."}[holds]
     verdicts = [([KIND_LABELS[kind], KIND_LABELS[other]], verdict) for kind, other, verdict in kind_verdicts(scores)]
     return "\n\n".join([
         "# Linear SVM on frozen object features",

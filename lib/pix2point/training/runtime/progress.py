@@ -85,8 +85,13 @@ def relay() -> Iterator[Queue]:
     try:
         yield queue
     finally:
-        queue.put(_END)  # after every line the workers put: they are done when the block ends
-        thread.join()
+        try:
+            queue.put(_END, timeout=_WAIT_SECONDS)  # after every line the workers put: they are done by now
+        except Exception:  # noqa: BLE001 - a dead queue actor must not replace the training's own error
+            log.debug("progress relay: the end marker could not be put; the relay thread is left to end with the process",
+                      exc_info=True)
+        else:
+            thread.join()
         queue.shutdown()
 
 
@@ -100,10 +105,14 @@ def _log_lines(queue: Queue) -> None:
 
 
 def _next(queue: Queue) -> str | None:
+    """The next line, None after a wait without one, `_END` at the end or once the queue is gone."""
     try:
         return queue.get(timeout=_WAIT_SECONDS)
     except Empty:
         return None
+    except Exception:  # noqa: BLE001 - the queue actor died (or was shut down): no more lines can come
+        log.debug("progress relay: the queue is gone", exc_info=True)
+        return _END
 
 
 def _duration(seconds: float) -> str:

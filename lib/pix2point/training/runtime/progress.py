@@ -85,14 +85,18 @@ def relay() -> Iterator[Queue]:
     try:
         yield queue
     finally:
-        try:
-            queue.put(_END, timeout=_WAIT_SECONDS)  # after every line the workers put: they are done by now
-        except Exception:  # noqa: BLE001 - a dead queue actor must not replace the training's own error
-            log.debug("progress relay: the end marker could not be put; the relay thread is left to end with the process",
-                      exc_info=True)
-        else:
-            thread.join()
-        queue.shutdown()
+        # After Ctrl-C the driver may have shut Ray down already: a call into it then ends the process with
+        # exit code 1 (Ray's core worker), so the relay leaves Ray alone.
+        if ray.is_initialized():
+            try:
+                queue.put(_END, timeout=_WAIT_SECONDS)  # after every line the workers put: they are done by now
+            except Exception:  # noqa: BLE001 - a dead queue actor must not replace the training's own error
+                log.debug("progress relay: the end marker could not be put; the relay thread ends with the process",
+                          exc_info=True)
+            else:
+                thread.join()
+        if ray.is_initialized():
+            queue.shutdown()
 
 
 def _log_lines(queue: Queue) -> None:
@@ -105,7 +109,9 @@ def _log_lines(queue: Queue) -> None:
 
 
 def _next(queue: Queue) -> str | None:
-    """The next line, None after a wait without one, `_END` at the end or once the queue is gone."""
+    """The next line, None after a wait without one, `_END` at the end or once the queue (or Ray) is gone."""
+    if not ray.is_initialized():  # shut down after Ctrl-C: calling into it would end the process
+        return _END
     try:
         return queue.get(timeout=_WAIT_SECONDS)
     except Empty:

@@ -60,10 +60,10 @@ def run(params: Params, inputs: dict[str, Path], out: Path) -> dict:
                          f"input; got {sorted(inputs)}")
     train, test = (read_objects(inputs[OBJECTS_INPUT], split) for split in ("train", "test"))
     encoders = {name: (load_encoder(path), read_pretraining(path)) for name, path in sorted(pretrained.items())}
+    spec = common_spec(pretrained)
     for index in range(params.random_inits):
         torch.manual_seed(params.seed + index)
-        encoders[RANDOM if index == 0 else f"{RANDOM}_seed{params.seed + index}"] = (
-            HierarchicalEncoder(common_spec(pretrained)), None)
+        encoders[RANDOM if index == 0 else f"{RANDOM}_seed{params.seed + index}"] = (HierarchicalEncoder(spec), None)
     scores = [score_encoder(name, encoder, pretraining, train, test, params)
               for name, (encoder, pretraining) in encoders.items()]
     write_report(out, scores, params.cv_folds, class_names(inputs[OBJECTS_INPUT]))

@@ -48,21 +48,25 @@ class EncoderScore:
 def paper_ordering(scores: list[EncoderScore]) -> bool | None:
     """Whether full I2P-MAE > plain masked autoencoding > random init in mean test accuracy over the encoders
     of each kind (the statistic whose gaps the verdicts test); None unless all three kinds were evaluated."""
-    by_kind: dict[str, list[float]] = {}
-    for score in scores:
-        by_kind.setdefault(score.kind, []).append(score.test.accuracy)
+    by_kind = accuracies_by_kind(scores)
     if not {FULL, PLAIN, RANDOM} <= by_kind.keys():
         return None
     mean = {kind: sum(values) / len(values) for kind, values in by_kind.items()}
     return mean[FULL] > mean[PLAIN] > mean[RANDOM]
 
 
-def kind_verdicts(scores: list[EncoderScore]) -> list[tuple[str, str, Verdict]]:
-    """(kind, the kind it is compared with, the verdict on test accuracy over the encoders of each kind) for
-    the paper's pairs: I2P-MAE against plain MAE and against random init, plain MAE against random init."""
+def accuracies_by_kind(scores: list[EncoderScore]) -> dict[str, list[float]]:
+    """{kind: the test accuracy of each of its encoders}."""
     by_kind: dict[str, list[float]] = {}
     for score in scores:
         by_kind.setdefault(score.kind, []).append(score.test.accuracy)
+    return by_kind
+
+
+def kind_verdicts(scores: list[EncoderScore]) -> list[tuple[str, str, Verdict]]:
+    """(kind, the kind it is compared with, the verdict on test accuracy over the encoders of each kind) for
+    the paper's pairs: I2P-MAE against plain MAE and against random init, plain MAE against random init."""
+    by_kind = accuracies_by_kind(scores)
     pairs = ((FULL, PLAIN), (FULL, RANDOM), (PLAIN, RANDOM))
     return [(kind, other, compare(by_kind[kind], by_kind[other])) for kind, other in pairs
             if kind in by_kind and other in by_kind]

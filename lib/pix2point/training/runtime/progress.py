@@ -95,7 +95,6 @@ def relay() -> Iterator[Queue]:
                           exc_info=True)
             else:
                 thread.join()
-        if ray.is_initialized():
             queue.shutdown()
 
 

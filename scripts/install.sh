@@ -15,6 +15,8 @@ TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 #                    built for this torch and TORCH_CUDA_ARCH_LIST is installed instead of compiling, and a
 #                    new build is left there
 #   ME_SDIST         the MinkowskiEngine-0.5.4.tar.gz to build from (a machine without network); else from PyPI
+#   ME_BUILD_DIR     where the CUDA build unpacks and compiles MinkowskiEngine, kept afterwards: a build that was
+#                    stopped resumes there (ninja keeps every object it finished); else a temporary folder
 # With an NVIDIA driver (`nvidia-smi` lists a GPU) and neither TORCH_INDEX_URL nor ME_CUDA set, this is
 # docker/Dockerfile's path: CUDA 12.8 torch and MinkowskiEngine built with CUDA for the GPUs found. Without an
 # nvcc of the torch wheel's CUDA version (CUDA_HOME, PATH, /usr/local/cuda), the toolkit's compiler and headers
@@ -27,6 +29,7 @@ ME_CUDA=${ME_CUDA:-}
 ME_VERSION=0.5.4
 ME_WHEEL_DIR=${ME_WHEEL_DIR:-}
 ME_SDIST=${ME_SDIST:-}
+ME_BUILD_DIR=${ME_BUILD_DIR:-}
 # The torch CUDA wheels tried, newest first, with the oldest driver CUDA each runs on (docker/Dockerfile: 12.8).
 CUDA_WHEELS="cu128:12.8 cu126:12.6"
 SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -122,20 +125,14 @@ matching_wheel() {
 # (ME_SDIST, else PyPI's) unpacked, given the CUDA 12/13 source fixes (patch_minkowski_cuda12.py says which and
 # why) and compiled with --force_cuda (an image build sees no GPU) by MAX_JOBS parallel nvcc/g++ jobs.
 build_minkowski_wheel() {
-  local out=$1 src
+  local out=$1 src=${ME_BUILD_DIR:-$(mktemp -d)}
   ensure_nvcc
-  src=$(mktemp -d)
-  mkdir -p "$out"
+  mkdir -p "$out" "$src"
   # --config-settings needs pip >= 22.1; a distribution's ensurepip may bring an older one.
   "$VENV/bin/pip" install -q "pip>=23.1"
-  log "building MinkowskiEngine $ME_VERSION with CUDA for TORCH_CUDA_ARCH_LIST='${TORCH_CUDA_ARCH_LIST:-torch default}' ($(nvcc_verdict)), MAX_JOBS=${MAX_JOBS:-2}"
-  if [ -n "$ME_SDIST" ]; then
-    cp "$ME_SDIST" "$src/"
-  else
-    SETUPTOOLS_USE_DISTUTILS=stdlib "$VENV/bin/pip" download -q --no-deps --no-binary :all: --no-build-isolation \
-      -d "$src" "minkowskiengine==$ME_VERSION"
-  fi
-  tar -xzf "$src/MinkowskiEngine-$ME_VERSION.tar.gz" -C "$src"
+  log "building MinkowskiEngine $ME_VERSION with CUDA for TORCH_CUDA_ARCH_LIST='${TORCH_CUDA_ARCH_LIST:-torch default}' ($(nvcc_verdict)), MAX_JOBS=${MAX_JOBS:-2}, in $src"
+  unpack_minkowski_sdist "$src"
+  # Idempotent, so a kept tree's sources keep their times and ninja rebuilds nothing it had finished.
   "$VENV/bin/python" "$SCRIPTS/patch_minkowski_cuda12.py" "$src/MinkowskiEngine-$ME_VERSION"
   local started=$SECONDS before
   before=$(ls "$out")
@@ -146,7 +143,29 @@ build_minkowski_wheel() {
   BUILT_WHEEL=$(ls -t "$out"/MinkowskiEngine-"$ME_VERSION"-*.whl | head -n1)
   wheel_build_key >"$BUILT_WHEEL.build"
   log "built $BUILT_WHEEL ($(du -h "$BUILT_WHEEL" | cut -f1)) in $((SECONDS - started)) s"
-  rm -rf "$src"
+  [ -n "$ME_BUILD_DIR" ] || rm -rf "$src"
+}
+
+# The sdist (ME_SDIST, else PyPI's) unpacked into $1, unless an earlier build left it there: pip builds a local
+# folder in place, so its build/ folder, and every object ninja finished in it, survive a stopped build.
+unpack_minkowski_sdist() {
+  local src=$1
+  if [ -f "$src/MinkowskiEngine-$ME_VERSION/setup.py" ]; then
+    log "resuming the build in $src/MinkowskiEngine-$ME_VERSION (objects finished before are kept)"
+    return
+  fi
+  if [ -n "$ME_SDIST" ]; then
+    cp "$ME_SDIST" "$src/"
+  else
+    SETUPTOOLS_USE_DISTUTILS=stdlib "$VENV/bin/pip" download -q --no-deps --no-binary :all: --no-build-isolation \
+      -d "$src" "minkowskiengine==$ME_VERSION"
+  fi
+  # Unpacked beside and moved in whole, so that a stopped unpack is not taken for a tree to resume.
+  local unpacked
+  unpacked=$(mktemp -d "$src/.unpack.XXXXXX")
+  tar -xzf "$src/MinkowskiEngine-$ME_VERSION.tar.gz" -C "$unpacked"
+  mv "$unpacked/MinkowskiEngine-$ME_VERSION" "$src/"
+  rmdir "$unpacked"
 }
 
 ensure_minkowski() {

@@ -85,3 +85,39 @@ def test_a_gpu_host_without_nvcc_plans_the_toolkit_from_pypi_with_cuda_home_in_t
     # A CUDA 13 wheel (TORCH_INDEX_URL .../cu130) takes the CUDA 13 packages, one tree behind the cuda-toolkit metapackage.
     output = plan(tmp_path, cuda=None, nvcc=None, ME_CUDA="1", TORCH_INDEX_URL="https://download.pytorch.org/whl/cu130")
     assert "the CUDA 13.0 toolkit from PyPI (cuda-toolkit[nvcc,cccl,cudart,cublas,cusparse,cusolver,curand]==13.0.*)" in output
+
+
+def unpack(build_dir: Path, sdist: Path) -> str:
+    """install.sh's unpack_minkowski_sdist into `build_dir`, the functions sourced as build_cuda_wheel.sh does."""
+    done = subprocess.run(["bash", "-c", 'source scripts/install.sh && unpack_minkowski_sdist "$1"', "unpack",
+                           str(build_dir)], cwd=ROOT, env={**os.environ, "ME_SDIST": str(sdist)},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_a_kept_build_folder_resumes_with_the_objects_it_finished(tmp_path):
+    """ME_BUILD_DIR: the CUDA build takes 10-40 min; a stopped one resumes in the same tree, whose build/ folder
+    holds what ninja finished, instead of unpacking a fresh copy over it."""
+    import tarfile
+
+    tree = tmp_path / "sdist" / "MinkowskiEngine-0.5.4"
+    tree.mkdir(parents=True)
+    (tree / "setup.py").write_text("# MinkowskiEngine's setup.py\n")
+    sdist = tmp_path / "MinkowskiEngine-0.5.4.tar.gz"
+    with tarfile.open(sdist, "w:gz") as archive:
+        archive.add(tree, arcname=tree.name)
+
+    build_dir = tmp_path / "build"
+    (build_dir / ".unpack.stopped" / "MinkowskiEngine-0.5.4").mkdir(parents=True)  # left by a stopped unpack: no tree
+    assert "resuming" not in unpack(build_dir, sdist)
+    unpacked = build_dir / "MinkowskiEngine-0.5.4"
+    assert (unpacked / "setup.py").read_text() == "# MinkowskiEngine's setup.py\n"
+    assert not list(build_dir.glob(".unpack.[!s]*"))  # its own unpack folder is gone once moved in
+
+    (unpacked / "setup.py").write_text("# patched\n")
+    (unpacked / "build").mkdir()
+    (unpacked / "build" / "spmm.o").write_bytes(b"object")
+    assert "resuming the build in" in unpack(build_dir, sdist)
+    assert (unpacked / "setup.py").read_text() == "# patched\n"
+    assert (unpacked / "build" / "spmm.o").read_bytes() == b"object"

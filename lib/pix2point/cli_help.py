@@ -56,13 +56,34 @@ def pipeline_summary(path: Path) -> str:
     except (OSError, yaml.YAMLError, AttributeError):
         return f"(no readable pipeline file at {path.absolute()}: its stages and profiles are not listed)"
     lines = [f"stages of {path}:"]
+    known = dict(stages)
     if isinstance(base := document.get("base"), dict):  # they come first
         lines.append(f"  {', '.join(map(str, base.get('stages') or []))}: those of {base.get('pipeline')}"
                      + (f", profile {base['profile']}" if base.get("profile") else ""))
-    lines += [f"  {name}" + (f"  <- {_providers(entry['inputs'])}" if entry.get("inputs") else "")
-              for name, entry in stages.items() if isinstance(entry, dict)]
+        known = {**_base_entries(path, base), **known}
+    lines += [_stage_line(name, entry, known) for name, entry in stages.items() if isinstance(entry, dict)]
     lines.append(f"profiles: {', '.join(profiles) or 'none'} (default: the stages' own params)")
     return "\n".join(lines)
+
+
+def _stage_line(name: str, entry: dict, known: dict) -> str:
+    """`  name  <- inputs`; a variant (`like: <stage>`) reads its stage's inputs unless it gives its own."""
+    source = entry.get("like")
+    inputs = entry.get("inputs")
+    if not inputs and isinstance(source, str) and isinstance(known.get(source), dict):
+        inputs = known[source].get("inputs")
+    return (f"  {name}" + (f"  <- {_providers(inputs)}" if isinstance(inputs, (list, dict)) and inputs else "")
+            + (f"  (like {source})" if source else ""))
+
+
+def _base_entries(path: Path, base: dict) -> dict:
+    """The stage entries of the base pipeline file (relative to `path`), {} when it cannot be read."""
+    try:
+        document = yaml.safe_load((path.parent / str(base.get("pipeline"))).read_text())
+        entries = document.get("stages") or {}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return {}
+    return entries if isinstance(entries, dict) else {}
 
 
 def _providers(inputs: list | dict) -> str:

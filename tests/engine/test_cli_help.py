@@ -84,6 +84,10 @@ def test_run_help_lists_the_stages_and_profiles_of_the_pipeline_file(capsys, mon
     help_text = capsys.readouterr().out
     assert "scenes, features2d, pairs, pretrain: those of ../pipeline.yaml, profile scannet" in help_text
     assert "finetune  <- s3dis (as scenes), pretrain" in help_text
+    with pytest.raises(SystemExit):
+        main(["run", "pipelines/i2p_mae_seeds.yaml", "--help"])  # variants: their stage's inputs, from the base file
+    help_text = capsys.readouterr().out
+    assert "pretrain_i2p_mae_seed1  <- objects, views2d  (like pretrain_i2p_mae)" in help_text
 
 
 def test_outside_the_repository_it_says_where_it_looked_and_how_to_name_a_pipeline(tmp_path):

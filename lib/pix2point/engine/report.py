@@ -10,8 +10,9 @@ the commit and the machine the manifests record (engine/provenance.py), and each
 current artefacts count (the keys of this profile's params and today's code): an artefact of other params or
 code is named, never shown, so a page never carries numbers its title does not stand for. With nothing
 current for the profile asked, `write_report` raises a PipelineError naming the profiles whose artefacts are
-current. Lines that differ between two runs of the same code by nature (commit, machine, recorded command,
-durations) are what `comparable_lines` masks, for scripts/check_results.sh.
+current. What differs between two runs by nature (commit, machine, recorded command, durations) and the
+artefact keys, which follow the code as the commit does (a later commit's keys differ where its numbers do not),
+are what `comparable_lines` masks, for scripts/check_results.sh.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ _NOTE = re.compile(r"\A> \*\*Note:\*\* (.*?)\n\n", re.DOTALL)  # evaluation/repo
 # What differs between two runs of one commit by nature: these lines, and every duration.
 VOLATILE_PREFIXES = ("- commit:", "- machine:", "- recorded command:")
 _DURATION = re.compile(r"\b\d+ h \d+ min\b|\b\d+ min \d+ s\b|\b\d+(?:\.\d+)? s\b")
+_ARTEFACT_KEY = re.compile(r"`[0-9a-f]{16}`")
 _STYLE = """body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.4}
 table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #bbb;padding:.2rem .5rem;text-align:right}
 th:first-child,td:first-child{text-align:left}img{max-width:100%}code{background:#f3f3f3}"""
@@ -157,13 +159,14 @@ def page_markdown(pipeline: Pipeline, runs: list[StageRun], sections: list[Secti
 
 
 def comparable_lines(page: str) -> list[str]:
-    """The page's lines with what two runs of one commit cannot share masked: the commit, machine and recorded
-    command lines, and every duration."""
+    """The page's lines with what two runs cannot share masked: the commit, machine and recorded command lines,
+    every duration, and every artefact key (a function of params and code: a commit that changes no number
+    still changes the keys of the stages whose code it touches)."""
     lines = []
     for line in page.splitlines():
         if line.startswith(VOLATILE_PREFIXES):
             line = line.split(":", 1)[0] + ": <differs by run>"
-        lines.append(_DURATION.sub("<time>", line))
+        lines.append(_ARTEFACT_KEY.sub("`<key>`", _DURATION.sub("<time>", line)))
     return lines
 
 

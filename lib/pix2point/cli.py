@@ -230,7 +230,7 @@ def _parser(pipeline_path: Path = DEFAULT_PIPELINE) -> argparse.ArgumentParser:
                         help="folder of the page: writes DIR/<profile>.md, DIR/<profile>.html and the figures in "
                              "DIR/<profile>/ (default: docs/results)")
     for command in (run, status, params, report):
-        command.add_argument("--profile", help="a profile of pipeline.yaml (default: the stages' own params)")
+        command.add_argument("--profile", help="a profile of pipeline.yaml (default, or `default`: the stages' own params)")
         command.add_argument("--set", action="append", default=[], metavar="STAGE.KEY=VALUE", help="override a param (repeatable)")
         command.add_argument("--artefacts", default=os.environ.get("PIX2POINT_ARTEFACTS", "artefacts"),
                              help="artefact root: a path, or an object store URI such as s3://bucket/prefix (default: $PIX2POINT_ARTEFACTS or ./artefacts)")

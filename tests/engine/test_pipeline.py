@@ -25,6 +25,17 @@ def test_ill_typed_param_names_stage_and_key(toy):
         load_pipeline(toy.pipeline, overrides=["numbers.count=many"])
 
 
+def test_default_names_the_stages_own_params_unless_the_file_has_a_profile_of_that_name(toy, tmp_path):
+    """`--profile default` is what results pages and check_results.sh call a run without a profile."""
+    named = load_pipeline(toy.pipeline, "default")
+    assert named.profile is None and named.stages["numbers"].params.count == 5
+    document = yaml.safe_load(toy.pipeline.read_text())
+    document["profiles"]["default"] = {"numbers": {"count": 3}}
+    own = tmp_path / "pipeline.yaml"
+    own.write_text(yaml.safe_dump(document))
+    assert load_pipeline(own, "default").stages["numbers"].params.count == 3
+
+
 def test_unknown_profile_lists_the_known_ones(toy):
     with pytest.raises(PipelineError, match=r"unknown profile 'huge'; profiles: small"):
         load_pipeline(toy.pipeline, "huge")

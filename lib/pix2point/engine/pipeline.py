@@ -31,6 +31,10 @@ import pydantic
 import yaml
 
 
+# The name results pages and scripts/check_results.sh give a pipeline's own params (no profile).
+DEFAULT_PROFILE = "default"
+
+
 class PipelineError(ValueError):
     """A problem with the pipeline definition, its params or its artefacts, found before or between stages."""
 
@@ -68,7 +72,11 @@ class Pipeline:
 
 
 def load_pipeline(path: Path, profile: str | None = None, overrides: list[str] = ()) -> Pipeline:
+    """The pipeline of `path` under `profile` (None, or DEFAULT_PROFILE where the file has no profile of that
+    name: the stages' own params) with `overrides` (`stage.key=value`) applied; raises PipelineError."""
     document = _read_yaml(path)
+    if profile == DEFAULT_PROFILE and DEFAULT_PROFILE not in (document.get("profiles") or {}):
+        profile = None  # the name the results pages and check_results.sh give the stages' own params
     stage_entries = document.get("stages")
     if not isinstance(stage_entries, dict) or not stage_entries:
         raise PipelineError(f"{path}: no `stages:` mapping")

@@ -27,12 +27,11 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from pix2point.engine.pipeline import Pipeline, PipelineError, load_pipeline, profile_names
+from pix2point.engine.pipeline import DEFAULT_PROFILE, Pipeline, PipelineError, load_pipeline, profile_names
 from pix2point.engine.runner import stage_states
 from pix2point.engine.stores import Store
 
 STAGE_REPORT = "report.md"
-DEFAULT_PROFILE = "default"
 UNRECORDED = "not recorded (artefact older than the record)"
 _IMAGE = re.compile(r"!\[(.*?)\]\(([^)\s]+)\)")  # alt text may hold brackets: "seeds [0]"
 _HEADING = re.compile(r"^(#{1,4}) ", re.MULTILINE)

@@ -144,3 +144,5 @@ def test_another_pipeline_files_page_is_named_after_it_and_never_overwrites_pipe
     run_pipeline(load_pipeline(seeds), ArtefactStore(toy.artefacts))
     assert main(["report", str(seeds), "--artefacts", str(toy.artefacts), "--out", str(tmp_path)]) == 0
     assert sorted(path.name for path in tmp_path.glob("*.md")) == ["seeds-default.md"]
+    # check_results.sh runs pipeline.yaml's profiles only: this page does not send its reader there.
+    assert "check_results.sh" not in (tmp_path / "seeds-default.md").read_text()

@@ -134,8 +134,7 @@ build_minkowski_wheel() {
   unpack_minkowski_sdist "$src"
   # Idempotent, so a kept tree's sources keep their times and ninja rebuilds nothing it had finished.
   "$VENV/bin/python" "$SCRIPTS/patch_minkowski_cuda12.py" "$src/MinkowskiEngine-$ME_VERSION"
-  local started=$SECONDS before
-  before=$(ls "$out")
+  local started=$SECONDS
   # ME_BLAS: patch_minkowski_cuda12.py's fix 3 (pip's metadata step gets no --build-option).
   ME_BLAS=openblas MAX_JOBS=${MAX_JOBS:-2} \
     "$VENV/bin/pip" wheel -q --no-deps --no-build-isolation --use-pep517 -w "$out" \

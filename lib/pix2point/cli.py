@@ -19,7 +19,7 @@ import pix2point
 from pix2point.cli_help import console_for, pipeline_summary, print_params, print_table, require_pipeline_file
 from pix2point.engine.cluster import connect_ray, no_implicit_ray, release_ray
 from pix2point.engine.failures import StageFailed, describe, root_cause
-from pix2point.engine.pipeline import PipelineError, load_pipeline
+from pix2point.engine.pipeline import DEFAULT_PIPELINE, PipelineError, load_pipeline
 from pix2point.engine.runlog import append_traceback, new_log_path, quiet_console
 from pix2point.engine.live import StageBoard, showing
 from pix2point.engine.runner import (
@@ -27,7 +27,6 @@ from pix2point.engine.runner import (
 )
 from pix2point.engine.stores import Store, open_store
 
-DEFAULT_PIPELINE = Path("pipeline.yaml")
 DEFAULT_RESULTS = Path("docs/results")
 console = console_for()
 

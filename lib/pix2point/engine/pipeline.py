@@ -33,6 +33,8 @@ import yaml
 
 # The name results pages and scripts/check_results.sh give a pipeline's own params (no profile).
 DEFAULT_PROFILE = "default"
+# The project's pipeline file: the CLI's default, and the one whose profiles' pages check_results.sh checks.
+DEFAULT_PIPELINE = Path("pipeline.yaml")
 
 
 class PipelineError(ValueError):

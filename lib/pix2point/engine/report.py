@@ -27,7 +27,7 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from pix2point.engine.pipeline import DEFAULT_PROFILE, Pipeline, PipelineError, load_pipeline, profile_names
+from pix2point.engine.pipeline import DEFAULT_PIPELINE, DEFAULT_PROFILE, Pipeline, PipelineError, load_pipeline, profile_names
 from pix2point.engine.runner import stage_states
 from pix2point.engine.stores import Store
 
@@ -40,7 +40,6 @@ _NOTE = re.compile(r"\A> \*\*Note:\*\* (.*?)\n\n", re.DOTALL)  # evaluation/repo
 VOLATILE_PREFIXES = ("- commit:", "- machine:", "- recorded command:")
 _DURATION = re.compile(r"\b\d+ h \d+ min\b|\b\d+ min \d+ s\b|\b\d+(?:\.\d+)? s\b")
 _ARTEFACT_KEY = re.compile(r"`[0-9a-f]{16}`")
-PROJECT_PIPELINE = "pipeline.yaml"  # its profiles' pages are docs/results/<profile>.md, which check_results.sh checks
 _STYLE = """body{font-family:sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.4}
 table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #bbb;padding:.2rem .5rem;text-align:right}
 th:first-child,td:first-child{text-align:left}img{max-width:100%}code{background:#f3f3f3}"""
@@ -81,7 +80,7 @@ def page_name(pipeline: Pipeline) -> str:
     another pipeline file (pipelines/i2p_mae_seeds.yaml -> i2p_mae_seeds-default), so that no other pipeline's
     page overwrites pipeline.yaml's committed ones."""
     label = profile_label(pipeline)
-    return label if pipeline.path.name == PROJECT_PIPELINE else f"{pipeline.path.stem}-{label}"
+    return label if pipeline.path.name == DEFAULT_PIPELINE.name else f"{pipeline.path.stem}-{label}"
 
 
 def write_report(pipeline: Pipeline, store: Store, out: Path, commands: Callable[[str | None], PageCommands],
@@ -147,7 +146,7 @@ def page_markdown(pipeline: Pipeline, runs: list[StageRun], sections: list[Secti
     parts = [f"# pix2point results: {label} profile"]
     parts += [f"> **Note:** {note}" for note in _profile_notes(pipeline)]
     written = f"Written by `{commands.report}` from the current artefacts of `{commands.run}` (pipeline `{pipeline.path.name}`)."
-    if pipeline.path.name == PROJECT_PIPELINE:  # check_results.sh runs the profiles of pipeline.yaml only
+    if pipeline.path.name == DEFAULT_PIPELINE.name:  # check_results.sh runs the profiles of pipeline.yaml only
         written += (f" `scripts/check_results.sh {label}` runs both again and compares the pages, commit, machine "
                     "and times aside.")
     parts.append(written)
